@@ -1,0 +1,34 @@
+# Two commands (see README): `make study` runs the main job, `make test` runs the tests.
+# Both set up .venv first (once; again whenever requirements.txt changes).
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+KERNEL := xlt-robust-study
+# Local torch wheels (this project's build machines have a CPU wheel there); harmless elsewhere.
+WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+
+.PHONY: setup study test test-slow clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (or run: make PYTHON=python3 ...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	# torch first and alone: no later package may pull a different (CUDA) build.
+	$(PY) -m pip install -q $(WHEELS) torch==2.13.0
+	$(PY) -m pip install -q $(WHEELS) -r requirements.txt
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
+	touch $@
+
+study: setup
+	$(PY) -m xltlib study
+
+test: setup
+	$(PY) -m pytest -m "not slow"
+
+test-slow: setup  # pytest exits 5 when no test is marked slow: not a failure
+	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
+
+clean:
+	rm -rf runs cache _build book/_build

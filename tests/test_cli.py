@@ -1,0 +1,65 @@
+"""The CLI fails fast and clearly on bad input: one line, exit 2, well under 10 s."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, cwd=REPO):
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "xltlib", *args], capture_output=True, text=True, cwd=cwd)
+    return done, time.monotonic() - start
+
+
+def assert_clear_failure(done, seconds, expected):
+    assert done.returncode == 2, done.stderr
+    assert seconds < 10
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert expected in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--task", "xnl", "--model", "m"], "did you mean 'xnli'"),
+        (["--task", "pawsx", "--model", "m", "--method", "standrd"], "did you mean 'standard'"),
+        (["--task", "pawsx", "--model", "m", "--data-dir", "/no/such/dir", "--train-file", "x"], "/no/such/dir does not exist"),
+        (["--task", "pawsx", "--model", "m", "eps"], "must look like key=value"),
+        (["--task", "pawsx", "--model", "m", "eps=0.1"], "has no parameter 'eps'"),
+        (["--task", "pawsx", "--model", "m", "--langs", "de,xx"], "tgt_langs: 'xx'"),
+    ],
+)
+def test_bad_run_arguments_fail_fast_with_one_line(args, expected, tmp_path):
+    assert_clear_failure(*run_cli("run", *args, "--out", str(tmp_path)), expected)
+
+
+def test_unlabeled_test_split_fails_fast_naming_the_file(shared_data, tmp_path):
+    xnli = shared_data / "xnli" / "xtreme"
+    done, seconds = run_cli(
+        "run", "--task", "xnli", "--model", "xlm-roberta-base", "--data-dir", str(xnli),
+        "--train-file", str(xnli / "dev-en.tsv"), "--eval-split", "test", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert_clear_failure(done, seconds, "test-ar.tsv")
+    assert "no label" in done.stderr
+
+
+def test_unreachable_model_is_named(shared_data, tmp_path):
+    pawsx = shared_data / "pawsx"
+    done, seconds = run_cli(
+        "run", "--task", "pawsx", "--model", "no-such-org/no-such-model", "--data-dir", str(pawsx / "xtreme"),
+        "--train-file", str(pawsx / "paws-wiki-en" / "train-source.tsv"), "--out", str(tmp_path),
+        "--max-train-examples", "10", "--max-eval-examples", "10",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "no-such-org/no-such-model" in done.stderr.splitlines()[-1]
+
+
+def test_help_lists_every_run_flag():
+    done, _ = run_cli("run", "--help")
+    for flag in ("--task", "--model", "--method", "--data-dir", "--train-file", "--eval-split", "--seed", "--out"):
+        assert flag in done.stdout

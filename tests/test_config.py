@@ -1,0 +1,78 @@
+import subprocess
+import sys
+
+import pytest
+
+from xltlib.config import RunConfig
+from xltlib.errors import XltError
+from xltlib.tasks import TASKS
+
+
+def make(**overrides):
+    return RunConfig(**{"task": "pawsx", "model": "xlm-roberta-base", **overrides})
+
+
+def test_defaults_fill_target_languages_and_method_params():
+    config = make()
+    assert config.tgt_langs == TASKS["pawsx"].languages
+    assert config.method_params == {}
+
+
+def test_hash_is_stable_across_processes():
+    code = "from xltlib.config import RunConfig; print(RunConfig(task='pawsx', model='xlm-roberta-base').config_hash())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == make().config_hash()
+
+
+def test_hash_separates_configs_that_can_differ():
+    base = make()
+    assert make(seed=2).config_hash() != base.config_hash()
+    assert make(learning_rate=3e-5).config_hash() != base.config_hash()
+    assert make(tgt_langs=("de",)).config_hash() != base.config_hash()
+    # Spelling out the default target languages is the same run.
+    assert make(tgt_langs=TASKS["pawsx"].languages).config_hash() == base.config_hash()
+
+
+def test_dict_round_trip_keeps_the_hash():
+    config = make(seed=7, tgt_langs=("de", "fr"))
+    assert RunConfig.from_dict(config.to_dict()).config_hash() == config.config_hash()
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"task": "xnl"}, "did you mean 'xnli'"),
+        ({"method": "standrd"}, "did you mean 'standard'"),
+        ({"method_params": {"eps": "0.1"}}, "has no parameter 'eps'"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"batch_size": True}, "batch_size"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": float("nan")}, "epochs"),
+        ({"batch_size": 30, "grad_accum_steps": 4}, "multiple of grad_accum_steps"),
+        ({"tgt_langs": ("de", "dee")}, "tgt_langs: 'dee'"),
+        ({"src_lang": "xx"}, "src_lang"),
+        ({"eval_split": "tset"}, "did you mean 'test'"),
+        ({"profile": "synthetc"}, "did you mean 'synthetic'"),
+        ({"data_dir": "/no/such/folder", "train_file": None}, "/no/such/folder does not exist"),
+        ({"max_train_examples": 0}, "max_train_examples"),
+    ],
+)
+def test_invalid_values_name_the_field(overrides, expected):
+    with pytest.raises(XltError, match=expected.replace("(", r"\(")):
+        make(**overrides)
+
+
+def test_data_dir_without_train_file_is_refused(tmp_path):
+    with pytest.raises(XltError, match="train_file is required"):
+        make(data_dir=str(tmp_path))
+
+
+def test_from_dict_names_unknown_keys():
+    with pytest.raises(XltError, match="did you mean 'learning_rate'"):
+        RunConfig.from_dict({"task": "pawsx", "model": "m", "lerning_rate": 1e-5})
+
+
+def test_local_model_paths_are_stored_absolute(tmp_path, monkeypatch):
+    (tmp_path / "tiny").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert make(model="tiny").model == str(tmp_path / "tiny")

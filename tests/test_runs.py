@@ -1,0 +1,154 @@
+"""End-to-end runs on real data with a tiny local XLM-R: train, evaluate, cache, resume."""
+
+import logging
+
+import pandas as pd
+import pytest
+import torch
+
+import xltlib.train
+from xltlib import runs
+from xltlib.config import RunConfig
+from xltlib.errors import XltError
+from xltlib.models import TinyXlmrSpec, build_tiny_xlmr
+from xltlib.robust import Standard
+from xltlib.tasks import TASKS, load_train_file
+
+
+@pytest.fixture(scope="module")
+def pawsx(shared_data):
+    root = shared_data / "pawsx"
+    return root / "xtreme", root / "paws-wiki-en" / "train-source.tsv"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(pawsx, tmp_path_factory):
+    train = load_train_file(TASKS["pawsx"], pawsx[1], limit=2000)
+    corpus = list(train["text_a"]) + list(train["text_b"])
+    return build_tiny_xlmr(tmp_path_factory.mktemp("model") / "tiny", corpus, TinyXlmrSpec(vocab_size=1000))
+
+
+@pytest.fixture
+def config(pawsx, tiny_model):
+    return RunConfig(
+        task="pawsx",
+        model=str(tiny_model),
+        learning_rate=1e-3,
+        epochs=1.0,
+        batch_size=16,
+        max_seq_length=64,
+        data_dir=str(pawsx[0]),
+        train_file=str(pawsx[1]),
+        max_train_examples=192,
+        max_eval_examples=40,
+    )
+
+
+def test_run_trains_evaluates_every_language_and_writes_tidy_results(config, tmp_path):
+    results = runs.ensure_run(config, tmp_path, device="cpu", checkpoint_every=4)
+    run_dir = tmp_path / config.run_id()
+    assert list(results.columns) == runs.RESULT_COLUMNS
+    assert sorted(results["tgt_lang"]) == sorted(TASKS["pawsx"].languages)
+    assert set(results["metric"]) == {"accuracy"}
+    assert results["value"].between(0, 1).all()
+    assert (results["run_id"] == config.run_id()).all()
+    assert {"config.json", "env.json", "log.txt", "metrics.parquet"} <= {p.name for p in run_dir.iterdir()}
+    assert not (run_dir / "checkpoint.pt").exists()
+    assert RunConfig.from_dict(pd.read_json(run_dir / "config.json", typ="series").to_dict()) == config
+    pd.testing.assert_frame_equal(runs.load_results(tmp_path), results)
+
+
+def test_complete_run_is_never_recomputed(config, tmp_path, monkeypatch):
+    first = runs.ensure_run(config, tmp_path, device="cpu")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a complete run was recomputed")
+
+    monkeypatch.setattr(runs, "_train_and_evaluate", refuse)
+    pd.testing.assert_frame_equal(runs.ensure_run(config, tmp_path, device="cpu"), first)
+
+
+def test_same_seed_same_numbers(config, tmp_path):
+    first = runs.ensure_run(config, tmp_path / "a", device="cpu")
+    second = runs.ensure_run(config, tmp_path / "b", device="cpu")
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_interrupted_run_resumes_to_the_same_metrics(config, tmp_path, monkeypatch, caplog):
+    uninterrupted = runs.ensure_run(config, tmp_path / "whole", device="cpu", checkpoint_every=4)
+
+    real_step = xltlib.train._train_step
+
+    def crash_at_step_7(method, forward, features, micro_batches, collate, device, step):
+        if step == 6:
+            raise KeyboardInterrupt("simulated kill")
+        return real_step(method, forward, features, micro_batches, collate, device, step)
+
+    monkeypatch.setattr(xltlib.train, "_train_step", crash_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        runs.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
+    run_dir = tmp_path / "split" / config.run_id()
+    assert (run_dir / "checkpoint.pt").exists() and not runs.is_complete(run_dir)
+
+    monkeypatch.setattr(xltlib.train, "_train_step", real_step)
+    with caplog.at_level(logging.INFO, logger="xltlib"):
+        resumed = runs.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
+    assert "resuming from checkpoint" in caplog.text and "at step 4/" in caplog.text
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
+
+
+def test_a_locked_run_is_refused(config, tmp_path):
+    with runs.run_lock(tmp_path / config.run_id()):
+        with pytest.raises(XltError, match="being written by another process"):
+            runs.ensure_run(config, tmp_path, device="cpu")
+
+
+def test_nan_loss_stops_with_the_step_named(config, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_backward = Standard.backward
+
+    def nan_on_third_batch(self, forward, batch, scale):
+        calls["n"] += 1
+        loss = real_backward(self, forward, batch, scale)
+        return torch.tensor(float("nan")) if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(Standard, "backward", nan_on_third_batch)
+    with pytest.raises(xltlib.train.NonFiniteLossError, match="at optimizer step 3"):
+        runs.ensure_run(config, tmp_path, device="cpu")
+    assert not runs.is_complete(tmp_path / config.run_id())
+
+
+def test_unlabeled_test_split_is_refused_before_training(config, tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "_train_and_evaluate", lambda *a: pytest.fail("trained on an unlabeled split"))
+    unlabeled = RunConfig.from_dict({**config.to_dict(), "eval_split": "test"})
+    with pytest.raises(XltError, match="no label"):
+        runs.ensure_run(unlabeled, tmp_path, device="cpu")
+
+
+def test_training_learns_a_learnable_task(tmp_path):
+    """The loop really optimizes: a keyword rule is learned far above chance."""
+    rng = torch.Generator().manual_seed(0)
+    words = [f"w{i}" for i in range(40)]
+
+    def rows(n):
+        out = []
+        for _ in range(n):
+            a = [words[i] for i in torch.randint(len(words), (6,), generator=rng)]
+            b = [words[i] for i in torch.randint(len(words), (6,), generator=rng)]
+            label = int(torch.randint(2, (1,), generator=rng))
+            a[int(torch.randint(6, (1,), generator=rng))] = "yes" if label else "no"
+            out.append(f"{' '.join(a)}\t{' '.join(b)}\t{label}")
+        return "\n".join(out) + "\n"
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.tsv").write_text(rows(800))
+    for lang in ("en", "de"):
+        (data / f"dev-{lang}.tsv").write_text(rows(200))
+    model = build_tiny_xlmr(tmp_path / "model", words + ["yes", "no"] * 20, TinyXlmrSpec(vocab_size=200))
+    config = RunConfig(
+        task="pawsx", model=str(model), learning_rate=2e-3, epochs=3.0, batch_size=16, warmup_ratio=0.0,
+        data_dir=str(data), train_file=str(data / "train.tsv"), tgt_langs=("en", "de"),
+    )  # fmt: skip
+    results = runs.ensure_run(config, tmp_path / "runs", device="cpu")
+    assert (results["value"] > 0.9).all(), results

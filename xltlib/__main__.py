@@ -1,0 +1,125 @@
+"""Command line: ``python -m xltlib <command> --help``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import XltError
+
+log = logging.getLogger("xltlib")
+
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+# (flag, RunConfig field, type, help); defaults live in RunConfig alone.
+RUN_FLAGS = [
+    ("--task", "task", str, "task name: xnli or pawsx"),
+    ("--model", "model", str, "hub id (xlm-roberta-base) or local save_pretrained folder"),
+    ("--method", "method", str, "training method (default: standard)"),
+    ("--data-dir", "data_dir", str, "local XTREME-layout folder with {split}-{lang}.tsv (default: dataset hub)"),
+    ("--train-file", "train_file", str, "English training TSV (default: the hub's train split)"),
+    ("--eval-split", "eval_split", str, "dev or test (default: dev)"),
+    ("--seed", "seed", int, "random seed (default: 1)"),
+    ("--src-lang", "src_lang", str, "source language (default: en)"),
+    ("--langs", "tgt_langs", str, "comma-separated target languages (default: all of the task)"),
+    ("--lr", "learning_rate", float, "peak learning rate (default: 2e-5)"),
+    ("--epochs", "epochs", float, "training epochs, fractions allowed (default: 2)"),
+    ("--batch-size", "batch_size", int, "examples per optimizer step (default: 32)"),
+    ("--grad-accum", "grad_accum_steps", int, "micro-batches per optimizer step (default: 1)"),
+    ("--max-seq-length", "max_seq_length", int, "tokens per pair (default: 128)"),
+    ("--warmup-ratio", "warmup_ratio", float, "fraction of steps warming up (default: 0.1)"),
+    ("--weight-decay", "weight_decay", float, "AdamW weight decay (default: 0.01)"),
+    ("--max-train-examples", "max_train_examples", int, "use the first N training examples"),
+    ("--max-eval-examples", "max_eval_examples", int, "evaluate on the first N examples per language"),
+    ("--profile", "profile", str, "xtreme or synthetic (default: xtreme)"),
+]
+
+
+def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs", help="runs directory (default: runs)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default)")
+    parser.add_argument("--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints")
+    parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise XltError(f"method parameter {item!r} must look like key=value (e.g. eps=0.1)")
+        params[key] = value
+    return params
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .config import RunConfig
+
+    values = {field: getattr(args, field) for _, field, _, _ in RUN_FLAGS if getattr(args, field) is not None}
+    if "tgt_langs" in values:
+        values["tgt_langs"] = tuple(lang.strip() for lang in values["tgt_langs"].split(",") if lang.strip())
+    values["method_params"] = _parse_overrides(args.params)
+    return RunConfig(**values)
+
+
+def _print_accuracy(results) -> None:
+    accuracy = results[results["metric"] == "accuracy"]
+    table = accuracy.pivot_table(index="tgt_lang", columns="method", values="value", aggfunc="mean")
+    print(table.round(4).to_string())
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .runs import ensure_run
+
+    config = _config_from_args(args)
+    results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size)
+    print(f"run {config.run_id()} → {Path(args.out) / config.run_id()}")
+    _print_accuracy(results)
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from .study import run_local_study
+
+    results_path = run_local_study(Path(args.data_root), Path(args.out), quick=args.quick, device=args.device)
+    import pandas as pd
+
+    results = pd.read_parquet(results_path)
+    print(f"results table: {results_path} ({len(results)} rows)")
+    _print_accuracy(results)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m xltlib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    run = commands.add_parser("run", help="one fine-tuning run (cached by config hash, resumable)")
+    for flag, field, kind, text in RUN_FLAGS:
+        run.add_argument(flag, dest=field, type=kind, default=None, help=text, required=field in ("task", "model"))
+    run.add_argument("params", nargs="*", metavar="key=value", help="method parameters, e.g. eps=0.1")
+    _add_runtime_flags(run)
+    run.set_defaults(handler=cmd_run)
+
+    study = commands.add_parser("study", help="the main job: the default study on local data")
+    study.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="folder holding xnli/ and pawsx/")
+    study.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    study.add_argument("--out", default="runs", help="runs directory (default: runs)")
+    study.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    study.set_defaults(handler=cmd_study)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="xltlib: %(message)s", stream=sys.stderr)
+    try:
+        args.handler(args)
+    except XltError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

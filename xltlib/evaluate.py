@@ -1,0 +1,60 @@
+"""Zero-shot evaluation: accuracy of a fine-tuned classifier on each target language."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding
+
+from .tasks import require_labels
+from .train import autocast_for, pad_and_move, tokenize_pairs
+
+
+@torch.no_grad()
+def predict(model, tokenizer, frame: pd.DataFrame, max_length: int, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Predicted class ids for the rows of ``frame``, in row order.
+
+    Rows are batched by length so padding stays small; predictions are put back in order.
+    """
+    features = [
+        {key: value for key, value in feature.items() if key != "labels"}
+        for feature in tokenize_pairs(tokenizer, frame, max_length)
+    ]
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    collate = DataCollatorWithPadding(tokenizer)
+    was_training = model.training
+    model.eval()
+    predictions = np.empty(len(features), dtype=np.int64)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = pad_and_move(collate, [features[i] for i in rows], device)
+        with autocast_for(device):
+            logits = model(**batch).logits
+        predictions[rows] = logits.argmax(dim=-1).cpu().numpy()
+    model.train(was_training)
+    return predictions
+
+
+def accuracy(predictions: np.ndarray, frame: pd.DataFrame) -> float:
+    return float((predictions == frame["label"].to_numpy(dtype=np.int64)).mean())
+
+
+def zero_shot_accuracy(
+    model,
+    tokenizer,
+    eval_sets: Mapping[str, pd.DataFrame],
+    max_length: int,
+    device: torch.device,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Accuracy per language; every set must be labeled (XTREME test files are not)."""
+    for frame in eval_sets.values():
+        require_labels(frame)
+    results = {}
+    for lang, frame in tqdm(eval_sets.items(), desc="zero-shot eval", unit="lang"):
+        results[lang] = accuracy(predict(model, tokenizer, frame, max_length, device, batch_size), frame)
+    return results

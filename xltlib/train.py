@@ -1,0 +1,209 @@
+"""The fine-tuning loop: AdamW, linear schedule, clipping, accumulation, checkpoint + resume.
+
+The loop is method-agnostic: a :class:`~xltlib.robust.TrainingMethod` computes each
+micro-batch's gradients. Data order depends only on (seed, epoch), and the checkpoint
+holds the RNG states, so a resumed run reproduces an uninterrupted one exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+
+from .config import RunConfig
+from .errors import XltError
+from .robust import Batch, TrainingMethod, make_method
+
+log = logging.getLogger(__name__)
+
+Features = list[dict[str, Any]]
+
+
+class NonFiniteLossError(XltError):
+    """Training produced a NaN or infinite loss."""
+
+
+def tokenize_pairs(tokenizer, frame, max_length: int) -> Features:
+    """Tokenize (text_a, text_b[, label]) rows into unpadded features for a padding collator."""
+    encoded = tokenizer(list(frame["text_a"]), list(frame["text_b"]), truncation=True, max_length=max_length)
+    keys = list(encoded.keys())
+    features = [{key: encoded[key][i] for key in keys} for i in range(len(frame))]
+    if frame["label"].notna().all():
+        for feature, label in zip(features, frame["label"]):
+            feature["labels"] = int(label)
+    return features
+
+
+def pad_and_move(collate: DataCollatorWithPadding, features: Sequence[dict], device: torch.device) -> Batch:
+    """Pad a list of features to the longest one (dynamic padding) and move it to ``device``."""
+    return {key: value.to(device) for key, value in collate(list(features)).items()}
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA; full precision elsewhere (CPU bf16 is slow and imprecise)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Which examples each optimizer step sees: a fresh permutation per epoch, fixed by seed."""
+
+    n_examples: int
+    batch_size: int
+    grad_accum_steps: int
+    epochs: float
+    seed: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n_examples / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, math.ceil(self.epochs * self.steps_per_epoch))
+
+    def micro_batches(self, step: int) -> list[np.ndarray]:
+        """Example indices of the micro-batches of optimizer step ``step`` (0-based)."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n_examples)
+        batch = order[position * self.batch_size : (position + 1) * self.batch_size]
+        micro_size = self.batch_size // self.grad_accum_steps
+        return [batch[i : i + micro_size] for i in range(0, len(batch), micro_size)]
+
+
+def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.AdamW:
+    """AdamW with no weight decay on biases and normalisation weights (BERT convention)."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim < 2 else decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, step: int, model, optimizer, scheduler) -> None:
+    """Write the full training state atomically: a crash mid-write keeps the previous one."""
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": _rng_state(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, device: torch.device) -> int:
+    """Restore the training state from ``path``; return the number of steps already done."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    return state["step"]
+
+
+def _train_step(
+    method: TrainingMethod,
+    forward,
+    features: Features,
+    micro_batches: list[np.ndarray],
+    collate,
+    device: torch.device,
+    step: int,
+) -> float:
+    """Accumulate the gradients of one optimizer step; return its mean loss."""
+    n_batch = sum(len(micro) for micro in micro_batches)
+    total = 0.0
+    for micro in micro_batches:
+        batch = pad_and_move(collate, [features[i] for i in micro], device)
+        loss = method.backward(forward, batch, scale=len(micro) / n_batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"loss is {value} at optimizer step {step + 1} (examples {micro[:8].tolist()}"
+                f"{'…' if len(micro) > 8 else ''}): lower the learning rate or check these inputs"
+            )
+        total += value * len(micro) / n_batch
+    return total
+
+
+def fit(
+    model,
+    tokenizer,
+    features: Features,
+    config: RunConfig,
+    checkpoint_path: Path,
+    device: torch.device,
+    checkpoint_every: int = 200,
+) -> list[float]:
+    """Fine-tune ``model`` in place on ``features``; resume from ``checkpoint_path`` if present.
+
+    Returns the loss of every optimizer step run in this call.
+    """
+    plan = StepPlan(len(features), config.batch_size, config.grad_accum_steps, config.epochs, config.seed)
+    method = make_method(config.method, config.method_params)
+    optimizer = make_optimizer(model, config)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, round(config.warmup_ratio * plan.total_steps), plan.total_steps
+    )
+    start = 0
+    if checkpoint_path.exists():
+        start = load_checkpoint(checkpoint_path, model, optimizer, scheduler, device)
+        log.info("resuming from checkpoint %s at step %d/%d", checkpoint_path, start, plan.total_steps)
+    collate = DataCollatorWithPadding(tokenizer)
+
+    def forward(batch: Batch, **overrides):
+        with autocast_for(device):
+            return model(**batch, **overrides)
+
+    model.train()
+    losses = []
+    progress = tqdm(range(start, plan.total_steps), initial=start, total=plan.total_steps, desc=f"train {config.method}")
+    for step in progress:
+        loss = _train_step(method, forward, features, plan.micro_batches(step), collate, device, step)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss)
+        progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        done = step + 1
+        if done % checkpoint_every == 0 and done < plan.total_steps:
+            save_checkpoint(checkpoint_path, done, model, optimizer, scheduler)
+            log.info("checkpoint at step %d/%d", done, plan.total_steps)
+    return losses
