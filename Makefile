@@ -18,11 +18,12 @@ $(VENV)/.installed: requirements.txt
 	# torch first and alone: no later package may pull a different (CUDA) build.
 	$(PY) -m pip install -q $(WHEELS) torch==2.13.0
 	$(PY) -m pip install -q $(WHEELS) -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	touch $@
 
-study: setup
-	$(PY) -m xltlib study
+study: setup  # the default study is offline: never wait on hub retries
+	HF_HUB_OFFLINE=1 $(PY) -m xltlib study
 
 test: setup
 	$(PY) -m pytest -m "not slow"

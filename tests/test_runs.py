@@ -125,8 +125,12 @@ def test_unlabeled_test_split_is_refused_before_training(config, tmp_path, monke
         runs.ensure_run(unlabeled, tmp_path, device="cpu")
 
 
-def test_training_learns_a_learnable_task(tmp_path):
-    """The loop really optimizes: a keyword rule is learned far above chance."""
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_learns_a_learnable_task(tmp_path, device):
+    """The loop really optimizes (in bf16 autocast on CUDA): a keyword rule is learned far above chance."""
     rng = torch.Generator().manual_seed(0)
     words = [f"w{i}" for i in range(40)]
 
@@ -150,5 +154,5 @@ def test_training_learns_a_learnable_task(tmp_path):
         task="pawsx", model=str(model), learning_rate=2e-3, epochs=3.0, batch_size=16, warmup_ratio=0.0,
         data_dir=str(data), train_file=str(data / "train.tsv"), tgt_langs=("en", "de"),
     )  # fmt: skip
-    results = runs.ensure_run(config, tmp_path / "runs", device="cpu")
+    results = runs.ensure_run(config, tmp_path / "runs", device=device)
     assert (results["value"] > 0.9).all(), results

@@ -193,7 +193,9 @@ def fit(
 
     model.train()
     losses = []
-    progress = tqdm(range(start, plan.total_steps), initial=start, total=plan.total_steps, desc=f"train {config.method}")
+    progress = tqdm(
+        range(start, plan.total_steps), initial=start, total=plan.total_steps, desc=f"train {config.method}", mininterval=1.0
+    )
     for step in progress:
         loss = _train_step(method, forward, features, plan.micro_batches(step), collate, device, step)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
