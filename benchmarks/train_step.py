@@ -5,8 +5,10 @@
 
 Random weights at the real shapes (timing does not need trained weights), full-length
 sequences (no padding) so FLOPs are exact. Prints, from one run:
-- ours ÷ plain: our step (method object, autocast helper, per-step NaN check) against a
-  bare ``loss.backward(); clip; optimizer.step()`` loop with the same precision;
+- ours ÷ plain: a step of our real loop (:func:`xltlib.train.fit`: collation and dynamic
+  padding, method object, schedule, deferred loss checks, fused AdamW on CUDA) against a
+  bare ``loss.backward(); clip; optimizer.step()`` loop on pre-built device tensors with
+  the same precision (bf16 autocast on CUDA);
 - tokens/s, and model FLOP utilisation = (6·N_nonembed + 12·L·s·h) FLOPs/token × tokens/s
   ÷ the bf16 matmul rate measured on this device in this run.
 """
@@ -14,14 +16,15 @@ sequences (no padding) so FLOPs are exact. Prints, from one run:
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizer
 
 from xltlib.config import RunConfig
-from xltlib.robust import make_method
-from xltlib.train import autocast_for, make_optimizer
+from xltlib.train import autocast_for, fit
 
 SHAPES = {  # hidden, layers, heads, intermediate
     "tiny": (64, 2, 2, 128),
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--profile", action="store_true", help="also print the top kernels of a plain step")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -85,32 +89,33 @@ def main() -> None:
         "attention_mask": torch.ones(args.batch_size, args.seq_len, dtype=torch.long, device=device),
         "labels": torch.randint(0, 3, (args.batch_size,), device=device),
     }
-    config = RunConfig(task="xnli", model="xlm-roberta-base")
-    optimizer = make_optimizer(model, config)
-    method = make_method("standard", {})
-
-    def forward(b, **overrides):
-        with autocast_for(device):
-            return model(**b, **overrides)
-
-    def ours():
-        loss = method.backward(forward, batch, scale=1.0)
-        if not torch.isfinite(loss).item():
-            raise RuntimeError("non-finite loss")
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    config = RunConfig(task="xnli", model="xlm-roberta-base", batch_size=args.batch_size, epochs=1.0, warmup_ratio=0.0)
+    plain_optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
 
     def plain():
         with autocast_for(device):
             loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        plain_optimizer.step()
+        plain_optimizer.zero_grad(set_to_none=True)
 
+    def ours(steps: int) -> None:
+        """The real loop (collation, method object, deferred loss checks, fused AdamW on CUDA)."""
+        features = [
+            {"input_ids": ids.tolist(), "attention_mask": [1] * args.seq_len, "labels": int(label)}
+            for ids, label in zip(batch["input_ids"].cpu(), batch["labels"].cpu())
+        ] * steps
+        fit(model, tokenizer, features, config, Path(tempfile.mkdtemp()) / "none.pt", device, checkpoint_every=10**9)
+
+    tokenizer = XLMRobertaTokenizer(vocab=[(t, 0.0) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")])
     t_plain = time_steps(plain, args.steps, device)
-    t_ours = time_steps(ours, args.steps, device)
+    ours(3)
+    sync(device)
+    start = time.perf_counter()
+    ours(args.steps)
+    sync(device)
+    t_ours = (time.perf_counter() - start) / args.steps
     hidden, layers, _, _ = SHAPES[args.shape]
     embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
     non_embedding = sum(p.numel() for p in model.parameters()) - embedding
@@ -121,6 +126,10 @@ def main() -> None:
           f"shape={args.shape} batch={args.batch_size}x{args.seq_len} non-embedding params={non_embedding / 1e6:.1f}M")
     print(f"plain step {t_plain * 1e3:.1f} ms | ours {t_ours * 1e3:.1f} ms | ours ÷ plain = {t_ours / t_plain:.3f}")
     print(f"tokens/s (ours) = {tokens / t_ours:,.0f}")
+    if args.profile:
+        with torch.profiler.profile() as profiler:
+            time_steps(plain, 5, device)
+        print(profiler.key_averages().table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=60))
     print(f"matmul rate = {rate / 1e12:.1f} TFLOP/s | model FLOP utilisation = {flops_per_token * tokens / t_ours / rate:.3f}")
 
 

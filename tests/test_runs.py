@@ -79,10 +79,13 @@ def test_interrupted_run_resumes_to_the_same_metrics(config, tmp_path, monkeypat
 
     real_step = xltlib.train._train_step
 
-    def crash_at_step_7(method, forward, features, micro_batches, collate, device, step):
-        if step == 6:
+    calls = {"n": 0}
+
+    def crash_at_step_7(*args):
+        calls["n"] += 1
+        if calls["n"] == 7:
             raise KeyboardInterrupt("simulated kill")
-        return real_step(method, forward, features, micro_batches, collate, device, step)
+        return real_step(*args)
 
     monkeypatch.setattr(xltlib.train, "_train_step", crash_at_step_7)
     with pytest.raises(KeyboardInterrupt):
