@@ -159,3 +159,15 @@ def test_training_learns_a_learnable_task(tmp_path, device):
     )  # fmt: skip
     results = runs.ensure_run(config, tmp_path / "runs", device=device)
     assert (results["value"] > 0.9).all(), results
+
+
+def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny_model, tmp_path):
+    xnli = shared_data / "xnli"
+    config = RunConfig(
+        task="xnli", model=str(tiny_model), learning_rate=1e-3, epochs=1.0, batch_size=16, max_seq_length=64,
+        data_dir=str(xnli / "test-labeled"), train_file=str(xnli / "xtreme" / "dev-en.tsv"), eval_split="test",
+        max_train_examples=96, max_eval_examples=30,
+    )  # fmt: skip
+    results = runs.ensure_run(config, tmp_path, device="cpu")
+    assert sorted(results["tgt_lang"]) == sorted(TASKS["xnli"].languages)
+    assert results["value"].between(0, 1).all()

@@ -1,0 +1,70 @@
+"""The loop's building blocks: data plan, gradient accumulation, optimizer groups."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import DataCollatorWithPadding
+
+from xltlib.config import RunConfig
+from xltlib.models import TinyXlmrSpec, build_tiny_xlmr, load_classifier
+from xltlib.robust import make_method
+from xltlib.train import StepPlan, _train_step, make_optimizer, tokenize_pairs
+
+
+def test_every_epoch_visits_every_example_once_in_a_seeded_order():
+    plan = StepPlan(n_examples=50, batch_size=8, grad_accum_steps=2, epochs=2.0, seed=3)
+    assert plan.steps_per_epoch == 7 and plan.total_steps == 14
+    epochs = [np.concatenate([np.concatenate(plan.micro_batches(s)) for s in range(e * 7, (e + 1) * 7)]) for e in (0, 1)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(50))
+    assert not np.array_equal(epochs[0], epochs[1])
+    assert [len(m) for m in plan.micro_batches(0)] == [4, 4]
+    assert [len(m) for m in plan.micro_batches(6)] == [2]  # the epoch's ragged last batch
+    same_seed = StepPlan(50, 8, 2, 2.0, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(plan.micro_batches(9), same_seed.micro_batches(9)))
+
+
+def test_fractional_epochs_round_up_to_whole_steps():
+    assert StepPlan(100, 10, 1, 0.25, 0).total_steps == 3
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    words = [f"tok{i}" for i in range(60)]
+    corpus = [" ".join(rng.choice(words, size=rng.integers(3, 15))) for _ in range(200)]
+    path = build_tiny_xlmr(tmp_path_factory.mktemp("m") / "tiny", corpus, TinyXlmrSpec(vocab_size=120))
+    return path, corpus
+
+
+def test_accumulated_gradients_equal_full_batch_gradients(tiny):
+    """Micro-batches of different padded lengths, weighted by size, give the batch-mean gradient."""
+    path, corpus = tiny
+    model, tokenizer = load_classifier(path, num_labels=3)
+    model.eval()  # no dropout, so both passes see the same function
+    frame = pd.DataFrame({"text_a": corpus[:10], "text_b": corpus[10:20], "label": [i % 3 for i in range(10)]})
+    features = tokenize_pairs(tokenizer, frame, max_length=64)
+    collate = DataCollatorWithPadding(tokenizer)
+    method = make_method("standard", {})
+
+    def forward(batch, **overrides):
+        return model(**batch, **overrides)
+
+    def gradients(micro_batches):
+        model.zero_grad()
+        loss = _train_step(method, forward, features, micro_batches, collate, torch.device("cpu"))
+        return loss, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    whole_loss, whole = gradients([np.arange(10)])
+    split_loss, split = gradients([np.arange(0, 4), np.arange(4, 8), np.arange(8, 10)])
+    assert torch.allclose(whole_loss, split_loss, atol=1e-6)
+    assert torch.allclose(whole, split, atol=1e-6, rtol=1e-4)
+
+
+def test_no_weight_decay_on_biases_and_layer_norms(tiny):
+    model, _ = load_classifier(tiny[0], num_labels=2)
+    decay, no_decay = make_optimizer(model, RunConfig(task="pawsx", model=str(tiny[0]))).param_groups
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
