@@ -1,0 +1,187 @@
+"""Alignment kernels against slow float64 references, plus invariants, plus encode()."""
+
+import numpy as np
+import pytest
+import torch
+
+from xltlib import align
+from xltlib.models import TinyXlmrSpec, build_tiny_xlmr, load_encoder
+
+# ---- float64 references: the textbook formulas with full N×N matrices ----
+
+
+def ref_cosine_matrix(x, y):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    return x @ y.T
+
+
+def ref_cosine_gap(x, y):
+    sim = ref_cosine_matrix(x, y)
+    off = ~np.eye(len(x), dtype=bool)
+    return np.diag(sim).mean() - sim[off].mean()
+
+
+def ref_retrieval(x, y, scoring, k=4):
+    """LASER/XTREME retrieval: cosine k-NN candidates, rescored by margin or CSLS."""
+    sim = ref_cosine_matrix(x, y)
+    r_src = np.sort(sim, axis=1)[:, -k:].mean(axis=1)
+    r_tgt = np.sort(sim, axis=0)[-k:, :].mean(axis=0)
+    hits = 0
+    for i in range(len(x)):
+        if scoring == "cosine":
+            best = np.argmax(sim[i])
+        else:
+            candidates = np.argsort(-sim[i])[:k]
+            if scoring == "margin":
+                scores = [sim[i, j] / ((r_src[i] + r_tgt[j]) / 2) for j in candidates]
+            else:
+                scores = [2 * sim[i, j] - r_src[i] - r_tgt[j] for j in candidates]
+            best = candidates[int(np.argmax(scores))]
+        hits += best == i
+    return hits / len(x)
+
+
+def ref_center_gram(gram, unbiased):
+    """Kornblith et al. (2019) reference code, float64."""
+    gram = gram.copy()
+    n = gram.shape[0]
+    if unbiased:
+        np.fill_diagonal(gram, 0)
+        means = gram.sum(0) / (n - 2)
+        means -= means.sum() / (2 * (n - 1))
+        gram -= means[:, None]
+        gram -= means[None, :]
+        np.fill_diagonal(gram, 0)
+    else:
+        means = gram.mean(0)
+        means -= means.mean() / 2
+        gram -= means[:, None]
+        gram -= means[None, :]
+    return gram
+
+
+def ref_cka(x, y, debiased):
+    gx, gy = ref_center_gram(x @ x.T, debiased), ref_center_gram(y @ y.T, debiased)
+    return gx.ravel() @ gy.ravel() / (np.linalg.norm(gx) * np.linalg.norm(gy))
+
+
+@pytest.fixture
+def pair():
+    """Fresh random pairs each time: y is x plus noise strong enough to make retrieval imperfect."""
+    rng = np.random.default_rng()
+    x = rng.standard_normal((300, 48)) + 0.5
+    y = x + 1.3 * rng.standard_normal((300, 48))
+    return x, y
+
+
+def f32(a):
+    return a.astype(np.float32)
+
+
+def test_parallel_cosine_and_gap_match_reference(pair):
+    x, y = pair
+    sim = ref_cosine_matrix(x, y)
+    assert align.parallel_cosine(f32(x), f32(y)) == pytest.approx(np.diag(sim).mean(), rel=1e-5, abs=1e-6)
+    assert align.cosine_gap(f32(x), f32(y)) == pytest.approx(ref_cosine_gap(x, y), rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("scoring", align.SCORINGS)
+@pytest.mark.parametrize("block_rows", [None, 7])
+def test_retrieval_matches_reference_in_both_directions(pair, scoring, block_rows):
+    x, y = pair
+    forward, backward = align.retrieval_accuracy_both(torch.tensor(f32(x)), torch.tensor(f32(y)), scoring, block_rows=block_rows)
+    assert forward == pytest.approx(ref_retrieval(x, y, scoring))
+    assert backward == pytest.approx(ref_retrieval(y, x, scoring))
+    assert 0.05 < forward < 1  # the inputs make a non-trivial test
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_matches_gram_matrix_reference(pair, debiased):
+    x, y = pair
+    assert align.linear_cka(f32(x), f32(y), debiased) == pytest.approx(ref_cka(x, y, debiased), rel=1e-5)
+
+
+def test_cka_handles_different_widths():
+    rng = np.random.default_rng()
+    x, y = rng.standard_normal((100, 16)), rng.standard_normal((100, 40))
+    assert align.linear_cka(f32(x), f32(y)) == pytest.approx(ref_cka(x, y, False), rel=1e-5)
+
+
+def test_identical_inputs_retrieve_everything_and_have_cka_one(pair):
+    x = f32(pair[0])
+    for scoring in align.SCORINGS:
+        assert align.retrieval_accuracy_both(x, x, scoring) == (1.0, 1.0)
+    assert align.linear_cka(x, x) == pytest.approx(1.0, rel=1e-5)
+    assert align.linear_cka(x, x, debiased=True) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_cosine_gap_of_identical_inputs_is_one_minus_mean_off_diagonal(pair):
+    x = pair[0]
+    sim = ref_cosine_matrix(x, x)
+    expected = 1 - sim[~np.eye(len(x), dtype=bool)].mean()
+    assert align.cosine_gap(f32(x), f32(x)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_is_invariant_to_rotation_and_isotropic_scaling(pair, debiased):
+    x, y = pair
+    q, _ = np.linalg.qr(np.random.default_rng().standard_normal((48, 48)))
+    base = align.linear_cka(f32(x), f32(y), debiased)
+    assert align.linear_cka(f32(x @ q * 7.5), f32(y), debiased) == pytest.approx(base, rel=1e-4)
+
+
+def test_permuted_targets_drop_retrieval_to_chance():
+    rng = np.random.default_rng()
+    x = rng.standard_normal((2000, 32)).astype(np.float32)
+    y = x + 0.1 * rng.standard_normal(x.shape).astype(np.float32)
+    assert align.retrieval_accuracy(x, y) > 0.99
+    shuffled = y[rng.permutation(len(y))]
+    for scoring in align.SCORINGS:
+        assert align.retrieval_accuracy(x, shuffled, scoring) < 0.01  # chance is 1/2000
+
+
+def test_low_precision_inputs_accumulate_in_float32(pair):
+    x, y = (torch.tensor(f32(a)).to(torch.bfloat16) for a in pair)
+    assert align.linear_cka(x, y) == pytest.approx(ref_cka(*pair, False), rel=2e-2)
+    assert align.parallel_cosine(x, y) == pytest.approx(np.diag(ref_cosine_matrix(*pair)).mean(), rel=2e-2)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="row-aligned"):
+        align.cosine_gap(np.ones((3, 4)), np.ones((4, 4)))
+    with pytest.raises(Exception, match="did you mean 'margin'"):
+        align.retrieval_accuracy(np.eye(3), np.eye(3), scoring="margn")
+
+
+def test_metric_rows_are_flat_and_named():
+    rng = np.random.default_rng(0)
+    src = torch.tensor(rng.standard_normal((3, 50, 8)), dtype=torch.float32)
+    rows = align.alignment_metrics(src, src, layers=[0, 6, 12], pooling="cls")
+    assert {row["metric"] for row in rows} == set(align.METRICS)
+    assert {row["layer"] for row in rows} == {0, 6, 12} and {row["pooling"] for row in rows} == {"cls"}
+    assert all(row["value"] == pytest.approx(1.0, rel=1e-5) for row in rows if row["metric"] != "cosine_gap")
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(50)]
+    corpus = [" ".join(rng.choice(words, size=rng.integers(2, 20))) for _ in range(200)]
+    path = build_tiny_xlmr(tmp_path_factory.mktemp("m") / "tiny", corpus, TinyXlmrSpec(vocab_size=100))
+    model, tokenizer = load_encoder(path)
+    return model, tokenizer, corpus
+
+
+@pytest.mark.parametrize("pooling", align.POOLINGS)
+def test_encode_excludes_padding_and_keeps_input_order(encoder, pooling):
+    model, tokenizer, corpus = encoder
+    sentence = corpus[3]
+    alone = align.encode(model, tokenizer, [sentence], pooling=pooling)
+    long_neighbours = [s for s in corpus if len(s) > 3 * len(sentence)][:5]
+    batched = align.encode(model, tokenizer, long_neighbours + [sentence], pooling=pooling, batch_size=8)
+    assert alone.shape == (model.config.num_hidden_layers + 1, 1, model.config.hidden_size)
+    torch.testing.assert_close(batched[:, -1], alone[:, 0], rtol=1e-5, atol=1e-5)
+    many = align.encode(model, tokenizer, corpus[:40], layers=[0, 2], pooling=pooling, batch_size=4)
+    one_by_one = torch.cat([align.encode(model, tokenizer, [s], layers=[0, 2], pooling=pooling) for s in corpus[:40]], 1)
+    torch.testing.assert_close(many, one_by_one, rtol=1e-5, atol=1e-5)
