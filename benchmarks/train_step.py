@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizer
 
+from common import matmul_rate, sync
 from xltlib.config import RunConfig
 from xltlib.train import autocast_for, fit
 
@@ -40,25 +41,6 @@ def build(shape: str, device: torch.device) -> XLMRobertaForSequenceClassificati
         intermediate_size=inter, max_position_embeddings=514, type_vocab_size=1, num_labels=3,
     )  # fmt: skip
     return XLMRobertaForSequenceClassification(config).to(device)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_rate(device: torch.device) -> float:
-    """Measured dense matmul FLOP/s (bf16 on CUDA, fp32 on CPU): the roofline we compare to."""
-    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    start, reps = time.perf_counter(), 10
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - start)
 
 
 def time_steps(step, steps: int, device: torch.device) -> float:

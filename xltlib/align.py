@@ -76,8 +76,8 @@ class _Neighbours:
     tgt_indices: torch.Tensor  # [N, k]
 
 
-def _neighbours(src: torch.Tensor, tgt: torch.Tensor, k: int, block_rows: int | None) -> _Neighbours:
-    """One blocked pass over src·tgtᵀ keeping the top-k of every row and every column."""
+def _neighbours(src: torch.Tensor, tgt: torch.Tensor, k: int, block_rows: int | None, columns: bool = True) -> _Neighbours:
+    """One blocked pass over src·tgtᵀ keeping the top-k of every row (and of every column)."""
     src_hat, tgt_hat = _unit_rows(src), _unit_rows(tgt)
     n = src.shape[0]
     if block_rows is None:
@@ -90,6 +90,8 @@ def _neighbours(src: torch.Tensor, tgt: torch.Tensor, k: int, block_rows: int | 
         values, indices = block.topk(k, dim=1)
         src_values.append(values)
         src_indices.append(indices)
+        if not columns:
+            continue
         values, indices = block.topk(min(k, block.shape[0]), dim=0)
         merged_values, order = torch.cat([col_values, values]).topk(k, dim=0)
         col_indices = torch.cat([col_indices, indices + start]).gather(0, order)
@@ -118,22 +120,34 @@ def _top1(neighbours: _Neighbours, scoring: str, reverse: bool) -> torch.Tensor:
     return indices.gather(1, scores.argmax(dim=1, keepdim=True)).squeeze(1)
 
 
-def retrieval_accuracy_both(
-    src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, block_rows: int | None = None
-) -> tuple[float, float]:
-    """Top-1 retrieval accuracy (src→tgt, tgt→src): row i of src should find row i of tgt."""
+def _retrieval(src: Array, tgt: Array, scoring: str, k: int, block_rows: int | None, both: bool) -> list[float]:
     if scoring not in SCORINGS:
         raise unknown("scoring", scoring, SCORINGS)
     src, tgt = _pair(src, tgt)
     n = src.shape[0]
-    neighbours = _neighbours(src, tgt, 1 if scoring == "cosine" else min(k, n), block_rows)
+    columns = both or scoring != "cosine"  # margin and CSLS need every target's k-NN too
+    neighbours = _neighbours(src, tgt, 1 if scoring == "cosine" else min(k, n), block_rows, columns)
     truth = torch.arange(n, device=src.device)
-    return tuple(float((_top1(neighbours, scoring, reverse) == truth).double().mean()) for reverse in (False, True))
+    directions = (False, True) if both else (False,)
+    return [float((_top1(neighbours, scoring, reverse) == truth).double().mean()) for reverse in directions]
 
 
 def retrieval_accuracy(src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, block_rows: int | None = None) -> float:
-    """Top-1 accuracy of retrieving tgt row i for src row i (see :func:`retrieval_accuracy_both`)."""
-    return retrieval_accuracy_both(src, tgt, scoring, k, block_rows)[0]
+    """Top-1 accuracy of retrieving tgt row i for src row i, under cosine, margin or CSLS scoring.
+
+    The similarity matrix is computed once, in row blocks of bounded memory (``block_rows``,
+    default from :data:`BLOCK_BYTES`); margin and CSLS take their k-NN of both axes from the
+    same blocks.
+    """
+    return _retrieval(src, tgt, scoring, k, block_rows, both=False)[0]
+
+
+def retrieval_accuracy_both(
+    src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, block_rows: int | None = None
+) -> tuple[float, float]:
+    """(src→tgt, tgt→src) top-1 accuracies from one pass over the similarity matrix."""
+    forward, backward = _retrieval(src, tgt, scoring, k, block_rows, both=True)
+    return forward, backward
 
 
 def _debiased(xty: torch.Tensor, rows_x: torch.Tensor, rows_y: torch.Tensor, n: int) -> torch.Tensor:
