@@ -93,6 +93,7 @@ def test_retrieval_matches_reference_in_both_directions(pair, scoring, block_row
     forward, backward = align.retrieval_accuracy_both(torch.tensor(f32(x)), torch.tensor(f32(y)), scoring, block_rows=block_rows)
     assert forward == pytest.approx(ref_retrieval(x, y, scoring))
     assert backward == pytest.approx(ref_retrieval(y, x, scoring))
+    assert align.retrieval_accuracy(f32(x), f32(y), scoring, block_rows=block_rows) == forward
     assert 0.05 < forward < 1  # the inputs make a non-trivial test
 
 
