@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding
 
 from .errors import unknown
-from .train import autocast_for, pad_and_move
+from .train import autocast_for, length_sorted_batches
 
 Array = torch.Tensor | np.ndarray
 SCORINGS = ("cosine", "margin", "csls")
@@ -226,16 +225,13 @@ def encode(
     device = device or next(model.parameters()).device
     encoded = tokenizer(list(sentences), truncation=True, max_length=max_length)
     features = [{key: encoded[key][i] for key in encoded.keys()} for i in range(len(sentences))]
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
-    collate = DataCollatorWithPadding(tokenizer)
     was_training = model.training
     model.eval()
     chosen = None
     out = None
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="encode", unit="batch", disable=len(starts) < 10, mininterval=1.0):
-        rows = order[start : start + batch_size]
-        batch = pad_and_move(collate, [features[i] for i in rows], device)
+    batches = length_sorted_batches(tokenizer, features, batch_size, device)
+    total = -(-len(features) // batch_size)
+    for rows, batch in tqdm(batches, total=total, desc="encode", unit="batch", disable=total < 10, mininterval=1.0):
         with autocast_for(device):
             hidden = model(**batch, output_hidden_states=True).hidden_states
         if chosen is None:

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding
 
 from .tasks import require_labels
-from .train import autocast_for, pad_and_move, tokenize_pairs
+from .train import autocast_for, length_sorted_batches, tokenize_pairs
 
 
 @torch.no_grad()
@@ -24,14 +23,10 @@ def predict(model, tokenizer, frame: pd.DataFrame, max_length: int, device: torc
         {key: value for key, value in feature.items() if key != "labels"}
         for feature in tokenize_pairs(tokenizer, frame, max_length)
     ]
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
-    collate = DataCollatorWithPadding(tokenizer)
     was_training = model.training
     model.eval()
     predictions = np.empty(len(features), dtype=np.int64)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = pad_and_move(collate, [features[i] for i in rows], device)
+    for rows, batch in length_sorted_batches(tokenizer, features, batch_size, device):
         with autocast_for(device):
             logits = model(**batch).logits
         predictions[rows] = logits.argmax(dim=-1).cpu().numpy()

@@ -51,6 +51,18 @@ def pad_and_move(collate: DataCollatorWithPadding, features: Sequence[dict], dev
     return {key: value.to(device) for key, value in collate(list(features)).items()}
 
 
+def length_sorted_batches(tokenizer, features: Features, batch_size: int, device: torch.device):
+    """Yield ``(rows, padded batch)`` over ``features`` sorted by length, so padding stays small.
+
+    ``rows`` are the input positions of the batch, for putting results back in input order.
+    """
+    collate = DataCollatorWithPadding(tokenizer)
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        yield rows, pad_and_move(collate, [features[i] for i in rows], device)
+
+
 def autocast_for(device: torch.device):
     """bf16 autocast on CUDA; full precision elsewhere (CPU bf16 is slow and imprecise)."""
     if device.type == "cuda":
