@@ -87,13 +87,13 @@ def test_parallel_cosine_and_gap_match_reference(pair):
 
 
 @pytest.mark.parametrize("scoring", align.SCORINGS)
-@pytest.mark.parametrize("block_rows", [None, 7])
-def test_retrieval_matches_reference_in_both_directions(pair, scoring, block_rows):
+@pytest.mark.parametrize("tile", [None, (7, 11), (300, 3)])
+def test_retrieval_matches_reference_in_both_directions(pair, scoring, tile):
     x, y = pair
-    forward, backward = align.retrieval_accuracy_both(torch.tensor(f32(x)), torch.tensor(f32(y)), scoring, block_rows=block_rows)
+    forward, backward = align.retrieval_accuracy_both(torch.tensor(f32(x)), torch.tensor(f32(y)), scoring, tile=tile)
     assert forward == pytest.approx(ref_retrieval(x, y, scoring))
     assert backward == pytest.approx(ref_retrieval(y, x, scoring))
-    assert align.retrieval_accuracy(f32(x), f32(y), scoring, block_rows=block_rows) == forward
+    assert align.retrieval_accuracy(f32(x), f32(y), scoring, tile=tile) == forward
     assert 0.05 < forward < 1  # the inputs make a non-trivial test
 
 

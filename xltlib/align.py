@@ -8,20 +8,26 @@ scalar combinations in float64.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .config import POOLINGS
 from .errors import unknown
+from .tasks import parallel_rows
 from .train import autocast_for, length_sorted_batches
 
 Array = torch.Tensor | np.ndarray
 SCORINGS = ("cosine", "margin", "csls")
-BLOCK_BYTES = {"cpu": 256 * 2**20, "cuda": 4 * 2**30}
-"""Memory one block of the similarity matrix may take; no N×N matrix is ever built."""
+TILES = {"cpu": (2048, 16384), "cuda": (4096, 2**18)}
+"""(rows, columns) of one tile of the similarity matrix per device type; no N×N matrix is built.
+
+On CPU a 128 MB tile runs the GEMM near its peak rate; on CUDA a 4 GB tile keeps the GPU busy."""
 
 
 def _tensor(x: Array) -> torch.Tensor:
@@ -71,31 +77,112 @@ class _Neighbours:
 
     src_values: torch.Tensor  # [N, k] float32: each src row's k best tgt similarities
     src_indices: torch.Tensor  # [N, k]
-    tgt_values: torch.Tensor  # [N, k]: each tgt row's k best src similarities
-    tgt_indices: torch.Tensor  # [N, k]
+    tgt_values: torch.Tensor | None  # [N, k]: each tgt row's k best src similarities (None: not asked)
+    tgt_indices: torch.Tensor | None
 
 
-def _neighbours(src: torch.Tensor, tgt: torch.Tensor, k: int, block_rows: int | None, columns: bool = True) -> _Neighbours:
-    """One blocked pass over src·tgtᵀ keeping the top-k of every row (and of every column)."""
+def _product_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, light_reduction: bool) -> torch.Tensor:
+    """``a @ b.T`` written into ``out``'s storage (no fresh allocation, so no page faults per tile).
+
+    On CPU in float32, numpy's OpenBLAS sgemm runs ~8% faster than torch's MKL here, but its
+    threads keep spinning after the call and slow torch's column top-k down by more than
+    that; so it is used only when the tile's reduction is light (rows only). Measured in
+    ``benchmarks/align_kernels.py``.
+    """
+    if light_reduction and a.device.type == "cpu" and a.dtype == torch.float32:
+        np.matmul(a.numpy(), b.numpy().T, out=out.numpy())
+    else:
+        torch.mm(a, b.T, out=out)
+    return out
+
+
+_cpu_workspaces = threading.local()  # per thread, so concurrent calls never share a buffer
+
+
+def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A tile buffer; on CPU kept between calls, as a fresh 100 MB buffer costs ~50 ms of page faults.
+
+    (CUDA's caching allocator already reuses memory.) Alignment calls the kernels once per
+    layer and language with the same N, so the buffer is reused many times per run.
+    """
+    if device.type != "cpu":
+        return torch.empty(numel, dtype=dtype, device=device)
+    buffers = _cpu_workspaces.__dict__
+    if dtype not in buffers or buffers[dtype].numel() < numel:
+        buffers[dtype] = torch.empty(numel, dtype=dtype)
+    return buffers[dtype][:numel]
+
+
+CHUNK = 64
+"""Width of the column chunks whose maxima screen a tile's rows (see :func:`_row_topk`)."""
+
+
+def _row_topk(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k of every row of a contiguous tile, at little more than one streaming pass.
+
+    Each of a row's k best entries lies in one of the k chunks (runs of :data:`CHUNK` columns)
+    with the largest maxima, since a chunk ranked above it holds a larger entry. A vectorised
+    max per chunk picks those k chunks and only their k·CHUNK entries (plus a ragged tail) are
+    ranked: 2–3× faster than ``torch.topk`` over the whole row, which is what keeps the
+    reduction from adding to the GEMM's time. (Along columns, the same trick loses to
+    ``torch.topk``: its gather is strided.)
+    """
+    rows, width = block.shape
+    chunks = width // CHUNK
+    if chunks <= k:
+        return block.topk(min(k, width), dim=1)
+    chunk_max = block.as_strided((rows, chunks, CHUNK), (width, CHUNK, 1)).amax(dim=2)
+    picked = chunk_max.topk(k, dim=1).indices
+    candidates = (picked[:, :, None] * CHUNK + torch.arange(CHUNK, device=block.device)).view(rows, k * CHUNK)
+    tail = torch.arange(chunks * CHUNK, width, device=block.device)
+    candidates = torch.cat([candidates, tail.expand(rows, -1)], dim=1)
+    values, order = block.gather(1, candidates).topk(k, dim=1)
+    return values, candidates.gather(1, order)
+
+
+def _merge_topk(values: torch.Tensor, indices: torch.Tensor, new_values, new_indices, k: int, dim: int):
+    if k == 1:
+        better = new_values > values
+        return torch.where(better, new_values, values), torch.where(better, new_indices, indices)
+    merged, order = torch.cat([values, new_values], dim=dim).topk(k, dim=dim)
+    return merged, torch.cat([indices, new_indices], dim=dim).gather(dim, order)
+
+
+def _neighbours(src: torch.Tensor, tgt: torch.Tensor, k: int, tile: tuple[int, int] | None, columns: bool) -> _Neighbours:
+    """One tiled pass over src·tgtᵀ keeping the top-k of every row (and, if ``columns``, of every column).
+
+    Tiles are reduced in the matrix product's own dtype (a bf16 product is already rounded to
+    bf16, so a float32 copy would add time, not precision); only the k kept values are float32.
+    """
     src_hat, tgt_hat = _unit_rows(src), _unit_rows(tgt)
-    n = src.shape[0]
-    if block_rows is None:
-        block_rows = max(1, BLOCK_BYTES.get(src.device.type, BLOCK_BYTES["cpu"]) // (4 * n))
-    src_values, src_indices = [], []
-    col_values = torch.full((k, n), -torch.inf, device=src.device)
-    col_indices = torch.zeros((k, n), dtype=torch.long, device=src.device)
-    for start in range(0, n, block_rows):
-        block = (src_hat[start : start + block_rows] @ tgt_hat.T).float()
-        values, indices = block.topk(k, dim=1)
-        src_values.append(values)
-        src_indices.append(indices)
-        if not columns:
-            continue
-        values, indices = block.topk(min(k, block.shape[0]), dim=0)
-        merged_values, order = torch.cat([col_values, values]).topk(k, dim=0)
-        col_indices = torch.cat([col_indices, indices + start]).gather(0, order)
-        col_values = merged_values
-    return _Neighbours(torch.cat(src_values), torch.cat(src_indices), col_values.T, col_indices.T)
+    n, device = src.shape[0], src.device
+    tile_rows, tile_cols = tile or TILES.get(device.type, TILES["cpu"])
+    buffer = _workspace(min(tile_rows, n) * min(tile_cols, n), src.dtype, device)
+    row_values, row_indices = [], []
+    if columns:
+        col_values = torch.full((k, n), -torch.inf, device=device)
+        col_indices = torch.zeros((k, n), dtype=torch.long, device=device)
+    for row in range(0, n, tile_rows):
+        rows = src_hat[row : row + tile_rows]
+        best = torch.full((rows.shape[0], k), -torch.inf, device=device)
+        best_at = torch.zeros((rows.shape[0], k), dtype=torch.long, device=device)
+        for col in range(0, n, tile_cols):
+            cols = tgt_hat[col : col + tile_cols]
+            out = buffer[: rows.shape[0] * cols.shape[0]].view(rows.shape[0], cols.shape[0])
+            block = _product_into(rows, cols, out, light_reduction=not columns)
+            values, indices = _row_topk(block, k)
+            best, best_at = _merge_topk(best, best_at, values.float(), indices + col, k, dim=1)
+            if columns:
+                values, indices = block.topk(min(k, block.shape[0]), dim=0)
+                span = slice(col, col + cols.shape[0])
+                col_values[:, span], col_indices[:, span] = _merge_topk(
+                    col_values[:, span], col_indices[:, span], values.float(), indices + row, k, dim=0
+                )
+        row_values.append(best)
+        row_indices.append(best_at)
+    if not columns:
+        return _Neighbours(torch.cat(row_values), torch.cat(row_indices), None, None)
+    return _Neighbours(torch.cat(row_values), torch.cat(row_indices), col_values.T, col_indices.T)
 
 
 def _top1(neighbours: _Neighbours, scoring: str, reverse: bool) -> torch.Tensor:
@@ -119,33 +206,33 @@ def _top1(neighbours: _Neighbours, scoring: str, reverse: bool) -> torch.Tensor:
     return indices.gather(1, scores.argmax(dim=1, keepdim=True)).squeeze(1)
 
 
-def _retrieval(src: Array, tgt: Array, scoring: str, k: int, block_rows: int | None, both: bool) -> list[float]:
+def _retrieval(src: Array, tgt: Array, scoring: str, k: int, tile: tuple[int, int] | None, both: bool) -> list[float]:
     if scoring not in SCORINGS:
         raise unknown("scoring", scoring, SCORINGS)
     src, tgt = _pair(src, tgt)
     n = src.shape[0]
     columns = both or scoring != "cosine"  # margin and CSLS need every target's k-NN too
-    neighbours = _neighbours(src, tgt, 1 if scoring == "cosine" else min(k, n), block_rows, columns)
+    neighbours = _neighbours(src, tgt, 1 if scoring == "cosine" else min(k, n), tile, columns)
     truth = torch.arange(n, device=src.device)
     directions = (False, True) if both else (False,)
     return [float((_top1(neighbours, scoring, reverse) == truth).double().mean()) for reverse in directions]
 
 
-def retrieval_accuracy(src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, block_rows: int | None = None) -> float:
+def retrieval_accuracy(src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, tile: tuple[int, int] | None = None) -> float:
     """Top-1 accuracy of retrieving tgt row i for src row i, under cosine, margin or CSLS scoring.
 
-    The similarity matrix is computed once, in row blocks of bounded memory (``block_rows``,
-    default from :data:`BLOCK_BYTES`); margin and CSLS take their k-NN of both axes from the
-    same blocks.
+    The similarity matrix is computed once, in tiles of bounded memory (``tile`` = (rows,
+    columns), default from :data:`TILES`); margin and CSLS take the k-NN of both axes from
+    the same tiles.
     """
-    return _retrieval(src, tgt, scoring, k, block_rows, both=False)[0]
+    return _retrieval(src, tgt, scoring, k, tile, both=False)[0]
 
 
 def retrieval_accuracy_both(
-    src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, block_rows: int | None = None
+    src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, tile: tuple[int, int] | None = None
 ) -> tuple[float, float]:
     """(src→tgt, tgt→src) top-1 accuracies from one pass over the similarity matrix."""
-    forward, backward = _retrieval(src, tgt, scoring, k, block_rows, both=True)
+    forward, backward = _retrieval(src, tgt, scoring, k, tile, both=True)
     return forward, backward
 
 
@@ -178,13 +265,21 @@ def linear_cka(x: Array, y: Array, debiased: bool = False) -> float:
     return float(xty / (xtx.sqrt() * yty.sqrt()))
 
 
+def _retrieval_both_ways(scoring: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    def metric(x: torch.Tensor, y: torch.Tensor) -> float:
+        return sum(retrieval_accuracy_both(x, y, scoring)) / 2
+
+    return metric
+
+
 # Metric registry: result-store name → kernel of (src, tgt). One entry per DESIGN.md §3 name.
+# Retrieval is the mean of the src→tgt and tgt→src accuracies (DESIGN.md: both directions).
 METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     "parallel_cosine": parallel_cosine,
     "cosine_gap": cosine_gap,
-    "retrieval_cosine": lambda x, y: retrieval_accuracy(x, y, "cosine"),
-    "retrieval_margin": lambda x, y: retrieval_accuracy(x, y, "margin"),
-    "retrieval_csls": lambda x, y: retrieval_accuracy(x, y, "csls"),
+    "retrieval_cosine": _retrieval_both_ways("cosine"),
+    "retrieval_margin": _retrieval_both_ways("margin"),
+    "retrieval_csls": _retrieval_both_ways("csls"),
     "cka": linear_cka,
     "cka_debiased": lambda x, y: linear_cka(x, y, debiased=True),
 }
@@ -206,7 +301,27 @@ def alignment_metrics(
     ]
 
 
-POOLINGS = ("mean", "cls")
+def measure_alignment(
+    encoder, tokenizer, corpus: pd.DataFrame, src_lang: str, tgt_langs: Sequence[str], pooling: str = "mean",
+    max_length: int = 128, batch_size: int = 64, device: torch.device | None = None,
+    metrics: Sequence[str] = tuple(METRICS),
+) -> list[dict]:  # fmt: skip
+    """``{tgt_lang, layer, pooling, metric, value}`` rows: every layer, source vs each target language.
+
+    ``corpus`` has one column of line-aligned sentences per language
+    (:func:`xltlib.tasks.parallel_corpus`). The source is encoded once; each target only on
+    the rows usable for its pair (:func:`xltlib.tasks.parallel_rows`), one language at a
+    time so memory holds two languages' embeddings, not all of them.
+    """
+    source = encode(encoder, tokenizer, corpus[src_lang].tolist(), "all", pooling, batch_size, max_length, device)
+    rows = []
+    targets = [lang for lang in tgt_langs if lang != src_lang]
+    for lang in tqdm(targets, desc="alignment", unit="language", disable=len(targets) < 2):
+        keep = parallel_rows(corpus[src_lang], corpus[lang])
+        target = encode(encoder, tokenizer, corpus[lang].iloc[keep].tolist(), "all", pooling, batch_size, max_length, device)
+        measured = alignment_metrics(source[:, torch.as_tensor(keep)], target, metrics, pooling=pooling)
+        rows += [{"tgt_lang": lang, **row} for row in measured]
+    return rows
 
 
 @torch.no_grad()
