@@ -55,6 +55,9 @@ def test_dict_round_trip_keeps_the_hash():
         ({"profile": "synthetc"}, "did you mean 'synthetic'"),
         ({"data_dir": "/no/such/folder", "train_file": None}, "/no/such/folder does not exist"),
         ({"max_train_examples": 0}, "max_train_examples"),
+        ({"align_pooling": "cl"}, "did you mean 'cls'"),
+        ({"max_align_sentences": 1.5}, "max_align_sentences"),
+        ({"method": "pretrained", "method_params": {"x": 1}}, "takes no method_params"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, expected):
@@ -76,3 +79,15 @@ def test_local_model_paths_are_stored_absolute(tmp_path, monkeypatch):
     (tmp_path / "tiny").mkdir()
     monkeypatch.chdir(tmp_path)
     assert make(model="tiny").model == str(tmp_path / "tiny")
+
+
+def test_pretrained_run_is_shared_by_every_fine_tuning_run_of_a_model_and_task():
+    base = make(tgt_langs=("de", "fr"))
+    pretrained = base.pretrained()
+    assert pretrained.method == "pretrained" and pretrained.seed == 0
+    for other in (make(tgt_langs=("de", "fr"), seed=3), make(tgt_langs=("de", "fr"), learning_rate=1e-3, epochs=1.0)):
+        assert other.pretrained().run_id() == pretrained.run_id()
+    # ... but not across what changes the encoder's embeddings or the sentences they are measured on.
+    for changed in ({"model": "xlm-roberta-large"}, {"align_pooling": "cls"}, {"max_align_sentences": 100},
+                    {"max_seq_length": 64}, {"tgt_langs": ("de",)}):  # fmt: skip
+        assert make(**{"tgt_langs": ("de", "fr"), **changed}).pretrained().run_id() != pretrained.run_id()

@@ -1,5 +1,6 @@
 """End-to-end runs on real data with a tiny local XLM-R: train, evaluate, cache, resume."""
 
+import dataclasses
 import logging
 
 import pandas as pd
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 import xltlib.train
-from xltlib import runs
+from xltlib import align, runs
 from xltlib.config import RunConfig
 from xltlib.errors import XltError
 from xltlib.models import TinyXlmrSpec, build_tiny_xlmr
@@ -41,6 +42,7 @@ def config(pawsx, tiny_model):
         train_file=str(pawsx[1]),
         max_train_examples=192,
         max_eval_examples=40,
+        max_align_sentences=48,
     )
 
 
@@ -48,14 +50,46 @@ def test_run_trains_evaluates_every_language_and_writes_tidy_results(config, tmp
     results = runs.ensure_run(config, tmp_path, device="cpu", checkpoint_every=4)
     run_dir = tmp_path / config.run_id()
     assert list(results.columns) == runs.RESULT_COLUMNS
-    assert sorted(results["tgt_lang"]) == sorted(TASKS["pawsx"].languages)
-    assert set(results["metric"]) == {"accuracy"}
-    assert results["value"].between(0, 1).all()
+    accuracy = results[results["metric"] == "accuracy"]
+    assert sorted(accuracy["tgt_lang"]) == sorted(TASKS["pawsx"].languages)
+    assert accuracy["layer"].isna().all() and accuracy["pooling"].isna().all()
+    assert results["value"].between(-1, 1).all() and accuracy["value"].between(0, 1).all()
     assert (results["run_id"] == config.run_id()).all()
     assert {"config.json", "env.json", "log.txt", "metrics.parquet"} <= {p.name for p in run_dir.iterdir()}
     assert not (run_dir / "checkpoint.pt").exists()
     assert RunConfig.from_dict(pd.read_json(run_dir / "config.json", typ="series").to_dict()) == config
-    pd.testing.assert_frame_equal(runs.load_results(tmp_path), results)
+    stored = runs.load_results(tmp_path)
+    pd.testing.assert_frame_equal(stored[stored["run_id"] == config.run_id()].reset_index(drop=True), results)
+
+
+def assert_alignment_rows(rows, config, layers):
+    """Every metric at every layer (0 = embeddings … L) for every target except the source."""
+    targets = sorted(set(config.tgt_langs) - {config.src_lang})
+    assert len(rows) == len(targets) * layers * len(align.METRICS)
+    assert sorted(rows["tgt_lang"].unique()) == targets
+    assert set(rows["layer"]) == set(range(layers)) and set(rows["pooling"]) == {config.align_pooling}
+    assert set(rows["metric"]) == set(align.METRICS)
+    assert rows["value"].notna().all()
+
+
+def test_run_measures_alignment_after_fine_tuning_and_before_once(config, tmp_path, monkeypatch):
+    results = runs.ensure_run(config, tmp_path, device="cpu")
+    layers = TinyXlmrSpec().num_layers + 1
+    assert_alignment_rows(results[results["metric"] != "accuracy"], config, layers)
+
+    pretrained = pd.read_parquet(tmp_path / config.pretrained().run_id() / runs.METRICS_FILE)
+    assert (pretrained["method"] == "pretrained").all() and (pretrained["seed"] == 0).all()
+    assert_alignment_rows(pretrained, config, layers)
+    # Fine-tuning moved the encoder: some alignment number differs from the starting point.
+    merged = results.merge(pretrained, on=["tgt_lang", "layer", "metric"], suffixes=("", "_before"))
+    assert (merged["value"] != merged["value_before"]).any()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pre-trained encoder's alignment was measured twice")
+
+    monkeypatch.setattr(runs, "_pretrained_alignment", refuse)
+    runs.ensure_run(dataclasses.replace(config, seed=2), tmp_path, device="cpu")
+    assert set(runs.load_results(tmp_path)["method"]) == {"standard", "pretrained"}
 
 
 def test_complete_run_is_never_recomputed(config, tmp_path, monkeypatch):
@@ -152,13 +186,15 @@ def test_training_learns_a_learnable_task(tmp_path, device):
     (data / "train.tsv").write_text(rows(800))
     for lang in ("en", "de"):
         (data / f"dev-{lang}.tsv").write_text(rows(200))
+        (data / f"test-{lang}.tsv").write_text(rows(50))
     model = build_tiny_xlmr(tmp_path / "model", words + ["yes", "no"] * 20, TinyXlmrSpec(vocab_size=200))
     config = RunConfig(
         task="pawsx", model=str(model), learning_rate=2e-3, epochs=3.0, batch_size=16, warmup_ratio=0.0,
         data_dir=str(data), train_file=str(data / "train.tsv"), tgt_langs=("en", "de"),
     )  # fmt: skip
     results = runs.ensure_run(config, tmp_path / "runs", device=device)
-    assert (results["value"] > 0.9).all(), results
+    accuracy = results[results["metric"] == "accuracy"]
+    assert (accuracy["value"] > 0.9).all(), accuracy
 
 
 def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny_model, tmp_path):
@@ -166,8 +202,10 @@ def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny
     config = RunConfig(
         task="xnli", model=str(tiny_model), learning_rate=1e-3, epochs=1.0, batch_size=16, max_seq_length=64,
         data_dir=str(xnli / "test-labeled"), train_file=str(xnli / "xtreme" / "dev-en.tsv"), eval_split="test",
-        max_train_examples=96, max_eval_examples=30,
+        max_train_examples=96, max_eval_examples=30, max_align_sentences=40,
     )  # fmt: skip
     results = runs.ensure_run(config, tmp_path, device="cpu")
-    assert sorted(results["tgt_lang"]) == sorted(TASKS["xnli"].languages)
-    assert results["value"].between(0, 1).all()
+    accuracy = results[results["metric"] == "accuracy"]
+    assert sorted(accuracy["tgt_lang"]) == sorted(TASKS["xnli"].languages)
+    assert accuracy["value"].between(0, 1).all()
+    assert_alignment_rows(results[results["metric"] != "accuracy"], config, TinyXlmrSpec().num_layers + 1)

@@ -17,6 +17,8 @@ from xltlib.tasks import (
     load_split,
     load_train_file,
     local_split_path,
+    parallel_corpus,
+    parallel_rows,
     read_tsv,
     register_task,
     require_labels,
@@ -261,3 +263,39 @@ def test_hub_unlabeled_and_errors(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(XltError, match=r"could not load facebook/xnli \(en, train\).*no network.*--data-dir"):
         load_split(XNLI, "en", "train")
+
+
+# --- parallel sentences for alignment -----------------------------------------------
+
+
+def test_xnli_parallel_corpus_stacks_premises_and_hypotheses_line_aligned(shared_data):
+    folder = shared_data / "xnli" / "xtreme"
+    corpus = parallel_corpus(XNLI, ("en", "de", "zh"), folder)
+    assert list(corpus.columns) == ["en", "de", "zh"] and len(corpus) == 2 * 5010
+    test_de = load_split(XNLI, "de", "test", folder)
+    assert corpus["de"].iloc[7] == test_de["text_a"].iloc[7]
+    assert corpus["de"].iloc[5010 + 7] == test_de["text_b"].iloc[7]
+    assert parallel_corpus(XNLI, ("en", "de"), folder, limit=100).equals(corpus[["en", "de"]].iloc[:100])
+    # XNLI premises repeat once per hypothesis: each pair keeps a sentence once.
+    rows = parallel_rows(corpus["en"], corpus["de"])
+    assert corpus["en"].iloc[rows].is_unique and corpus["de"].iloc[rows].is_unique
+    assert 5010 < len(rows) < 2 * 5010
+
+
+def test_pawsx_parallel_corpus_uses_first_sentences_only(shared_data):
+    corpus = parallel_corpus(PAWSX, ("en", "ja"), shared_data / "pawsx" / "xtreme")
+    assert len(corpus) == 2000
+    assert corpus["ja"].equals(load_split(PAWSX, "ja", "test", shared_data / "pawsx" / "xtreme")["text_a"])
+
+
+def test_parallel_rows_drop_empty_and_repeated_sentences():
+    src = pd.Series(["a", "b", "a", "", "c", "d"])
+    tgt = pd.Series(["x", "y", "x", "z", " ", "y"])
+    assert list(parallel_rows(src, tgt)) == [0, 1]
+
+
+def test_misaligned_parallel_files_are_refused(tmp_path):
+    (tmp_path / "test-en.tsv").write_text("a\tb\nc\td\n")
+    (tmp_path / "test-de.tsv").write_text("a\tb\n")
+    with pytest.raises(XltError, match="not line-aligned.*en 2, de 1"):
+        parallel_corpus(PAWSX, ("en", "de"), tmp_path)

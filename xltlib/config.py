@@ -15,6 +15,14 @@ from .errors import XltError, did_you_mean
 
 PROFILES = ("xtreme", "synthetic")
 EVAL_SPLITS = ("dev", "test")
+POOLINGS = ("mean", "cls")
+PRETRAINED = "pretrained"
+"""Method name of the alignment-only run of the encoder before fine-tuning (no training)."""
+ALIGNMENT_FIELDS = (
+    "task", "model", "max_seq_length", "src_lang", "tgt_langs", "data_dir", "profile", "align_pooling",
+    "max_align_sentences",
+)  # fmt: skip
+"""The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,8 @@ class RunConfig:
         task: registered task name (``xnli``, ``pawsx``; see :mod:`xltlib.tasks`).
         model: Hugging Face encoder, a hub id (``xlm-roberta-base``) or a local folder
             saved with ``save_pretrained``. Local folders are stored as absolute paths.
-        method: training method (``standard``; see :mod:`xltlib.robust`).
+        method: training method (``standard``; see :mod:`xltlib.robust`), or ``pretrained``
+            for the alignment of the encoder before fine-tuning (see :meth:`pretrained`).
         method_params: the method's parameters; validated and completed with defaults.
         learning_rate: peak AdamW learning rate (linear warm-up, then linear decay).
         epochs: passes over the training set; fractions allowed (``0.5``) for quick runs.
@@ -50,6 +59,10 @@ class RunConfig:
         max_train_examples: keep only the first N training examples (``None``: all).
         max_eval_examples: keep only the first N examples per language (``None``: all).
         profile: ``xtreme`` (real data) or ``synthetic``; stored with every result row.
+        align_pooling: ``mean`` (over non-padding tokens) or ``cls`` (first token): how a
+            layer's token states become the sentence embedding that alignment is measured on.
+        max_align_sentences: keep only the first N rows of the task's parallel sentences
+            (``None``: all) when measuring alignment.
     """
 
     task: str
@@ -73,6 +86,8 @@ class RunConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     profile: str = "xtreme"
+    align_pooling: str = "mean"
+    max_align_sentences: int | None = None
 
     def __post_init__(self) -> None:
         task = tasks.get_task(self.task)
@@ -89,17 +104,22 @@ class RunConfig:
         _check_number("weight_decay", self.weight_decay, float, low=0)
         _check_number("max_grad_norm", self.max_grad_norm, float, low=0, low_open=True)
         _check_number("seed", self.seed, int, low=0)
-        for name in ("max_train_examples", "max_eval_examples"):
+        for name in ("max_train_examples", "max_eval_examples", "max_align_sentences"):
             if getattr(self, name) is not None:
                 _check_number(name, getattr(self, name), int, low=1)
         _check_choice("eval_split", self.eval_split, EVAL_SPLITS)
         _check_choice("profile", self.profile, PROFILES)
+        _check_choice("align_pooling", self.align_pooling, POOLINGS)
         _check_choice("src_lang", self.src_lang, task.languages)
         tgt_langs = tuple(self.tgt_langs) or task.languages
         for lang in tgt_langs:
             _check_choice("tgt_langs", lang, task.languages)
         object.__setattr__(self, "tgt_langs", tgt_langs)
-        object.__setattr__(self, "method_params", robust.normalize_params(self.method, self.method_params))
+        if self.method == PRETRAINED:
+            if self.method_params:
+                raise XltError(f"method {PRETRAINED!r} trains nothing and takes no method_params")
+        else:
+            object.__setattr__(self, "method_params", robust.normalize_params(self.method, self.method_params))
         object.__setattr__(self, "model", _absolute_if_local(self.model))
         for name in ("data_dir", "train_file"):
             path = getattr(self, name)
@@ -107,7 +127,7 @@ class RunConfig:
                 if not Path(path).exists():
                     raise XltError(f"{name}: {path} does not exist; {tasks.DATA_HELP}")
                 object.__setattr__(self, name, str(Path(path).resolve()))
-        if self.data_dir is not None and self.train_file is None:
+        if self.data_dir is not None and self.train_file is None and self.method != PRETRAINED:
             raise XltError(
                 "train_file is required with data_dir: a local XTREME-layout folder has no "
                 "English training set (pass --train-file, or drop --data-dir to use the hub)"
@@ -134,6 +154,14 @@ class RunConfig:
         """sha256 of the canonical JSON of all fields: stable across processes and machines."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def pretrained(self) -> RunConfig:
+        """The alignment-only run of this config's encoder before fine-tuning.
+
+        Only :data:`ALIGNMENT_FIELDS` are kept (training settings are reset to defaults and
+        the seed to 0), so every fine-tuned run of one (model, task) shares it.
+        """
+        return RunConfig(**{name: getattr(self, name) for name in ALIGNMENT_FIELDS}, method=PRETRAINED, seed=0)
 
     def run_id(self) -> str:
         """Short, readable run directory name: ``{task}-{method}-s{seed}-{hash12}``."""

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from . import tasks
-from .config import RunConfig
+from .config import PRETRAINED, RunConfig
 from .errors import XltError
 
 log = logging.getLogger(__name__)
@@ -132,13 +132,19 @@ def is_complete(run_dir: Path) -> bool:
 
 @dataclass(frozen=True)
 class RunData:
-    train: pd.DataFrame
+    train: pd.DataFrame | None  # None for a pre-trained (alignment-only) run
     eval_sets: dict[str, pd.DataFrame]
+    parallel: pd.DataFrame  # one column of line-aligned sentences per language
 
 
 def load_run_data(config: RunConfig) -> RunData:
     """Load and validate all data a run needs, before any model is touched."""
     task = tasks.get_task(config.task)
+    parallel = tasks.parallel_corpus(
+        task, (config.src_lang, *config.tgt_langs), config.data_dir, limit=config.max_align_sentences
+    )
+    if config.method == PRETRAINED:
+        return RunData(None, {}, parallel)
     if config.train_file is not None:
         train = tasks.load_train_file(task, config.train_file, limit=config.max_train_examples)
     else:
@@ -150,7 +156,7 @@ def load_run_data(config: RunConfig) -> RunData:
     }
     for frame in eval_sets.values():
         tasks.require_labels(frame)
-    return RunData(train, eval_sets)
+    return RunData(train, eval_sets, parallel)
 
 
 def resolve_device(device: str | None = None):
@@ -181,7 +187,13 @@ def ensure_run(
     checkpoint_every: int = 200,
     eval_batch_size: int = 64,
 ) -> pd.DataFrame:
-    """Return the run's tidy metrics, computing (or resuming) the run only if needed."""
+    """Return the run's tidy metrics, computing (or resuming) the run only if needed.
+
+    A fine-tuning run first makes sure the alignment of its encoder before fine-tuning is
+    stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed).
+    """
+    if config.method != PRETRAINED:
+        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size)
     run_dir = Path(runs_dir) / config.run_id()
     if is_complete(run_dir):
         log.info("run %s is complete: reading cached results", run_dir.name)
@@ -193,8 +205,12 @@ def ensure_run(
             return pd.read_parquet(run_dir / METRICS_FILE)
         atomic_write_json(run_dir / "config.json", config.to_dict())
         atomic_write_json(run_dir / "env.json", env_info(torch_device))
-        log.info("run %s on %s: %d training examples", run_dir.name, torch_device, len(data.train))
-        metrics = _train_and_evaluate(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
+        if config.method == PRETRAINED:
+            log.info("run %s on %s: alignment of the pre-trained encoder", run_dir.name, torch_device)
+            metrics = _pretrained_alignment(config, data, torch_device, eval_batch_size)
+        else:
+            log.info("run %s on %s: %d training examples", run_dir.name, torch_device, len(data.train))
+            metrics = _train_and_evaluate(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
         frame = result_rows(config, metrics)
         atomic_write_parquet(run_dir / METRICS_FILE, frame)
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)
@@ -216,7 +232,24 @@ def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_ba
     accuracies = zero_shot_accuracy(model, tokenizer, data.eval_sets, config.max_seq_length, device, eval_batch_size)
     for lang, value in accuracies.items():
         log.info("accuracy %s: %.4f", lang, value)
-    return [{"tgt_lang": lang, "metric": "accuracy", "value": value} for lang, value in accuracies.items()]
+    accuracy_rows = [{"tgt_lang": lang, "metric": "accuracy", "value": value} for lang, value in accuracies.items()]
+    return accuracy_rows + _alignment(config, data, model.base_model, tokenizer, device, eval_batch_size)
+
+
+def _pretrained_alignment(config, data, device, eval_batch_size) -> list[dict]:
+    from .models import load_encoder
+
+    encoder, tokenizer = load_encoder(config.model, device=device)
+    return _alignment(config, data, encoder, tokenizer, device, eval_batch_size)
+
+
+def _alignment(config, data, encoder, tokenizer, device, eval_batch_size) -> list[dict]:
+    from .align import measure_alignment
+
+    return measure_alignment(
+        encoder, tokenizer, data.parallel, config.src_lang, config.tgt_langs, config.align_pooling,
+        config.max_seq_length, eval_batch_size, device,
+    )  # fmt: skip
 
 
 def load_results(runs_dir: str | Path = "runs") -> pd.DataFrame:

@@ -26,6 +26,9 @@ class Task:
     `labels` fixes the class ids (index = id) and matches the hub's integer labels, so a
     model trained on hub data and evaluated on TSV files (or vice versa) agrees on ids.
     `label_aliases` maps other spellings found in circulating copies to canonical labels.
+    `parallel_split` is a split whose files are line-aligned across languages (line i is
+    the same example everywhere) and `parallel_columns` the columns (`text_a`, `text_b`)
+    whose sentences measure alignment (see :func:`parallel_corpus`).
     """
 
     name: str
@@ -34,6 +37,8 @@ class Task:
     hub_id: str
     text_columns: tuple[str, str]
     label_aliases: tuple[tuple[str, str], ...] = ()
+    parallel_split: str = "test"
+    parallel_columns: tuple[str, ...] = ("text_a",)
 
     def label_ids(self) -> dict[str, int]:
         """Every accepted label spelling -> class id."""
@@ -59,6 +64,7 @@ register_task(Task(
     hub_id="facebook/xnli",
     text_columns=("premise", "hypothesis"),
     label_aliases=(("contradictory", "contradiction"),),
+    parallel_columns=("text_a", "text_b"),  # premises repeat once per hypothesis: deduplicated
 ))
 register_task(Task(
     name="pawsx",
@@ -66,6 +72,8 @@ register_task(Task(
     labels=("0", "1"),  # 0 = not a paraphrase, 1 = paraphrase
     hub_id="google-research-datasets/paws-x",
     text_columns=("sentence1", "sentence2"),
+    # sentence2 is often sentence1 with words swapped: keeping both would plant near-duplicates
+    parallel_columns=("text_a",),
 ))
 
 
@@ -271,3 +279,38 @@ def require_labels(df: pd.DataFrame, what: str | None = None) -> None:
             f"{what} has labels on only {len(df) - missing} of {len(df)} rows; "
             "accuracy over a partly labeled split would be misleading"
         )
+
+
+def parallel_corpus(
+    task: Task, langs: tuple[str, ...], data_dir: str | Path | None = None, limit: int | None = None
+) -> pd.DataFrame:
+    """Line-aligned sentences of ``task.parallel_split`` in every language: one column per language.
+
+    The task's ``parallel_columns`` are stacked (all `text_a`, then all `text_b`); ``limit``
+    keeps the first N stacked rows. Rows are not deduplicated here, because which rows
+    repeat depends on the language pair: see :func:`parallel_rows`.
+    """
+    if limit is not None and limit < 1:
+        raise XltError(f"limit must be a positive number of rows, got {limit}")
+    columns = {}
+    for lang in dict.fromkeys(langs):
+        split = load_split(task, lang, task.parallel_split, data_dir)
+        columns[lang] = pd.concat([split[column] for column in task.parallel_columns], ignore_index=True)
+    lengths = {lang: len(column) for lang, column in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise XltError(
+            f"{task.name} {task.parallel_split} files are not line-aligned across languages "
+            f"(rows: {', '.join(f'{lang} {n}' for lang, n in lengths.items())}); alignment needs parallel files"
+        )
+    corpus = pd.DataFrame(columns)
+    return corpus.iloc[:limit].reset_index(drop=True) if limit is not None else corpus
+
+
+def parallel_rows(src: pd.Series, tgt: pd.Series) -> pd.Index:
+    """Rows of a parallel corpus usable for one language pair: both sides non-empty, and
+    neither side repeating an earlier row (a repeated sentence would be two correct answers
+    to one retrieval query)."""
+    pairs = pd.DataFrame({"src": src.str.strip(), "tgt": tgt.str.strip()})
+    pairs = pairs[(pairs["src"] != "") & (pairs["tgt"] != "")]
+    keep = ~pairs["src"].duplicated() & ~pairs["tgt"].duplicated()
+    return pairs.index[keep.to_numpy()]
