@@ -34,6 +34,8 @@ RUN_FLAGS = [
     ("--max-train-examples", "max_train_examples", int, "use the first N training examples"),
     ("--max-eval-examples", "max_eval_examples", int, "evaluate on the first N examples per language"),
     ("--profile", "profile", str, "xtreme or synthetic (default: xtreme)"),
+    ("--align-pooling", "align_pooling", str, "sentence embedding for alignment: mean or cls (default: mean)"),
+    ("--max-align-sentences", "max_align_sentences", int, "measure alignment on the first N parallel rows"),
 ]
 
 

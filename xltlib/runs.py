@@ -192,13 +192,13 @@ def ensure_run(
     A fine-tuning run first makes sure the alignment of its encoder before fine-tuning is
     stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed).
     """
-    if config.method != PRETRAINED:
-        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size)
     run_dir = Path(runs_dir) / config.run_id()
     if is_complete(run_dir):
         log.info("run %s is complete: reading cached results", run_dir.name)
         return pd.read_parquet(run_dir / METRICS_FILE)
-    data = load_run_data(config)
+    data = load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
+    if config.method != PRETRAINED:
+        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size)
     torch_device = resolve_device(device)
     with run_lock(run_dir), _log_to(run_dir / "log.txt"):
         if is_complete(run_dir):  # finished by another process while we waited to start

@@ -49,6 +49,7 @@ def run_local_study(data_root: Path, runs_dir: Path, quick: bool = False, device
         train_file=str(train_file),
         max_train_examples=500 if quick else None,
         max_eval_examples=200 if quick else None,
+        max_align_sentences=200 if quick else None,
     )
     ensure_run(config, runs_dir, device)
     results_path = runs_dir / "results.parquet"
