@@ -22,7 +22,7 @@ def test_sigkilled_run_resumes_and_finishes(shared_data, tmp_path):
         sys.executable, "-m", "xltlib", "run", "--task", "pawsx", "--model", str(model),
         "--data-dir", str(pawsx / "xtreme"), "--train-file", str(train_file), "--lr", "1e-3",
         "--epochs", "6", "--batch-size", "16", "--max-train-examples", "2000", "--max-eval-examples", "50",
-        "--checkpoint-every", "20", "--out", str(tmp_path / "runs"), "--device", "cpu",
+        "--checkpoint-every", "20", "--out", str(tmp_path / "runs"), "--device", "cpu", "--max-align-sentences", "50",
     ]  # fmt: skip
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -32,12 +32,14 @@ def test_sigkilled_run_resumes_and_finishes(shared_data, tmp_path):
         assert time.monotonic() < deadline, "no checkpoint written in time"
     first.send_signal(signal.SIGKILL)
     first.wait()
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = (tmp_path / "runs").glob("pawsx-standard-*")
+    (pretrained_dir,) = (tmp_path / "runs").glob("pawsx-pretrained-*")
+    assert (pretrained_dir / "metrics.parquet").exists()  # measured before training started
     assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "metrics.parquet").exists()
 
     second = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
     assert "resuming from checkpoint" in second.stderr
     results = pd.read_parquet(run_dir / "metrics.parquet")
-    assert sorted(results["tgt_lang"]) == sorted(TASKS["pawsx"].languages)
+    assert sorted(results.loc[results["metric"] == "accuracy", "tgt_lang"]) == sorted(TASKS["pawsx"].languages)
     assert not (run_dir / "checkpoint.pt").exists()
