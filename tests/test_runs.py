@@ -134,6 +134,29 @@ def test_interrupted_run_resumes_to_the_same_metrics(config, tmp_path, monkeypat
     pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
+def test_run_failing_after_training_resumes_without_retraining(config, tmp_path, monkeypatch):
+    uninterrupted = runs.ensure_run(config, tmp_path / "whole", device="cpu")
+    real_alignment = runs._alignment
+
+    def crash_after_training(run_config, *args):
+        if run_config.method == "pretrained":
+            return real_alignment(run_config, *args)
+        raise RuntimeError("alignment crashed")
+
+    monkeypatch.setattr(runs, "_alignment", crash_after_training)
+    with pytest.raises(RuntimeError, match="alignment crashed"):
+        runs.ensure_run(config, tmp_path / "crashed", device="cpu")
+    assert (tmp_path / "crashed" / config.run_id() / "checkpoint.pt").exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training ran again")
+
+    monkeypatch.setattr(runs, "_alignment", real_alignment)
+    monkeypatch.setattr(xltlib.train, "_train_step", refuse)
+    resumed = runs.ensure_run(config, tmp_path / "crashed", device="cpu")
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
+
+
 def test_a_locked_run_is_refused(config, tmp_path):
     with runs.run_lock(tmp_path / config.run_id()):
         with pytest.raises(XltError, match="being written by another process"):

@@ -253,4 +253,6 @@ def fit(
             save_checkpoint(checkpoint_path, done, model, optimizer, scheduler)
             log.info("checkpoint at step %d/%d", done, plan.total_steps)
     losses.flush()
+    if start < plan.total_steps:  # so a failure in evaluation or alignment never costs the training
+        save_checkpoint(checkpoint_path, plan.total_steps, model, optimizer, scheduler)
     return losses.values
