@@ -1,6 +1,10 @@
 """Synthetic languages: determinism, nested anchors, recipes rendered as documented."""
 
+import csv
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from xltlib import synthetic
@@ -100,3 +104,101 @@ def test_bad_recipes_are_refused():
         LanguageRecipe("x", anchor_share=0.5, order="SXO")
     with pytest.raises(XltError, match="unique"):
         build_lexicon(GrammarSpec(), (BASE, BASE))
+
+
+SMALL = synthetic.DataSpec(mono_documents=300, train_examples=600, dev_examples=200, test_examples=200,
+                           parallel_sentences=150)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return synthetic.ensure_data(SMALL, tmp_path_factory.mktemp("cache"), progress=False)
+
+
+def read_pairs(path):
+    return pd.read_csv(path, sep="\t", header=None, names=["a", "b", "label"], dtype=str, keep_default_na=False,
+                       quoting=csv.QUOTE_NONE)  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["syn-nli", "syn-paws"])
+def test_no_pair_has_two_labels_and_labels_follow_frame_logic(data_dir, lexicon, task):
+    rows = pd.concat([read_pairs(p) for p in sorted((data_dir / task).glob("*.tsv"))])
+    labels_per_pair = rows.groupby(["a", "b"])["label"].nunique()
+    assert (labels_per_pair == 1).all(), labels_per_pair[labels_per_pair > 1].head()
+    expected = synthetic.NLI_LABELS if task == "syn-nli" else synthetic.PAWS_LABELS
+    counts = read_pairs(data_dir / task / "train-base.tsv")["label"].value_counts(normalize=True)
+    assert set(counts.index) == set(expected) and counts.min() > 0.8 / len(expected)  # roughly balanced
+    rng = np.random.default_rng(5)
+    label_of = synthetic.nli_label if task == "syn-nli" else synthetic.paws_label
+    for _ in range(300):
+        example = synthetic.EXAMPLE_MAKERS[task](lexicon, rng)
+        assert label_of(example.first, example.second) == example.label
+
+
+def test_frame_logic_by_hand():
+    premise = Frame(subject=1, verb=2, object=3, subject_adjective=4, place=(0, 5))
+    assert synthetic.nli_label(premise, Frame(1, 2, 3)) == "entailment"  # dropping modifiers
+    assert synthetic.nli_label(premise, Frame(1, 2, 3, negated=True)) == "contradiction"
+    assert synthetic.nli_label(premise, Frame(3, 2, 1)) == "neutral"  # swapped roles
+    assert synthetic.nli_label(premise, Frame(1, 2, 3, object_adjective=4)) == "neutral"  # unstated modifier
+    assert synthetic.nli_label(premise, Frame(1, 2, 3, subject_adjective=4, negated=True)) == "contradiction"
+    with pytest.raises(XltError, match="negated premise"):
+        synthetic.nli_label(Frame(1, 2, 3, negated=True), Frame(1, 2, 3))
+    assert synthetic.paws_label(premise, premise) == "1"
+    assert synthetic.paws_label(premise, Frame(3, 2, 1, object_adjective=4, place=(0, 5))) == "0"
+
+
+def test_paws_pairs_share_their_bag_of_concepts(lexicon):
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        example = synthetic.paws_example(lexicon, rng)
+        first, second = (render(f, lexicon, synthetic.TARGETS[3]) for f in (example.first, example.second))
+        assert sorted(first.split()) == sorted(second.split())
+
+
+def test_test_sets_and_parallel_sentences_are_line_aligned(data_dir, lexicon):
+    codes = [recipe.code for recipe in RECIPES]
+    for task in ("syn-nli", "syn-paws"):
+        tests = {code: read_pairs(data_dir / task / f"test-{code}.tsv") for code in codes}
+        assert {len(frame) for frame in tests.values()} == {SMALL.test_examples}
+        for code in codes:
+            assert (tests[code]["label"] == tests["base"]["label"]).all()
+        # a0 shares no word with base; same lines must still be the same examples: equal word counts
+        assert (tests["a0"]["a"].str.split().str.len() == tests["a50"]["a"].str.split().str.len()).all()
+    parallel = {code: (data_dir / f"parallel-{code}.txt").read_text().splitlines() for code in codes}
+    assert {len(lines) for lines in parallel.values()} == {SMALL.parallel_sentences}
+    anchors_a80 = {lexicon.forms["a80"][c][0] for c in lexicon.concepts()} & words_of(lexicon, "base")
+    shared = [set(a.split()) & set(b.split()) for a, b in zip(parallel["base"], parallel["a80"])]
+    assert all(words <= anchors_a80 for words in shared) and np.mean([len(w) for w in shared]) > 2
+
+
+def test_monolingual_corpora_are_not_parallel(data_dir):
+    first = {code: [line.split("\t")[0] for line in (data_dir / f"mono-{code}.tsv").read_text().splitlines()]
+             for code in ("base", "a80")}  # fmt: skip
+    assert len(first["base"]) == SMALL.mono_documents
+    # a80 renders most words like base: a parallel corpus would repeat most sentences verbatim
+    assert len(set(first["base"]) & set(first["a80"])) < 0.05 * SMALL.mono_documents
+
+
+def test_synonym_table_covers_base_synonyms_only(data_dir, lexicon):
+    table = json.loads((data_dir / "synonyms-base.json").read_text())
+    pairs = [forms for forms in lexicon.forms["base"].values() if len(forms) == 2]
+    assert len(table) == 2 * len(pairs)
+    for a, b in pairs:
+        assert table[a] == [b] and table[b] == [a]
+
+
+def test_data_is_cached_by_spec_and_deterministic(data_dir, tmp_path):
+    again = synthetic.write_data(SMALL, tmp_path / "again", progress=False)
+    for path in sorted(data_dir.rglob("*.*")):
+        assert (again / path.relative_to(data_dir)).read_bytes() == path.read_bytes(), path.name
+    assert synthetic.ensure_data(SMALL, data_dir.parent.parent, progress=False) == data_dir
+    other = synthetic.DataSpec(**{**SMALL.__dict__, "seed": 1})
+    assert other.config_hash() != SMALL.config_hash()
+    with pytest.raises(XltError, match="train_examples"):
+        synthetic.DataSpec(train_examples=0)
+
+
+def test_distances_are_recorded(data_dir):
+    distances = synthetic.language_distances(data_dir)
+    assert distances == {recipe.code: recipe.distance() for recipe in RECIPES}

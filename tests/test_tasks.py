@@ -56,12 +56,12 @@ def test_unknown_task_and_language_suggest_near_miss():
 
 def test_register_task_adds_and_refuses_redefinition(monkeypatch):
     monkeypatch.setattr("xltlib.tasks.TASKS", dict(TASKS))
-    syn = Task("syn-nli", ("en", "xx"), XNLI.labels, "", ("premise", "hypothesis"))
+    syn = Task("toy-nli", ("en", "xx"), XNLI.labels, "", ("premise", "hypothesis"))
     register_task(syn)
-    assert get_task("syn-nli") is syn
+    assert get_task("toy-nli") is syn
     register_task(syn)  # same definition again is fine
     with pytest.raises(ValueError, match="already registered"):
-        register_task(Task("syn-nli", ("en",), XNLI.labels, "", ("premise", "hypothesis")))
+        register_task(Task("toy-nli", ("en",), XNLI.labels, "", ("premise", "hypothesis")))
 
 
 def test_import_stays_light():

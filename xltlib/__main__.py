@@ -15,14 +15,16 @@ DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "
 
 # (flag, RunConfig field, type, help); defaults live in RunConfig alone.
 RUN_FLAGS = [
-    ("--task", "task", str, "task name: xnli or pawsx"),
-    ("--model", "model", str, "hub id (xlm-roberta-base) or local save_pretrained folder"),
+    ("--task", "task", str, "task name: xnli, pawsx, syn-nli or syn-paws"),
+    ("--model", "model", str, "hub id (xlm-roberta-base) or local save_pretrained folder "
+     "(synthetic tasks: default the cached pre-trained synthetic encoder)"),
     ("--method", "method", str, "training method (default: standard)"),
-    ("--data-dir", "data_dir", str, "local XTREME-layout folder with {split}-{lang}.tsv (default: dataset hub)"),
+    ("--data-dir", "data_dir", str, "local XTREME-layout folder with {split}-{lang}.tsv "
+     "(default: dataset hub; synthetic tasks: the generated data)"),
     ("--train-file", "train_file", str, "English training TSV (default: the hub's train split)"),
     ("--eval-split", "eval_split", str, "dev or test (default: dev)"),
     ("--seed", "seed", int, "random seed (default: 1)"),
-    ("--src-lang", "src_lang", str, "source language (default: en)"),
+    ("--src-lang", "src_lang", str, "source language (default: en; synthetic tasks: base)"),
     ("--langs", "tgt_langs", str, "comma-separated target languages (default: all of the task)"),
     ("--lr", "learning_rate", float, "peak learning rate (default: 2e-5)"),
     ("--epochs", "epochs", float, "training epochs, fractions allowed (default: 2)"),
@@ -33,7 +35,7 @@ RUN_FLAGS = [
     ("--weight-decay", "weight_decay", float, "AdamW weight decay (default: 0.01)"),
     ("--max-train-examples", "max_train_examples", int, "use the first N training examples"),
     ("--max-eval-examples", "max_eval_examples", int, "evaluate on the first N examples per language"),
-    ("--profile", "profile", str, "xtreme or synthetic (default: xtreme)"),
+    ("--profile", "profile", str, "xtreme or synthetic (default: the task's)"),
     ("--align-pooling", "align_pooling", str, "sentence embedding for alignment: mean or cls (default: mean)"),
     ("--max-align-sentences", "max_align_sentences", int, "measure alignment on the first N parallel rows"),
 ]
@@ -44,6 +46,12 @@ def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default)")
     parser.add_argument("--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints")
     parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
+    _add_cache_flag(parser)
+
+
+def _add_cache_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", default="cache", help="folder of generated data and pre-trained encoders (default: cache)")
+    parser.add_argument("--quick", action="store_true", help="synthetic tasks: the tiny profile (smoke tests; seconds)")
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -63,7 +71,32 @@ def _config_from_args(args: argparse.Namespace):
     if "tgt_langs" in values:
         values["tgt_langs"] = tuple(lang.strip() for lang in values["tgt_langs"].split(",") if lang.strip())
     values["method_params"] = _parse_overrides(args.params)
+    from .tasks import get_task
+
+    task = get_task(values["task"])
+    if task.profile == "synthetic" and "data_dir" not in values:
+        from .profiles import synthetic_run_config
+
+        return synthetic_run_config(
+            cache_dir=args.cache, profile=_synthetic_profile(args.quick), device=_pretrain_device(args.device), **values
+        )
+    if args.quick:
+        raise XltError(f"--quick selects the tiny synthetic profile; task {task.name} is not synthetic")
+    if "model" not in values:
+        raise XltError(f"--model is required for task {task.name} (a hub id such as xlm-roberta-base, or a local folder)")
     return RunConfig(**values)
+
+
+def _synthetic_profile(quick: bool):
+    from .profiles import default_synthetic_profile, quick_synthetic_profile
+
+    return quick_synthetic_profile() if quick else default_synthetic_profile()
+
+
+def _pretrain_device(device: str) -> str:
+    from .runs import resolve_device
+
+    return str(resolve_device(device))
 
 
 def _print_accuracy(results) -> None:
@@ -79,6 +112,17 @@ def cmd_run(args: argparse.Namespace) -> None:
     results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size)
     print(f"run {config.run_id()} → {Path(args.out) / config.run_id()}")
     _print_accuracy(results)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from .profiles import ensure_encoder
+
+    from .synthetic import ensure_data
+
+    profile = _synthetic_profile(args.quick)
+    path = ensure_encoder(profile, args.cache, _pretrain_device(args.device))
+    print(f"synthetic encoder: {path}")
+    print(f"synthetic data: {ensure_data(profile.data, args.cache)}")
 
 
 def cmd_study(args: argparse.Namespace) -> None:
@@ -98,10 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="one fine-tuning run (cached by config hash, resumable)")
     for flag, field, kind, text in RUN_FLAGS:
-        run.add_argument(flag, dest=field, type=kind, default=None, help=text, required=field in ("task", "model"))
+        run.add_argument(flag, dest=field, type=kind, default=None, help=text, required=field == "task")
     run.add_argument("params", nargs="*", metavar="key=value", help="method parameters, e.g. eps=0.1")
     _add_runtime_flags(run)
     run.set_defaults(handler=cmd_run)
+
+    pretrain = commands.add_parser(
+        "pretrain", help="generate the synthetic languages and pre-train their encoder (cached; once)"
+    )
+    pretrain.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    _add_cache_flag(pretrain)
+    pretrain.set_defaults(handler=cmd_pretrain)
 
     study = commands.add_parser("study", help="the main job: the default study on local data")
     study.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="folder holding xnli/ and pawsx/")

@@ -49,16 +49,20 @@ class RunConfig:
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
         max_grad_norm: gradient clipping threshold (L2 norm over all parameters).
         seed: seeds weight initialisation of the classifier head, dropout and data order.
-        src_lang: language of the training data (the source of zero-shot transfer).
+        src_lang: language of the training data (the source of zero-shot transfer);
+            ``None``: the task's source language (``en``; ``base`` for synthetic tasks).
         tgt_langs: languages to evaluate; empty means every language of the task.
         data_dir: local folder in the XTREME TSV layout (``{split}-{lang}.tsv``) for
-            evaluation; ``None`` loads the task from the dataset hub.
+            evaluation; ``None`` loads the task from the dataset hub. Synthetic tasks
+            always read a generated folder (:func:`xltlib.synthetic.run_config` fills it in).
         train_file: source-language training TSV; ``None`` takes the hub's train split
-            (with ``data_dir`` set, a train file is required).
+            (with ``data_dir`` set, a train file is required, except for synthetic tasks,
+            whose generated folder has ``{task}/train-base.tsv``).
         eval_split: ``dev`` or ``test``; an unlabeled split is refused before training.
         max_train_examples: keep only the first N training examples (``None``: all).
         max_eval_examples: keep only the first N examples per language (``None``: all).
         profile: ``xtreme`` (real data) or ``synthetic``; stored with every result row.
+            ``None``: the task's profile (a task belongs to exactly one).
         align_pooling: ``mean`` (over non-padding tokens) or ``cls`` (first token): how a
             layer's token states become the sentence embedding that alignment is measured on.
         max_align_sentences: keep only the first N rows of the task's parallel sentences
@@ -78,14 +82,14 @@ class RunConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     seed: int = 1
-    src_lang: str = "en"
+    src_lang: str | None = None
     tgt_langs: tuple[str, ...] = ()
     data_dir: str | None = None
     train_file: str | None = None
     eval_split: str = "dev"
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
-    profile: str = "xtreme"
+    profile: str | None = None
     align_pooling: str = "mean"
     max_align_sentences: int | None = None
 
@@ -108,7 +112,11 @@ class RunConfig:
             if getattr(self, name) is not None:
                 _check_number(name, getattr(self, name), int, low=1)
         _check_choice("eval_split", self.eval_split, EVAL_SPLITS)
+        object.__setattr__(self, "profile", self.profile or task.profile)
         _check_choice("profile", self.profile, PROFILES)
+        if self.profile != task.profile:
+            raise XltError(f"task {task.name} belongs to profile {task.profile!r}, not {self.profile!r}")
+        object.__setattr__(self, "src_lang", self.src_lang or task.source_language)
         _check_choice("align_pooling", self.align_pooling, POOLINGS)
         _check_choice("src_lang", self.src_lang, task.languages)
         tgt_langs = tuple(self.tgt_langs) or task.languages
@@ -125,8 +133,13 @@ class RunConfig:
             path = getattr(self, name)
             if path is not None:
                 if not Path(path).exists():
-                    raise XltError(f"{name}: {path} does not exist; {tasks.DATA_HELP}")
+                    raise XltError(f"{name}: {path} does not exist; {tasks.data_help(task)}")
                 object.__setattr__(self, name, str(Path(path).resolve()))
+        if task.hub_id is None and self.data_dir is None:
+            raise XltError(f"task {task.name} needs data_dir (its data is generated); {tasks.data_help(task)}")
+        if task.hub_id is None and self.train_file is None and self.method != PRETRAINED:
+            train_file = tasks.local_split_path(task, self.data_dir, "train", self.src_lang)
+            object.__setattr__(self, "train_file", str(train_file))
         if self.data_dir is not None and self.train_file is None and self.method != PRETRAINED:
             raise XltError(
                 "train_file is required with data_dir: a local XTREME-layout folder has no "

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
+import math
+import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, models, trainers
 from transformers import (
@@ -31,8 +32,10 @@ from transformers import (
     XLMRobertaForMaskedLM,
     XLMRobertaTokenizer,
 )
+from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
+from xltlib.atomic import atomic_directory
 from xltlib.errors import XltError
 
 # XLM-R's fixed special tokens, in id order 0..3; `<mask>` is appended as the last id.
@@ -41,7 +44,7 @@ _BOS_ID, _PAD_ID, _EOS_ID = 0, 1, 2
 _MASK = "<mask>"
 # Bump when `build_tiny_xlmr` would write something different for the same inputs,
 # so `tiny_xlmr` does not hand back a stale cached build.
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -131,46 +134,32 @@ def load_encoder(
 
 
 def _train_tokenizer(corpus: Iterable[str], spec: TinyXlmrSpec) -> XLMRobertaTokenizer:
-    """Train a SentencePiece-style Unigram tokenizer on `corpus`, laid out like XLM-R's."""
+    """Train a SentencePiece-style Unigram tokenizer on `corpus`, laid out like XLM-R's.
+
+    The pieces come from `tokenizers`' BPE trainer and their Unigram scores are the log
+    frequencies of the pieces in the BPE-tokenized corpus (add-one smoothed, so every piece,
+    single characters included, stays usable for unseen words). `tokenizers`' own Unigram
+    trainer only seeds pieces that occur inside two *distinct* words, so it never learns a
+    whole word of a small closed vocabulary (the synthetic languages came out at 3 pieces
+    per word); BPE merges by frequency and does. The result is deterministic for a corpus.
+    """
+    texts = list(corpus)
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     # On reload, XLMRobertaTokenizer rebuilds its pipeline from the vocab alone, so train with
     # exactly the pre-tokenizer it will use (and no normalizer, which it would drop).
-    unigram = Tokenizer(models.Unigram())
-    unigram.pre_tokenizer = XLMRobertaTokenizer().backend_tokenizer.pre_tokenizer
-    trainer = trainers.UnigramTrainer(
+    bpe.pre_tokenizer = XLMRobertaTokenizer().backend_tokenizer.pre_tokenizer
+    trainer = trainers.BpeTrainer(
         vocab_size=spec.vocab_size - 1,  # leave room for <mask>
         special_tokens=list(_SPECIALS),
-        unk_token="<unk>",
         show_progress=False,
     )
-    unigram.train_from_iterator(corpus, trainer)
-    trained = [
-        (piece, score)
-        for piece, score in json.loads(unigram.to_str())["model"]["vocab"]
-        if piece not in _SPECIALS
-    ]
-    vocab = [(token, 0.0) for token in _SPECIALS] + _canonical(trained) + [(_MASK, 0.0)]
+    bpe.train_from_iterator(texts, trainer)
+    counts = Counter(piece for encoding in bpe.encode_batch(texts) for piece in encoding.tokens)
+    pieces = [piece for piece in bpe.get_vocab() if piece not in _SPECIALS]
+    total = sum(counts[piece] + 1 for piece in pieces)
+    scored = [(piece, round(math.log((counts[piece] + 1) / total), 4)) for piece in pieces]
+    vocab = [(token, 0.0) for token in _SPECIALS] + sorted(scored, key=lambda item: (-item[1], item[0])) + [(_MASK, 0.0)]
     return XLMRobertaTokenizer(vocab=vocab, model_max_length=spec.max_length)
-
-
-def _canonical(pieces: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Make the trainer's output a function of the corpus alone, so rebuilds are identical.
-
-    `tokenizers`' Unigram trainer iterates randomly seeded hash maps, so two runs on the same
-    corpus (even in one process) differ: EM sums floats in varying order (scores jitter by ~1e-10),
-    and the corpus characters EM pruned are re-added with scores `lowest + k * 1e-4` in varying
-    order, so they trade scores and ids. Give that ladder one score, round the jitter away, and
-    sort ties by piece.
-    """
-    lowest = min((score for _, score in pieces), default=0.0)
-    ladder, penalty = set(), 0.0
-    for _ in pieces:  # same float steps as UnigramTrainer.finalize, so membership is exact
-        ladder.add(lowest + penalty)
-        penalty += 0.0001
-    rescored = [
-        (piece, round(lowest if len(piece) == 1 and score in ladder else score, 4))
-        for piece, score in pieces
-    ]
-    return sorted(rescored, key=lambda item: (-item[1], item[0]))
 
 
 def _init_model(spec: TinyXlmrSpec, vocab_size: int) -> XLMRobertaForMaskedLM:
@@ -202,22 +191,13 @@ def build_tiny_xlmr(
     exists complete or not at all. The model's vocabulary is the tokenizer's real size, which is
     below `spec.vocab_size` when the corpus is small; `<mask>` is always the last id.
     """
-    out = Path(out_dir)
-    if out.exists():
-        raise XltError(f"{out} already exists; remove it first, or use tiny_xlmr() to reuse builds")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_directory(out_dir, "use tiny_xlmr() to reuse builds") as tmp:
         tokenizer = _train_tokenizer(corpus, spec)
         model = _init_model(spec, len(tokenizer))
         with _quiet_transformers():
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 def tiny_xlmr(
@@ -240,3 +220,124 @@ def tiny_xlmr(
             if not path.exists():
                 raise  # otherwise a concurrent process finished the same build first
     return path
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Masked-LM pre-training of a tiny XLM-R from scratch (the recipe of BERT and XLM-R).
+
+    Attributes:
+        steps: optimizer steps.
+        batch_size: documents per step, drawn without replacement from the shuffled corpus.
+        learning_rate: peak AdamW learning rate (linear warm-up, then linear decay to 0).
+        warmup_ratio: fraction of steps spent warming up.
+        weight_decay: AdamW weight decay.
+        mask_probability: fraction of tokens to predict; of those 80% become ``<mask>``,
+            10% a random token and 10% stay unchanged.
+        seed: seeds data order, masking and dropout (weights are seeded by ``TinyXlmrSpec.seed``).
+    """
+
+    steps: int = 2000
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    mask_probability: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise XltError(f"PretrainSpec.{name} must be a positive int, got {value!r}")
+        if not self.learning_rate > 0:
+            raise XltError(f"PretrainSpec.learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("warmup_ratio", "mask_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise XltError(f"PretrainSpec.{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+def pretrain_mlm(
+    out_dir: str | Path,
+    corpus: Iterable[str | tuple[str, str]],
+    spec: TinyXlmrSpec,
+    pretraining: PretrainSpec,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Train a tokenizer on ``corpus``, pre-train an ``XLMRobertaForMaskedLM`` on it, save both.
+
+    A document of ``corpus`` is one text or a pair of texts, encoded with XLM-R's pair
+    template (``<s> a </s></s> b </s>``) like the pairs of the classification tasks.
+
+    The folder loads with ``from_pretrained`` like ``xlm-roberta-base`` (``AutoModel``,
+    ``AutoModelForSequenceClassification``) and holds ``pretraining.json`` with the specs, the
+    loss curve and the time taken. Deterministic for (corpus, spec, pretraining) on one device
+    type. Written whole or not at all.
+    """
+    documents = [(document,) if isinstance(document, str) else tuple(document) for document in corpus]
+    with atomic_directory(out_dir, "reuse it (xltlib.profiles.ensure_encoder caches builds)") as tmp:
+        started = time.perf_counter()
+        tokenizer = _train_tokenizer([text for document in documents for text in document], spec)
+        model = _init_model(spec, len(tokenizer)).to(device)
+        losses = _mlm_steps(model, tokenizer, documents, pretraining, torch.device(device), progress)
+        model.to("cpu")
+        with _quiet_transformers():
+            model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        report = {
+            "encoder": asdict(spec),
+            "pretraining": asdict(pretraining),
+            "documents": len(documents),
+            "vocab_size": len(tokenizer),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "seconds": round(time.perf_counter() - started, 1),
+            "loss_every_100_steps": [round(float(np.mean(losses[i : i + 100])), 4) for i in range(0, len(losses), 100)],
+        }
+        (tmp / "pretraining.json").write_text(json.dumps(report, indent=2) + "\n")
+    return Path(out_dir)
+
+
+def _mlm_steps(model, tokenizer, documents: list[tuple[str, ...]], pretraining: PretrainSpec, device: torch.device,
+               progress: bool) -> list[float]:  # fmt: skip
+    """Run the MLM optimizer steps; return every step's loss."""
+    from transformers import DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
+
+    from .train import autocast_for
+
+    ids: list[list[int]] = [[] for _ in documents]
+    for segments in (1, 2):  # batched: single texts and pairs tokenize separately
+        rows = [i for i, document in enumerate(documents) if len(document) == segments]
+        if rows:
+            columns = [list(column) for column in zip(*(documents[i] for i in rows))]
+            for i, row_ids in zip(rows, tokenizer(*columns, truncation=True)["input_ids"]):
+                ids[i] = row_ids
+    collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=pretraining.mask_probability, seed=pretraining.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=pretraining.learning_rate, weight_decay=pretraining.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, round(pretraining.warmup_ratio * pretraining.steps), pretraining.steps
+    )
+    steps_per_epoch = len(ids) // pretraining.batch_size
+    if steps_per_epoch == 0:
+        raise XltError(f"the corpus has {len(ids)} documents, fewer than one batch of {pretraining.batch_size}")
+    losses = []
+    model.train()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(pretraining.seed)
+        bar = tqdm(range(pretraining.steps), desc="pre-train MLM", disable=not progress, mininterval=1.0)
+        for step in bar:
+            epoch, position = divmod(step, steps_per_epoch)
+            order = np.random.default_rng([pretraining.seed, epoch]).permutation(len(ids))
+            rows = order[position * pretraining.batch_size : (position + 1) * pretraining.batch_size]
+            batch = {key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
+            with autocast_for(device):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
+    return losses

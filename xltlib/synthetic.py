@@ -18,11 +18,15 @@ Two lessons of the feasibility test are built in:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_directory
 from .errors import XltError
 
 ORDERS = ("SVO", "SOV", "VSO", "OSV")
@@ -231,11 +235,13 @@ def sample_frame(lexicon: Lexicon, rng: np.random.Generator, adjective_rate: flo
     return Frame(subject, verb, obj, adjective_for(subject), adjective_for(obj), bool(rng.random() < negation_rate), place)
 
 
-def render(frame: Frame, lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None) -> str:
+def render(frame: Frame, lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None,
+           front_place: bool = False) -> str:  # fmt: skip
     """The frame as a sentence of ``recipe``'s language.
 
     Where a concept has synonyms (the base language), ``rng`` picks one; without ``rng``
-    the first form is used, so rendering is deterministic.
+    the first form is used, so rendering is deterministic. ``front_place`` moves the place
+    phrase before the clause (topicalisation: same meaning, other word order).
     """
     forms = lexicon.forms[recipe.code]
 
@@ -258,5 +264,349 @@ def render(frame: Frame, lexicon: Lexicon, recipe: LanguageRecipe, rng: np.rando
     if frame.place is not None:
         adposition, noun = frame.place
         phrase = noun_phrase(noun, None)
-        clause += phrase + [word("preposition", adposition)] if recipe.postpositions else [word("preposition", adposition), *phrase]
+        phrase = phrase + [word("preposition", adposition)] if recipe.postpositions else [word("preposition", adposition), *phrase]
+        clause = phrase + clause if front_place else clause + phrase
     return " ".join(clause)
+
+
+# ---------------------------------------------------------------------------------------
+# Tasks: sentence pairs whose labels follow from the frames, so they are never ambiguous.
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+PAWS_LABELS = ("0", "1")  # 0 = not a paraphrase, 1 = paraphrase (the PAWS-X convention)
+
+
+def _modifiers(frame: Frame) -> set[tuple[str, object]]:
+    """The optional parts of a frame, as facts: adjective on subject / object, place."""
+    facts = {("subject_adjective", frame.subject_adjective), ("object_adjective", frame.object_adjective),
+             ("place", frame.place)}  # fmt: skip
+    return {fact for fact in facts if fact[1] is not None}
+
+
+def nli_label(premise: Frame, hypothesis: Frame) -> str:
+    """The label of a ``syn-nli`` pair, by frame logic.
+
+    The premise asserts one event (it is never negated). The hypothesis follows from it
+    (*entailment*) when it names the same event — same subject, verb and object in the
+    same roles — with no modifier the premise lacks; it denies it (*contradiction*) under
+    the same conditions but negated; anything else (another participant or verb, swapped
+    roles, a modifier the premise does not state) cannot be decided (*neutral*).
+    """
+    if premise.negated:
+        raise XltError("syn-nli premises are assertions: a negated premise has no label by this logic")
+    same_event = (premise.subject, premise.verb, premise.object) == (hypothesis.subject, hypothesis.verb, hypothesis.object)
+    if not same_event or not _modifiers(hypothesis) <= _modifiers(premise):
+        return "neutral"
+    return "contradiction" if hypothesis.negated else "entailment"
+
+
+def paws_label(first: Frame, second: Frame) -> str:
+    """The label of a ``syn-paws`` pair: a paraphrase exactly when both render one frame."""
+    return "1" if first == second else "0"
+
+
+def _drop_modifiers(frame: Frame, rng: np.random.Generator, keep: float = 0.5) -> Frame:
+    def kept(value):
+        return value if value is not None and rng.random() < keep else None
+
+    return replace(frame, subject_adjective=kept(frame.subject_adjective),
+                   object_adjective=kept(frame.object_adjective), place=kept(frame.place))  # fmt: skip
+
+
+def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generator) -> Frame:
+    """A hypothesis the premise neither entails nor contradicts (one undecidable change)."""
+    spec = lexicon.spec
+    hypothesis = _drop_modifiers(premise, rng)
+    change = rng.choice(("swap_roles", "other_noun", "other_verb", "add_modifier"))
+    if change == "swap_roles" and premise.subject != premise.object:
+        hypothesis = replace(hypothesis, subject=premise.object, object=premise.subject,
+                             subject_adjective=hypothesis.object_adjective, object_adjective=hypothesis.subject_adjective)  # fmt: skip
+    elif change == "other_verb":
+        hypothesis = replace(hypothesis, verb=int((premise.verb + rng.integers(1, spec.verbs)) % spec.verbs))
+    elif change == "add_modifier":
+        slot = rng.choice(("subject_adjective", "object_adjective", "place"))
+        if slot == "place":
+            value = (int(rng.integers(spec.prepositions)), int(rng.integers(spec.nouns)))
+        else:
+            value = int(rng.integers(spec.adjectives))
+        hypothesis = replace(hypothesis, **{slot: value})
+    else:
+        role = rng.choice(("subject", "object"))
+        hypothesis = replace(hypothesis, **{role: int((getattr(premise, role) + rng.integers(1, spec.nouns)) % spec.nouns)})
+    return replace(hypothesis, negated=bool(rng.random() < 0.5))
+
+
+def _scrambled(frame: Frame, rng: np.random.Generator) -> Frame | None:
+    """Another frame with the same bag of concepts (PAWS' word swaps), or None if none exists."""
+    options = []
+    if (frame.subject, frame.subject_adjective) != (frame.object, frame.object_adjective):
+        options.append(replace(frame, subject=frame.object, object=frame.subject,
+                               subject_adjective=frame.object_adjective, object_adjective=frame.subject_adjective))  # fmt: skip
+    if frame.subject_adjective is not None and frame.object_adjective is not None \
+            and frame.subject_adjective != frame.object_adjective:  # fmt: skip
+        options.append(replace(frame, subject_adjective=frame.object_adjective, object_adjective=frame.subject_adjective))
+    if frame.place is not None:
+        preposition, noun = frame.place
+        if noun != frame.subject:
+            options.append(replace(frame, subject=noun, place=(preposition, frame.subject)))
+        if noun != frame.object:
+            options.append(replace(frame, object=noun, place=(preposition, frame.object)))
+    return options[int(rng.integers(len(options)))] if options else None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A language-independent labeled pair: two frames, and whether each fronts its place."""
+
+    first: Frame
+    second: Frame
+    label: str
+    front_first: bool = False
+    front_second: bool = False
+
+
+def nli_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
+    """One ``syn-nli`` example; labels are drawn uniformly."""
+    label = NLI_LABELS[int(rng.integers(3))]
+    premise = sample_frame(lexicon, rng, negation_rate=0.0)
+    if label == "neutral":
+        hypothesis = _neutral_hypothesis(premise, lexicon, rng)
+    else:
+        hypothesis = replace(_drop_modifiers(premise, rng), negated=label == "contradiction")
+    if nli_label(premise, hypothesis) != label:  # a change that happened to be undone: draw again
+        return nli_example(lexicon, rng)
+    return Example(premise, hypothesis, label)
+
+
+def paws_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
+    """One ``syn-paws`` example; labels are drawn uniformly, both sides have the same words."""
+    paraphrase = bool(rng.random() < 0.5)
+    first = sample_frame(lexicon, rng, adjective_rate=0.5, place_rate=0.5)
+    second = first if paraphrase else _scrambled(first, rng)
+    if second is None:
+        return paws_example(lexicon, rng)
+    fronts = rng.random(2) < 0.5
+    return Example(first, second, paws_label(first, second), bool(fronts[0]), bool(fronts[1]))
+
+
+EXAMPLE_MAKERS = {"syn-nli": nli_example, "syn-paws": paws_example}
+"""Synthetic task name → example generator; the names are registered in :mod:`xltlib.tasks`."""
+
+
+def render_examples(examples: list[Example], lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
+    """``(text_a, text_b, label)`` rows of one language, in the order of ``examples``."""
+    return [
+        (render(e.first, lexicon, recipe, rng, e.front_first), render(e.second, lexicon, recipe, rng, e.front_second), e.label)
+        for e in examples
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# Data: every file of the profile, generated once per DataSpec into a hash-named folder.
+
+GENERATOR_VERSION = 2
+"""Bump when the same :class:`DataSpec` would generate different files, to retire old caches."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Everything that determines the generated data; its hash names the data folder.
+
+    Attributes:
+        grammar: the base grammar (:class:`GrammarSpec`).
+        targets: recipes of the target languages (the source is always :data:`BASE`).
+        mono_documents: two-sentence documents of non-parallel monolingual text per language
+            (the pre-training corpus; each language draws its own frames).
+        train_examples: base-language training pairs per task.
+        dev_examples: base-language dev pairs per task (the only data that chooses settings).
+        test_examples: test pairs per task, rendered in every language (line i is the same
+            example everywhere).
+        parallel_sentences: sentences rendered in every language for measuring alignment
+            (the Tatoeba analog).
+        front_place_rate: how often monolingual text fronts a place phrase.
+        restate_rate: how often a document's second sentence restates its first.
+        seed: seeds the frames of every file (the lexicon has ``grammar.seed``).
+    """
+
+    grammar: GrammarSpec = GrammarSpec()
+    targets: tuple[LanguageRecipe, ...] = TARGETS
+    mono_documents: int = 20_000
+    train_examples: int = 10_000
+    dev_examples: int = 1_000
+    test_examples: int = 1_000
+    parallel_sentences: int = 1_000
+    front_place_rate: float = 0.25
+    restate_rate: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("mono_documents", "train_examples", "dev_examples", "test_examples", "parallel_sentences"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise XltError(f"DataSpec.{name} must be a positive int, got {value!r}")
+        for name in ("front_place_rate", "restate_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise XltError(f"DataSpec.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.targets:
+            raise XltError("DataSpec.targets needs at least one target language")
+
+    @property
+    def recipes(self) -> tuple[LanguageRecipe, ...]:
+        return (BASE, *self.targets)
+
+    def config_hash(self) -> str:
+        return _hash({"data": asdict(self), "generator": GENERATOR_VERSION})
+
+
+def _hash(value) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _rng(spec: DataSpec, *purpose: str) -> np.random.Generator:
+    """An independent stream per file, so adding one file never changes another."""
+    return np.random.default_rng([spec.seed, *(ord(c) for c in "/".join(purpose))])
+
+
+def next_frame(previous: Frame, lexicon: Lexicon, rng: np.random.Generator, recur: float = 0.6) -> Frame:
+    """A frame that continues ``previous``: its participants, verb and place tend to recur.
+
+    Each role of the new frame takes one of the previous participants (with its adjective)
+    with probability ``recur``; the verb and the place recur half as often. Coherent text
+    repeats what it is about, so a masked word can often be read off the previous sentence;
+    pre-training on such pairs teaches the encoder to match words across the two segments of
+    a pair, which the pair tasks need (see :func:`monolingual_corpus`).
+    """
+    frame = sample_frame(lexicon, rng)
+    participants = ((previous.subject, previous.subject_adjective), (previous.object, previous.object_adjective))
+    for role in ("subject", "object"):
+        if rng.random() < recur:
+            noun, adjective = participants[int(rng.integers(2))]
+            frame = replace(frame, **{role: noun, f"{role}_adjective": adjective})
+    if rng.random() < recur / 2:
+        frame = replace(frame, verb=previous.verb)
+    if previous.place is not None and rng.random() < recur / 2:
+        frame = replace(frame, place=previous.place)
+    return frame
+
+
+def monolingual_corpus(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe) -> list[tuple[str, str]]:
+    """Non-parallel text of one language: two-sentence documents of its own frames.
+
+    The second sentence restates the first (same frame, rendered anew: other synonyms, place
+    fronted or not) with probability ``spec.restate_rate``, and otherwise continues it
+    (:func:`next_frame`). No frame is shared with another language.
+
+    Why pairs, and why restatements: the pair tasks hinge on whether a word of one segment
+    occurs in the other. An encoder pre-trained on single sentences — or on pairs whose
+    second sentence only tends to reuse words — never learned that matching, and neither
+    did fine-tuning on 10k pairs: ``syn-nli`` stalled at the 0.67 that the negation word
+    alone gives, recognising no neutral pair (a pre-trained encoder and a random one alike).
+    Repetition is common in real text and makes copying across segments worth learning.
+    """
+    rng = _rng(spec, "mono", recipe.code)
+
+    def sentence(frame: Frame) -> str:
+        return render(frame, lexicon, recipe, rng, front_place=bool(rng.random() < spec.front_place_rate))
+
+    documents = []
+    for _ in range(spec.mono_documents):
+        first = sample_frame(lexicon, rng)
+        second = first if rng.random() < spec.restate_rate else next_frame(first, lexicon, rng)
+        documents.append((sentence(first), sentence(second)))
+    return documents
+
+
+def task_examples(spec: DataSpec, lexicon: Lexicon, task: str) -> dict[str, list[Example]]:
+    """Train, dev and test examples of a task; no (first, second) frame pair is in two splits."""
+    make = EXAMPLE_MAKERS[task]
+    rng = _rng(spec, "task", task)
+    seen: set[tuple[Frame, Frame]] = set()
+    splits = {}
+    for split, size in (("train", spec.train_examples), ("dev", spec.dev_examples), ("test", spec.test_examples)):
+        examples: list[Example] = []
+        while len(examples) < size:
+            example = make(lexicon, rng)
+            key = (example.first, example.second)
+            if key not in seen:
+                seen.add(key)
+                examples.append(example)
+        splits[split] = examples
+    return splits
+
+
+def synonym_table(lexicon: Lexicon, code: str = "base") -> dict[str, list[str]]:
+    """word → its synonyms, in the format of ``counterfitted_neighbors.json`` (for ``rs_da``)."""
+    table = {}
+    for forms in lexicon.forms[code].values():
+        for word in forms:
+            table[word] = [other for other in forms if other != word]
+    return {word: others for word, others in sorted(table.items()) if others}
+
+
+def _write_tsv(path: Path, rows: list[tuple[str, ...]]) -> None:
+    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Path:
+    """Generate every file of the profile into ``out_dir`` (written whole or not at all).
+
+    Layout (XTREME-style, so the task loaders read it like real data)::
+
+        languages.json                 recipes and distances of every language
+        spec.json                      this DataSpec
+        mono-{lang}.tsv                non-parallel pre-training text: two-sentence documents
+        parallel-{lang}.txt            line-aligned sentences for alignment (Tatoeba analog)
+        synonyms-base.json             the base language's synonyms (for rs_da)
+        {task}/train-base.tsv, {task}/dev-base.tsv     text_a, text_b, label
+        {task}/test-{lang}.tsv         line-aligned across languages, labeled
+    """
+    from tqdm.auto import tqdm
+
+    with atomic_directory(out_dir, "use ensure_data() to reuse it") as tmp:
+        lexicon = build_lexicon(spec.grammar, spec.recipes)
+        languages = {r.code: {**asdict(r), "distance": r.distance()} for r in spec.recipes}
+        (tmp / "languages.json").write_text(json.dumps(languages, indent=2) + "\n")
+        (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+        (tmp / "synonyms-base.json").write_text(json.dumps(synonym_table(lexicon), indent=1) + "\n")
+        steps = tqdm(spec.recipes, desc="synthetic data", unit="lang", disable=not progress)
+        for recipe in steps:
+            _write_tsv(tmp / f"mono-{recipe.code}.tsv", monolingual_corpus(spec, lexicon, recipe))
+        parallel_rng = _rng(spec, "parallel")
+        parallel = [sample_frame(lexicon, parallel_rng) for _ in range(spec.parallel_sentences)]
+        for recipe in spec.recipes:
+            synonyms = _rng(spec, "parallel", recipe.code) if recipe is BASE else None
+            _write_lines(tmp / f"parallel-{recipe.code}.txt", [render(f, lexicon, recipe, synonyms) for f in parallel])
+        for task in EXAMPLE_MAKERS:
+            (tmp / task).mkdir()
+            splits = task_examples(spec, lexicon, task)
+            for split in ("train", "dev"):
+                _write_tsv(tmp / task / f"{split}-base.tsv", render_examples(splits[split], lexicon, BASE, _rng(spec, task, split)))
+            for recipe in spec.recipes:
+                synonyms = _rng(spec, task, "test", recipe.code) if recipe is BASE else None
+                _write_tsv(tmp / task / f"test-{recipe.code}.tsv", render_examples(splits["test"], lexicon, recipe, synonyms))
+    return Path(out_dir)
+
+
+def ensure_data(spec: DataSpec = DataSpec(), cache_dir: str | Path = "cache", progress: bool = True) -> Path:
+    """The generated data folder for ``spec`` under ``cache_dir``, generated on first use."""
+    path = Path(cache_dir).resolve() / "synthetic" / f"data-{spec.config_hash()[:12]}"
+    if not path.exists():
+        try:
+            write_data(spec, path, progress)
+        except (XltError, OSError):
+            if not path.exists():
+                raise  # otherwise a concurrent process finished the same data first
+    return path
+
+
+def language_distances(data_dir: str | Path) -> dict[str, float]:
+    """language code → recipe distance, read from a generated data folder."""
+    path = Path(data_dir) / "languages.json"
+    if not path.is_file():
+        raise XltError(f"{path} not found: {data_dir} is not a generated synthetic data folder (see ensure_data)")
+    return {code: recipe["distance"] for code, recipe in json.loads(path.read_text()).items()}

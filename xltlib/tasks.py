@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from xltlib import synthetic
 from xltlib.errors import XltError, did_you_mean, unknown
 
 
@@ -28,17 +29,22 @@ class Task:
     `label_aliases` maps other spellings found in circulating copies to canonical labels.
     `parallel_split` is a split whose files are line-aligned across languages (line i is
     the same example everywhere) and `parallel_columns` the columns (`text_a`, `text_b`)
-    whose sentences measure alignment (see :func:`parallel_corpus`).
+    whose sentences measure alignment (see :func:`parallel_corpus`); the split
+    :data:`PARALLEL_SENTENCES` means `parallel-{lang}.txt` files of one sentence per line.
+    `source_language` is the default language of training data; `profile` the study profile
+    the task belongs to. A task with no `hub_id` has generated data only (the synthetic profile).
     """
 
     name: str
     languages: tuple[str, ...]
     labels: tuple[str, ...]
-    hub_id: str
+    hub_id: str | None
     text_columns: tuple[str, str]
     label_aliases: tuple[tuple[str, str], ...] = ()
     parallel_split: str = "test"
     parallel_columns: tuple[str, ...] = ("text_a",)
+    source_language: str = "en"
+    profile: str = "xtreme"
 
     def label_ids(self) -> dict[str, int]:
         """Every accepted label spelling -> class id."""
@@ -75,6 +81,23 @@ register_task(Task(
     # sentence2 is often sentence1 with words swapped: keeping both would plant near-duplicates
     parallel_columns=("text_a",),
 ))
+
+
+PARALLEL_SENTENCES = "parallel"
+"""Parallel split made of `parallel-{lang}.txt` sentence files (Tatoeba-style), not of task pairs."""
+
+_SYNTHETIC_LANGUAGES = tuple(recipe.code for recipe in (synthetic.BASE, *synthetic.TARGETS))
+for _name, _labels in (("syn-nli", synthetic.NLI_LABELS), ("syn-paws", synthetic.PAWS_LABELS)):
+    register_task(Task(
+        name=_name,
+        languages=_SYNTHETIC_LANGUAGES,
+        labels=_labels,
+        hub_id=None,
+        text_columns=("text_a", "text_b"),
+        parallel_split=PARALLEL_SENTENCES,
+        source_language=synthetic.BASE.code,
+        profile="synthetic",
+    ))
 
 
 def get_task(name: str) -> Task:
@@ -174,26 +197,39 @@ def read_tsv(path: str | Path, task: Task) -> pd.DataFrame:
     return _frame(text_a, text_b, labels, str(path))
 
 
-def local_split_path(task: Task, data_dir: str | Path, split: str, lang: str) -> Path:
+def local_split_path(task: Task, data_dir: str | Path, split: str, lang: str, suffix: str = ".tsv") -> Path:
     """The XTREME-layout file `{data_dir}/{split}-{lang}.tsv`, or under `{data_dir}/{task}/`."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise XltError(f"data folder {data_dir} does not exist; {DATA_HELP}")
-    name = f"{split}-{lang}.tsv"
+        raise XltError(f"data folder {data_dir} does not exist; {data_help(task)}")
+    name = f"{split}-{lang}{suffix}"
     folders = (data_dir, data_dir / task.name)
     for folder in folders:
         if (folder / name).is_file():
             return folder / name
-    have = sorted({p.name[len(split) + 1 : -len(".tsv")] for d in folders for p in d.glob(f"{split}-*.tsv")})
+    have = sorted({p.name[len(split) + 1 : -len(suffix)] for d in folders for p in d.glob(f"{split}-*{suffix}")})
     raise XltError(
-        f"{data_dir / name} does not exist (nor {folders[1] / name}); {data_dir} has {split}-*.tsv "
-        f"for: {', '.join(have) or 'no language'}; {DATA_HELP}"
+        f"{data_dir / name} does not exist (nor {folders[1] / name}); {data_dir} has {split}-*{suffix} "
+        f"for: {', '.join(have) or 'no language'}; {data_help(task)}"
     )
+
+
+SYNTHETIC_DATA_HELP = (
+    "synthetic data is generated, not downloaded: `python -m xltlib run --task {task}` without "
+    "--data-dir generates it (or call xltlib.synthetic.ensure_data())"
+)
+
+
+def data_help(task: Task) -> str:
+    """How to get the task's data, for error messages."""
+    return SYNTHETIC_DATA_HELP.format(task=task.name) if task.hub_id is None else DATA_HELP
 
 
 def _load_hub(task: Task, lang: str, split: str) -> pd.DataFrame:
     """Load one split from the dataset hub into the common frame (needs network)."""
     hub_split = HUB_SPLITS[split]
+    if task.hub_id is None:
+        raise XltError(f"task {task.name} has no copy on the dataset hub; {data_help(task)}")
     try:
         import datasets
 
@@ -294,6 +330,9 @@ def parallel_corpus(
         raise XltError(f"limit must be a positive number of rows, got {limit}")
     columns = {}
     for lang in dict.fromkeys(langs):
+        if task.parallel_split == PARALLEL_SENTENCES:
+            columns[lang] = _parallel_sentences(task, lang, data_dir)
+            continue
         split = load_split(task, lang, task.parallel_split, data_dir)
         columns[lang] = pd.concat([split[column] for column in task.parallel_columns], ignore_index=True)
     lengths = {lang: len(column) for lang, column in columns.items()}
@@ -304,6 +343,17 @@ def parallel_corpus(
         )
     corpus = pd.DataFrame(columns)
     return corpus.iloc[:limit].reset_index(drop=True) if limit is not None else corpus
+
+
+def _parallel_sentences(task: Task, lang: str, data_dir: str | Path | None) -> pd.Series:
+    if data_dir is None:
+        raise XltError(f"task {task.name}: parallel sentences are read from local files; {data_help(task)}")
+    path = local_split_path(task, data_dir, PARALLEL_SENTENCES, lang, suffix=".txt")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise XltError(f"{path} is not UTF-8 text ({e})") from None
+    return pd.Series(lines, dtype="str", name=lang)
 
 
 def parallel_rows(src: pd.Series, tgt: pd.Series) -> pd.Index:

@@ -1,0 +1,117 @@
+"""The synthetic encoder: MLM pre-training is deterministic, cached, loadable like XLM-R; runs use it."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from xltlib import profiles, synthetic
+from xltlib.errors import XltError
+from xltlib.models import PretrainSpec, TinyXlmrSpec, pretrain_mlm
+from xltlib.runs import ensure_run
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+TINY = TinyXlmrSpec(vocab_size=1000, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+
+
+@pytest.fixture(scope="module")
+def documents():
+    spec = synthetic.DataSpec(mono_documents=400)
+    lexicon = synthetic.build_lexicon(spec.grammar, spec.recipes)
+    return synthetic.monolingual_corpus(spec, lexicon, synthetic.BASE) + synthetic.monolingual_corpus(
+        spec, lexicon, synthetic.TARGETS[3]
+    )
+
+
+def test_pretraining_is_deterministic_learns_and_loads_like_xlmr(documents, tmp_path):
+    spec = PretrainSpec(steps=60, batch_size=32, learning_rate=3e-3)
+    first = pretrain_mlm(tmp_path / "a", documents, TINY, spec, progress=False)
+    second = pretrain_mlm(tmp_path / "b", documents, TINY, spec, progress=False)
+    weights = [AutoModelForMaskedLM.from_pretrained(path).state_dict() for path in (first, second)]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    report = json.loads((first / "pretraining.json").read_text())
+    losses = report["loss_every_100_steps"]
+    assert len(losses) == 1 and report["documents"] == len(documents)
+    tokenizer = AutoTokenizer.from_pretrained(first)
+    assert (tokenizer.cls_token_id, tokenizer.pad_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id) == (0, 1, 2, 3)
+    assert tokenizer.mask_token_id == len(tokenizer) - 1
+    words = documents[0][0].split()
+    assert len(tokenizer(documents[0][0])["input_ids"]) == len(words) + 2  # whole words are single pieces
+    classifier = AutoModelForSequenceClassification.from_pretrained(first, num_labels=3)
+    assert classifier.config.model_type == "xlm-roberta"
+    other = pretrain_mlm(tmp_path / "c", documents, TINY, PretrainSpec(steps=60, batch_size=32, seed=1), progress=False)
+    assert not torch.equal(AutoModelForMaskedLM.from_pretrained(other).state_dict()["roberta.embeddings.word_embeddings.weight"],
+                           weights[0]["roberta.embeddings.word_embeddings.weight"])  # fmt: skip
+
+
+def test_pretraining_lowers_the_mlm_loss(documents, tmp_path):
+    path = pretrain_mlm(tmp_path / "m", documents, TINY, PretrainSpec(steps=200, batch_size=32, learning_rate=3e-3),
+                        progress=False)  # fmt: skip
+    first, last = json.loads((path / "pretraining.json").read_text())["loss_every_100_steps"]
+    assert last < first - 0.5
+
+
+def test_bad_pretraining_settings_fail_before_compute():
+    with pytest.raises(XltError, match="steps"):
+        PretrainSpec(steps=0)
+    with pytest.raises(XltError, match="mask_probability"):
+        PretrainSpec(mask_probability=1.5)
+
+
+@pytest.fixture(scope="module")
+def quick_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    profiles.ensure_encoder(profiles.quick_synthetic_profile(), cache, progress=False)
+    return cache
+
+
+def test_encoder_is_cached_by_profile(quick_cache):
+    profile = profiles.quick_synthetic_profile()
+    path = profiles.encoder_path(profile, quick_cache)
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert profiles.ensure_encoder(profile, quick_cache, progress=False) == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+    longer = profiles.SyntheticProfile(profile.data, profile.encoder, PretrainSpec(steps=31, batch_size=32))
+    assert profiles.encoder_path(longer, quick_cache) != path
+
+
+def test_bad_run_parameter_fails_before_pretraining(tmp_path):
+    with pytest.raises(XltError, match="learning_rate"):
+        profiles.synthetic_run_config("syn-nli", tmp_path, profiles.quick_synthetic_profile(), progress=False,
+                                      learning_rate=-1.0)  # fmt: skip
+    assert not list((tmp_path / "synthetic").glob("encoder-*"))
+    with pytest.raises(XltError, match="did you mean 'seed'"):
+        profiles.synthetic_run_config("syn-nli", tmp_path, progress=False, sed=3)
+    with pytest.raises(XltError, match="not a synthetic task"):
+        profiles.synthetic_run_config("xnli", tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("task", ["syn-nli", "syn-paws"])
+def test_synthetic_run_evaluates_and_aligns_every_language(quick_cache, tmp_path, task):
+    config = profiles.synthetic_run_config(task, quick_cache, profiles.quick_synthetic_profile(), progress=False)
+    assert config.profile == "synthetic" and config.src_lang == "base" and config.eval_split == "test"
+    results = ensure_run(config, tmp_path)
+    languages = set(synthetic.language_distances(config.data_dir))
+    accuracy = results[results["metric"] == "accuracy"]
+    assert set(accuracy["tgt_lang"]) == languages and accuracy["value"].between(0, 1).all()
+    alignment = results[results["metric"] == "retrieval_cosine"]
+    assert set(alignment["tgt_lang"]) == languages - {"base"}
+    pretrained = pd.concat([pd.read_parquet(p) for p in tmp_path.glob(f"{task}-pretrained-*/metrics.parquet")])
+    assert set(pretrained["tgt_lang"]) == languages - {"base"}
+
+
+def test_cli_runs_a_synthetic_task_without_model_or_data(quick_cache, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "xltlib", "run", "--task", "syn-paws", "--quick", "--cache", str(quick_cache),
+         "--out", str(tmp_path), "--langs", "base,a0"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "a0" in done.stdout and "base" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "xltlib", "run", "--task", "xnli", "--quick"], capture_output=True,
+                         text=True, cwd=REPO)  # fmt: skip
+    assert bad.returncode == 2 and "not synthetic" in bad.stderr

@@ -1,0 +1,124 @@
+"""The synthetic profile's defaults in one place, and the cached encoder built from them.
+
+``SYNTHETIC`` fixes the generated data, the encoder's shape and its pre-training;
+``SYNTHETIC_FINETUNING`` the fine-tuning settings of a run. All were chosen on the base
+language's dev data only (see ``benchmarks/synthetic_calibration.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from . import synthetic, tasks
+from .config import RunConfig
+from .errors import XltError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyntheticProfile:
+    """Generated data + encoder shape + pre-training: what the cached encoder depends on."""
+
+    data: synthetic.DataSpec
+    encoder: Any  # models.TinyXlmrSpec (models imports torch; this module stays light)
+    pretraining: Any  # models.PretrainSpec
+
+    def encoder_hash(self) -> str:
+        key = {"data": self.data.config_hash(), "encoder": asdict(self.encoder), "pretraining": asdict(self.pretraining)}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def default_synthetic_profile() -> SyntheticProfile:
+    from .models import PretrainSpec, TinyXlmrSpec
+
+    return SyntheticProfile(
+        data=synthetic.DataSpec(),
+        encoder=TinyXlmrSpec(vocab_size=4000, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
+                             max_positions=130),  # fmt: skip
+        pretraining=PretrainSpec(),
+    )
+
+
+def quick_synthetic_profile() -> SyntheticProfile:
+    """Tiny sizes for smoke tests and ``--quick``: the whole path in seconds, numbers meaningless."""
+    from .models import PretrainSpec, TinyXlmrSpec
+
+    return SyntheticProfile(
+        data=synthetic.DataSpec(mono_documents=500, train_examples=300, dev_examples=100, test_examples=100,
+                                parallel_sentences=100),  # fmt: skip
+        encoder=TinyXlmrSpec(vocab_size=1000, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64),
+        pretraining=PretrainSpec(steps=30, batch_size=32),
+    )
+
+
+SYNTHETIC_FINETUNING: dict[str, Any] = {
+    "learning_rate": 1e-3,
+    "epochs": 1.0,
+    "batch_size": 32,
+    "max_seq_length": 64,
+    "eval_split": "test",
+}
+"""RunConfig fields of a synthetic run that differ from RunConfig's (XLM-R) defaults."""
+
+
+def encoder_path(profile: SyntheticProfile, cache_dir: str | Path = "cache") -> Path:
+    return Path(cache_dir).resolve() / "synthetic" / f"encoder-{profile.encoder_hash()[:12]}"
+
+
+def ensure_encoder(
+    profile: SyntheticProfile | None = None, cache_dir: str | Path = "cache", device: str = "cpu", progress: bool = True
+) -> Path:
+    """The pre-trained synthetic encoder under ``cache_dir``: built on first use, reused after.
+
+    Generates the data first if needed; pre-trains on the monolingual corpora of all
+    languages (non-parallel: every language has its own sentences).
+    """
+    from .models import pretrain_mlm
+
+    profile = profile or default_synthetic_profile()
+    path = encoder_path(profile, cache_dir)
+    if path.exists():
+        return path
+    data_dir = synthetic.ensure_data(profile.data, cache_dir, progress)
+    corpus = [
+        tuple(line.split("\t"))
+        for recipe in profile.data.recipes
+        for line in (data_dir / f"mono-{recipe.code}.tsv").read_text(encoding="utf-8").splitlines()
+    ]
+    log.info("pre-training the synthetic encoder on %d documents → %s", len(corpus), path)
+    try:
+        pretrain_mlm(path, corpus, profile.encoder, profile.pretraining, device, progress)
+    except (XltError, OSError):
+        if not path.exists():
+            raise  # otherwise a concurrent process finished the same build first
+    return path
+
+
+def synthetic_run_config(
+    task: str, cache_dir: str | Path = "cache", profile: SyntheticProfile | None = None, device: str = "cpu",
+    progress: bool = True, **overrides: Any,
+) -> RunConfig:  # fmt: skip
+    """A RunConfig of a synthetic task on the generated data and the pre-trained encoder.
+
+    ``overrides`` are RunConfig fields. The config is validated (cheaply, on the generated
+    data) before the encoder is pre-trained, so a bad parameter never waits for pre-training.
+    """
+    known = [f.name for f in fields(RunConfig)]
+    for key in overrides:
+        if key not in known:
+            raise XltError(f"RunConfig has no field {key!r}{did_you_mean(key, known)}")
+    if tasks.get_task(task).profile != "synthetic":
+        raise XltError(f"task {task} is not a synthetic task; synthetic tasks: {', '.join(synthetic.EXAMPLE_MAKERS)}")
+    profile = profile or default_synthetic_profile()
+    data_dir = synthetic.ensure_data(profile.data, cache_dir, progress)
+    values = {**SYNTHETIC_FINETUNING, "model": str(encoder_path(profile, cache_dir)), "data_dir": str(data_dir)}
+    config = RunConfig(task=task, **(values | overrides))
+    if config.model == str(encoder_path(profile, cache_dir)):
+        ensure_encoder(profile, cache_dir, device, progress)
+    return config
