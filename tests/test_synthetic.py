@@ -202,3 +202,15 @@ def test_data_is_cached_by_spec_and_deterministic(data_dir, tmp_path):
 def test_distances_are_recorded(data_dir):
     distances = synthetic.language_distances(data_dir)
     assert distances == {recipe.code: recipe.distance() for recipe in RECIPES}
+
+
+def test_generalized_pairs_mix_languages_line_by_line(data_dir):
+    from xltlib import tasks
+
+    task = tasks.get_task("syn-nli")
+    base, a0 = (tasks.load_split(task, code, "test", data_dir) for code in ("base", "a0"))
+    mixed = tasks.generalized_pairs(base, a0)
+    assert (mixed["text_a"] == base["text_a"]).all() and (mixed["text_b"] == a0["text_b"]).all()
+    assert mixed["label"].equals(base["label"])
+    with pytest.raises(XltError, match="line-aligned"):
+        tasks.generalized_pairs(base, a0.iloc[::-1].reset_index(drop=True))

@@ -58,8 +58,8 @@ def quick_synthetic_profile() -> SyntheticProfile:
 
 
 SYNTHETIC_FINETUNING: dict[str, Any] = {
-    "learning_rate": 1e-3,
-    "epochs": 1.0,
+    "learning_rate": 3e-4,
+    "epochs": 2.0,
     "batch_size": 32,
     "max_seq_length": 64,
     "eval_split": "test",

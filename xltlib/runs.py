@@ -172,11 +172,15 @@ def _log_to(path: Path) -> Iterator[None]:
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     package_logger = logging.getLogger("xltlib")
+    level = package_logger.level
+    if package_logger.getEffectiveLevel() > logging.INFO:  # the run's log keeps INFO even when the console does not
+        package_logger.setLevel(logging.INFO)
     package_logger.addHandler(handler)
     try:
         yield
     finally:
         package_logger.removeHandler(handler)
+        package_logger.setLevel(level)
         handler.close()
 
 

@@ -356,6 +356,23 @@ def _parallel_sentences(task: Task, lang: str, data_dir: str | Path | None) -> p
     return pd.Series(lines, dtype="str", name=lang)
 
 
+def generalized_pairs(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Mixed-language pairs of the generalized setting: ``text_a`` of ``first``, ``text_b`` of ``second``.
+
+    Both frames are the same split of a line-aligned task (XNLI, the synthetic test sets)
+    in two languages, so row i has one label in both; any disagreement means the files are
+    not parallel and is refused rather than scored.
+    """
+    if len(first) != len(second) or not first["label"].equals(second["label"]):
+        raise XltError(
+            f"generalized pairs need line-aligned files with the same labels: {_describe(first)} "
+            f"({len(first)} rows) and {_describe(second)} ({len(second)} rows) are not"
+        )
+    mixed = _frame(list(first["text_a"]), list(second["text_b"]), list(first["label"]), "mixed")
+    mixed.attrs["source"] = f"{first.attrs.get('source')} | {second.attrs.get('source')}"
+    return mixed
+
+
 def parallel_rows(src: pd.Series, tgt: pd.Series) -> pd.Index:
     """Rows of a parallel corpus usable for one language pair: both sides non-empty, and
     neither side repeating an earlier row (a repeated sentence would be two correct answers
