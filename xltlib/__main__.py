@@ -13,7 +13,8 @@ log = logging.getLogger("xltlib")
 
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
-# (flag, RunConfig field, type, help); defaults live in RunConfig alone.
+# (flag, RunConfig field, type, help); defaults live in RunConfig (and, for synthetic tasks,
+# in xltlib.profiles.SYNTHETIC_FINETUNING).
 RUN_FLAGS = [
     ("--task", "task", str, "task name: xnli, pawsx, syn-nli or syn-paws"),
     ("--model", "model", str, "hub id (xlm-roberta-base) or local save_pretrained folder "
@@ -22,11 +23,11 @@ RUN_FLAGS = [
     ("--data-dir", "data_dir", str, "local XTREME-layout folder with {split}-{lang}.tsv "
      "(default: dataset hub; synthetic tasks: the generated data)"),
     ("--train-file", "train_file", str, "English training TSV (default: the hub's train split)"),
-    ("--eval-split", "eval_split", str, "dev or test (default: dev)"),
+    ("--eval-split", "eval_split", str, "dev or test (default: dev; synthetic tasks: test)"),
     ("--seed", "seed", int, "random seed (default: 1)"),
     ("--src-lang", "src_lang", str, "source language (default: en; synthetic tasks: base)"),
     ("--langs", "tgt_langs", str, "comma-separated target languages (default: all of the task)"),
-    ("--lr", "learning_rate", float, "peak learning rate (default: 2e-5)"),
+    ("--lr", "learning_rate", float, "peak learning rate (default: 2e-5; synthetic tasks: 3e-4)"),
     ("--epochs", "epochs", float, "training epochs, fractions allowed (default: 2)"),
     ("--batch-size", "batch_size", int, "examples per optimizer step (default: 32)"),
     ("--grad-accum", "grad_accum_steps", int, "micro-batches per optimizer step (default: 1)"),
@@ -116,7 +117,6 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from .profiles import ensure_encoder
-
     from .synthetic import ensure_data
 
     profile = _synthetic_profile(args.quick)

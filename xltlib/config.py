@@ -54,7 +54,7 @@ class RunConfig:
         tgt_langs: languages to evaluate; empty means every language of the task.
         data_dir: local folder in the XTREME TSV layout (``{split}-{lang}.tsv``) for
             evaluation; ``None`` loads the task from the dataset hub. Synthetic tasks
-            always read a generated folder (:func:`xltlib.synthetic.run_config` fills it in).
+            always read a generated folder (:func:`xltlib.profiles.synthetic_run_config` fills it in).
         train_file: source-language training TSV; ``None`` takes the hub's train split
             (with ``data_dir`` set, a train file is required, except for synthetic tasks,
             whose generated folder has ``{task}/train-base.tsv``).

@@ -1,8 +1,8 @@
 """The synthetic profile's defaults in one place, and the cached encoder built from them.
 
 ``SYNTHETIC`` fixes the generated data, the encoder's shape and its pre-training;
-``SYNTHETIC_FINETUNING`` the fine-tuning settings of a run. All were chosen on the base
-language's dev data only (see ``benchmarks/synthetic_calibration.py``).
+``SYNTHETIC_FINETUNING`` the fine-tuning settings of a run. Settings are chosen on the base
+language's dev data only; ``benchmarks/synthetic_calibration.py`` reports, it never chooses.
 """
 
 from __future__ import annotations
@@ -64,7 +64,11 @@ SYNTHETIC_FINETUNING: dict[str, Any] = {
     "max_seq_length": 64,
     "eval_split": "test",
 }
-"""RunConfig fields of a synthetic run that differ from RunConfig's (XLM-R) defaults."""
+"""RunConfig fields of a synthetic run that differ from RunConfig's (XLM-R) defaults.
+
+``syn-nli`` base dev accuracy, seed 1: lr 3e-4 × 2 epochs 0.686; 3e-4 × 3 epochs 0.691 and
+10 epochs 0.73 (over the 45 s a run may take); 1e-3 × 1 epoch 0.65; 2e-3 with batch 16 0.66.
+"""
 
 
 def encoder_path(profile: SyntheticProfile, cache_dir: str | Path = "cache") -> Path:
