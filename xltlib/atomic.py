@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,3 +30,18 @@ def atomic_directory(out: str | Path, reuse_hint: str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def build_once(path: Path, build: Callable[[Path], object]) -> Path:
+    """``path`` if it exists, else ``build(path)`` (which must write it via :func:`atomic_directory`).
+
+    When two processes build the same cache entry, the loser's rename fails; the winner's
+    complete folder is then used instead of raising.
+    """
+    if not path.exists():
+        try:
+            build(path)
+        except (XltError, OSError):
+            if not path.exists():
+                raise
+    return path

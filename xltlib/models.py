@@ -35,7 +35,7 @@ from transformers import (
 from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
-from xltlib.atomic import atomic_directory
+from xltlib.atomic import atomic_directory, build_once
 from xltlib.errors import XltError
 
 # XLM-R's fixed special tokens, in id order 0..3; `<mask>` is appended as the last id.
@@ -213,13 +213,7 @@ def tiny_xlmr(
         sort_keys=True,
     )
     path = Path(cache_dir) / f"tiny-xlmr-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    if not path.exists():
-        try:
-            build_tiny_xlmr(path, texts, spec)
-        except (XltError, OSError):
-            if not path.exists():
-                raise  # otherwise a concurrent process finished the same build first
-    return path
+    return build_once(path, lambda out: build_tiny_xlmr(out, texts, spec))
 
 
 @dataclass(frozen=True)

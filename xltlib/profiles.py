@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import synthetic, tasks
+from .atomic import build_once
 from .config import RunConfig
 from .errors import XltError, did_you_mean
 
@@ -96,12 +97,7 @@ def ensure_encoder(
         for line in (data_dir / f"mono-{recipe.code}.tsv").read_text(encoding="utf-8").splitlines()
     ]
     log.info("pre-training the synthetic encoder on %d documents → %s", len(corpus), path)
-    try:
-        pretrain_mlm(path, corpus, profile.encoder, profile.pretraining, device, progress)
-    except (XltError, OSError):
-        if not path.exists():
-            raise  # otherwise a concurrent process finished the same build first
-    return path
+    return build_once(path, lambda out: pretrain_mlm(out, corpus, profile.encoder, profile.pretraining, device, progress))
 
 
 def synthetic_run_config(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, build_once
 from .errors import XltError
 
 ORDERS = ("SVO", "SOV", "VSO", "OSV")
@@ -595,13 +595,7 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
 def ensure_data(spec: DataSpec = DataSpec(), cache_dir: str | Path = "cache", progress: bool = True) -> Path:
     """The generated data folder for ``spec`` under ``cache_dir``, generated on first use."""
     path = Path(cache_dir).resolve() / "synthetic" / f"data-{spec.config_hash()[:12]}"
-    if not path.exists():
-        try:
-            write_data(spec, path, progress)
-        except (XltError, OSError):
-            if not path.exists():
-                raise  # otherwise a concurrent process finished the same data first
-    return path
+    return build_once(path, lambda out: write_data(spec, out, progress))
 
 
 def language_distances(data_dir: str | Path) -> dict[str, float]:
