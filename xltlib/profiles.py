@@ -1,6 +1,6 @@
 """The synthetic profile's defaults in one place, and the cached encoder built from them.
 
-``SYNTHETIC`` fixes the generated data, the encoder's shape and its pre-training;
+``default_synthetic_profile()`` fixes the generated data, the encoder's shape and its pre-training;
 ``SYNTHETIC_FINETUNING`` the fine-tuning settings of a run. Settings are chosen on the base
 language's dev data only; ``benchmarks/synthetic_calibration.py`` reports, it never chooses.
 """
@@ -21,6 +21,9 @@ from .errors import XltError, did_you_mean
 
 log = logging.getLogger(__name__)
 
+ENCODER_RECIPE_VERSION = 1
+"""Bump when the pre-training code would build a different encoder from the same profile."""
+
 
 @dataclass(frozen=True)
 class SyntheticProfile:
@@ -31,7 +34,8 @@ class SyntheticProfile:
     pretraining: Any  # models.PretrainSpec
 
     def encoder_hash(self) -> str:
-        key = {"data": self.data.config_hash(), "encoder": asdict(self.encoder), "pretraining": asdict(self.pretraining)}
+        key = {"data": self.data.config_hash(), "encoder": asdict(self.encoder), "pretraining": asdict(self.pretraining),
+               "recipe": ENCODER_RECIPE_VERSION}  # fmt: skip
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -117,8 +121,8 @@ def synthetic_run_config(
         raise XltError(f"task {task} is not a synthetic task; synthetic tasks: {', '.join(synthetic.EXAMPLE_MAKERS)}")
     profile = profile or default_synthetic_profile()
     data_dir = synthetic.ensure_data(profile.data, cache_dir, progress)
-    values = {**SYNTHETIC_FINETUNING, "model": str(encoder_path(profile, cache_dir)), "data_dir": str(data_dir)}
-    config = RunConfig(task=task, **(values | overrides))
-    if config.model == str(encoder_path(profile, cache_dir)):
+    encoder = str(encoder_path(profile, cache_dir))
+    config = RunConfig(task=task, **({**SYNTHETIC_FINETUNING, "model": encoder, "data_dir": str(data_dir)} | overrides))
+    if config.model == encoder:
         ensure_encoder(profile, cache_dir, device, progress)
     return config

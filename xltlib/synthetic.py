@@ -367,24 +367,24 @@ class Example:
 
 def nli_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
     """One ``syn-nli`` example; labels are drawn uniformly."""
-    label = NLI_LABELS[int(rng.integers(3))]
-    premise = sample_frame(lexicon, rng, negation_rate=0.0)
-    if label == "neutral":
-        hypothesis = _neutral_hypothesis(premise, lexicon, rng)
-    else:
-        hypothesis = replace(_drop_modifiers(premise, rng), negated=label == "contradiction")
-    if nli_label(premise, hypothesis) != label:  # a change that happened to be undone: draw again
-        return nli_example(lexicon, rng)
-    return Example(premise, hypothesis, label)
+    while True:  # redraw when a change happened to be undone (e.g. a role swap of equal nouns)
+        label = NLI_LABELS[int(rng.integers(3))]
+        premise = sample_frame(lexicon, rng, negation_rate=0.0)
+        if label == "neutral":
+            hypothesis = _neutral_hypothesis(premise, lexicon, rng)
+        else:
+            hypothesis = replace(_drop_modifiers(premise, rng), negated=label == "contradiction")
+        if nli_label(premise, hypothesis) == label:
+            return Example(premise, hypothesis, label)
 
 
 def paws_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
     """One ``syn-paws`` example; labels are drawn uniformly, both sides have the same words."""
-    paraphrase = bool(rng.random() < 0.5)
-    first = sample_frame(lexicon, rng, adjective_rate=0.5, place_rate=0.5)
-    second = first if paraphrase else _scrambled(first, rng)
-    if second is None:
-        return paws_example(lexicon, rng)
+    second = None
+    while second is None:  # redraw when the frame has no same-words variant
+        paraphrase = bool(rng.random() < 0.5)
+        first = sample_frame(lexicon, rng, adjective_rate=0.5, place_rate=0.5)
+        second = first if paraphrase else _scrambled(first, rng)
     fronts = rng.random(2) < 0.5
     return Example(first, second, paws_label(first, second), bool(fronts[0]), bool(fronts[1]))
 
