@@ -24,6 +24,7 @@ import torch
 from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizer
 
 from common import matmul_rate, sync
+from xltlib.batches import TokenizedPairs
 from xltlib.config import RunConfig
 from xltlib.train import autocast_for, fit
 
@@ -88,7 +89,8 @@ def main() -> None:
             {"input_ids": ids.tolist(), "attention_mask": [1] * args.seq_len, "labels": int(label)}
             for ids, label in zip(batch["input_ids"].cpu(), batch["labels"].cpu())
         ] * steps
-        fit(model, tokenizer, features, config, Path(tempfile.mkdtemp()) / "none.pt", device, checkpoint_every=10**9)
+        data = TokenizedPairs.from_features(tokenizer, features, device)
+        fit(model, tokenizer, data, config, Path(tempfile.mkdtemp()) / "none.pt", device, checkpoint_every=10**9)
 
     tokenizer = XLMRobertaTokenizer(vocab=[(t, 0.0) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")])
     t_plain = time_steps(plain, args.steps, device)

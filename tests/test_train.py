@@ -4,12 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import DataCollatorWithPadding
-
+from xltlib.batches import TokenizedPairs
 from xltlib.config import RunConfig
 from xltlib.models import TinyXlmrSpec, build_tiny_xlmr, load_classifier
-from xltlib.robust import make_method
-from xltlib.train import StepPlan, _train_step, make_optimizer, tokenize_pairs
+from xltlib.robust import ModelCall, make_method
+from xltlib.train import StepPlan, _train_step, make_optimizer
 
 
 def test_every_epoch_visits_every_example_once_in_a_seeded_order():
@@ -44,16 +43,12 @@ def test_accumulated_gradients_equal_full_batch_gradients(tiny):
     model, tokenizer = load_classifier(path, num_labels=3)
     model.eval()  # no dropout, so both passes see the same function
     frame = pd.DataFrame({"text_a": corpus[:10], "text_b": corpus[10:20], "label": [i % 3 for i in range(10)]})
-    features = tokenize_pairs(tokenizer, frame, max_length=64)
-    collate = DataCollatorWithPadding(tokenizer)
+    data = TokenizedPairs(tokenizer, frame, max_length=64, device=torch.device("cpu"))
     method = make_method("standard", {})
-
-    def forward(batch, **overrides):
-        return model(**batch, **overrides)
 
     def gradients(micro_batches):
         model.zero_grad()
-        loss = _train_step(method, forward, features, micro_batches, collate, torch.device("cpu"))
+        loss = _train_step(method, ModelCall(model), data, micro_batches, 0, torch.device("cpu"))
         return loss, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
     whole_loss, whole = gradients([np.arange(10)])

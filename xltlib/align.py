@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from .config import POOLINGS
 from .errors import unknown
 from .tasks import parallel_rows
-from .train import autocast_for, length_sorted_batches
+from .batches import length_sorted_batches
+from .train import autocast_for
 
 Array = torch.Tensor | np.ndarray
 SCORINGS = ("cosine", "margin", "csls")

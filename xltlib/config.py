@@ -37,7 +37,8 @@ class RunConfig:
         task: registered task name (``xnli``, ``pawsx``; see :mod:`xltlib.tasks`).
         model: Hugging Face encoder, a hub id (``xlm-roberta-base``) or a local folder
             saved with ``save_pretrained``. Local folders are stored as absolute paths.
-        method: training method (``standard``; see :mod:`xltlib.robust`), or ``pretrained``
+        method: training method (``standard``, ``pgd``, ``freelb``, ``rs_rp``, ``rs_da``; see
+            :mod:`xltlib.robust`), or ``pretrained``
             for the alignment of the encoder before fine-tuning (see :meth:`pretrained`).
         method_params: the method's parameters; validated and completed with defaults.
         learning_rate: peak AdamW learning rate (linear warm-up, then linear decay).
@@ -145,6 +146,8 @@ class RunConfig:
                 "train_file is required with data_dir: a local XTREME-layout folder has no "
                 "English training set (pass --train-file, or drop --data-dir to use the hub)"
             )
+        if self.method != PRETRAINED:
+            robust.make_method(self.method, self.method_params).check(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

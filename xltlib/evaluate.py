@@ -9,16 +9,21 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .batches import length_sorted_batches, tokenize_pairs
+from .robust import ModelCall, Predictor
 from .tasks import require_labels
-from .train import autocast_for, length_sorted_batches, tokenize_pairs
+from .train import autocast_for
 
 
 @torch.no_grad()
-def predict(model, tokenizer, frame: pd.DataFrame, max_length: int, device: torch.device, batch_size: int = 64) -> np.ndarray:
+def predict(model, tokenizer, frame: pd.DataFrame, max_length: int, device: torch.device, batch_size: int = 64,
+            predictor: Predictor | None = None) -> np.ndarray:  # fmt: skip
     """Predicted class ids for the rows of ``frame``, in row order.
 
     Rows are batched by length so padding stays small; predictions are put back in order.
+    ``predictor`` replaces the argmax of the logits (``rs_rp``'s smoothed vote).
     """
+    call = ModelCall(model, lambda: autocast_for(device))
     features = [
         {key: value for key, value in feature.items() if key != "labels"}
         for feature in tokenize_pairs(tokenizer, frame, max_length)
@@ -27,9 +32,8 @@ def predict(model, tokenizer, frame: pd.DataFrame, max_length: int, device: torc
     model.eval()
     predictions = np.empty(len(features), dtype=np.int64)
     for rows, batch in length_sorted_batches(tokenizer, features, batch_size, device):
-        with autocast_for(device):
-            logits = model(**batch).logits
-        predictions[rows] = logits.argmax(dim=-1).cpu().numpy()
+        predicted = call(batch).logits.argmax(dim=-1) if predictor is None else predictor(call, batch)
+        predictions[rows] = predicted.cpu().numpy()
     model.train(was_training)
     return predictions
 
@@ -45,11 +49,12 @@ def zero_shot_accuracy(
     max_length: int,
     device: torch.device,
     batch_size: int = 64,
+    predictor: Predictor | None = None,
 ) -> dict[str, float]:
-    """Accuracy per language; every set must be labeled (XTREME test files are not)."""
+    """Accuracy per language (or language pair); every set must be labeled (XTREME test files are not)."""
     for frame in eval_sets.values():
         require_labels(frame)
     results = {}
     for lang, frame in tqdm(eval_sets.items(), desc="zero-shot eval", unit="lang"):
-        results[lang] = accuracy(predict(model, tokenizer, frame, max_length, device, batch_size), frame)
+        results[lang] = accuracy(predict(model, tokenizer, frame, max_length, device, batch_size, predictor), frame)
     return results

@@ -227,13 +227,16 @@ def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_ba
 
     from .evaluate import zero_shot_accuracy
     from .models import load_classifier
-    from .train import fit, tokenize_pairs
+    from .robust import make_method
+    from .train import fit
 
     set_seed(config.seed)
     model, tokenizer = load_classifier(config.model, num_labels=len(tasks.get_task(config.task).labels), device=device)
-    features = tokenize_pairs(tokenizer, data.train, config.max_seq_length)
-    fit(model, tokenizer, features, config, run_dir / "checkpoint.pt", device, checkpoint_every)
-    accuracies = zero_shot_accuracy(model, tokenizer, data.eval_sets, config.max_seq_length, device, eval_batch_size)
+    fit(model, tokenizer, data.train, config, run_dir / "checkpoint.pt", device, checkpoint_every)
+    predictor = make_method(config.method, config.method_params).predictor()
+    accuracies = zero_shot_accuracy(
+        model, tokenizer, data.eval_sets, config.max_seq_length, device, eval_batch_size, predictor
+    )
     for lang, value in accuracies.items():
         log.info("accuracy %s: %.4f", lang, value)
     accuracy_rows = [{"tgt_lang": lang, "metric": "accuracy", "value": value} for lang, value in accuracies.items()]

@@ -11,56 +11,27 @@ import logging
 import math
 import os
 import random
-from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
+from .batches import TrainingData
 from .config import RunConfig
 from .errors import XltError
-from .robust import Batch, TrainingMethod, make_method
+from .robust import ModelCall, TrainingMethod, make_method
 
 log = logging.getLogger(__name__)
-
-Features = list[dict[str, Any]]
 
 
 class NonFiniteLossError(XltError):
     """Training produced a NaN or infinite loss."""
-
-
-def tokenize_pairs(tokenizer, frame, max_length: int) -> Features:
-    """Tokenize (text_a, text_b[, label]) rows into unpadded features for a padding collator."""
-    encoded = tokenizer(list(frame["text_a"]), list(frame["text_b"]), truncation=True, max_length=max_length)
-    keys = list(encoded.keys())
-    features = [{key: encoded[key][i] for key in keys} for i in range(len(frame))]
-    if frame["label"].notna().all():
-        for feature, label in zip(features, frame["label"]):
-            feature["labels"] = int(label)
-    return features
-
-
-def pad_and_move(collate: DataCollatorWithPadding, features: Sequence[dict], device: torch.device) -> Batch:
-    """Pad a list of features to the longest one (dynamic padding) and move it to ``device``."""
-    return {key: value.to(device) for key, value in collate(list(features)).items()}
-
-
-def length_sorted_batches(tokenizer, features: Features, batch_size: int, device: torch.device):
-    """Yield ``(rows, padded batch)`` over ``features`` sorted by length, so padding stays small.
-
-    ``rows`` are the input positions of the batch, for putting results back in input order.
-    """
-    collate = DataCollatorWithPadding(tokenizer)
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        yield rows, pad_and_move(collate, [features[i] for i in rows], device)
 
 
 def autocast_for(device: torch.device):
@@ -155,18 +126,18 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, device: torch.devic
 
 def _train_step(
     method: TrainingMethod,
-    forward,
-    features: Features,
+    call: ModelCall,
+    data: TrainingData,
     micro_batches: list[np.ndarray],
-    collate,
+    step: int,
     device: torch.device,
 ) -> torch.Tensor:
     """Accumulate the gradients of one optimizer step; return its mean loss (on the device)."""
     n_batch = sum(len(micro) for micro in micro_batches)
     total = torch.zeros((), device=device)
     for micro in micro_batches:
-        batch = pad_and_move(collate, [features[i] for i in micro], device)
-        total += method.backward(forward, batch, scale=len(micro) / n_batch).float() * (len(micro) / n_batch)
+        weight = len(micro) / n_batch
+        total += method.backward(call, data.batch(micro, step), scale=weight).float() * weight
     return total
 
 
@@ -207,18 +178,21 @@ class LossLog:
 def fit(
     model,
     tokenizer,
-    features: Features,
+    train: pd.DataFrame | TrainingData,
     config: RunConfig,
     checkpoint_path: Path,
     device: torch.device,
     checkpoint_every: int = 200,
 ) -> list[float]:
-    """Fine-tune ``model`` in place on ``features``; resume from ``checkpoint_path`` if present.
+    """Fine-tune ``model`` in place on the ``train`` pairs; resume from ``checkpoint_path`` if present.
 
+    ``train`` is a frame of pairs (the method turns it into batches: tokenized once, or
+    rewritten on the fly by ``rs_da``) or ready :class:`~xltlib.batches.TrainingData`.
     Returns the loss of every optimizer step run in this call.
     """
-    plan = StepPlan(len(features), config.batch_size, config.grad_accum_steps, config.epochs, config.seed)
     method = make_method(config.method, config.method_params)
+    data = method.training_data(train, tokenizer, config, device) if isinstance(train, pd.DataFrame) else train
+    plan = StepPlan(len(data), config.batch_size, config.grad_accum_steps, config.epochs, config.seed)
     optimizer = make_optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, round(config.warmup_ratio * plan.total_steps), plan.total_steps
@@ -227,19 +201,14 @@ def fit(
     if checkpoint_path.exists():
         start = load_checkpoint(checkpoint_path, model, optimizer, scheduler, device)
         log.info("resuming from checkpoint %s at step %d/%d", checkpoint_path, start, plan.total_steps)
-    collate = DataCollatorWithPadding(tokenizer)
-
-    def forward(batch: Batch, **overrides):
-        with autocast_for(device):
-            return model(**batch, **overrides)
-
+    call = ModelCall(model, lambda: autocast_for(device))
     model.train()
     losses = LossLog(plan)
     progress = tqdm(
         range(start, plan.total_steps), initial=start, total=plan.total_steps, desc=f"train {config.method}", mininterval=1.0
     )
     for step in progress:
-        loss = _train_step(method, forward, features, plan.micro_batches(step), collate, device)
+        loss = _train_step(method, call, data, plan.micro_batches(step), step, device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
         scheduler.step()

@@ -1,0 +1,157 @@
+"""Cost of a robust training step: each method's step time ÷ the standard step, vs the pass count.
+
+    python benchmarks/robust_step.py                               # synthetic encoder shape, CPU
+    python benchmarks/robust_step.py --shape base --device cuda    # xlm-roberta-base shape, bf16
+
+Every method runs the real step of :mod:`xltlib.train` (its training data, its backward,
+clipping, AdamW) on the same synthetic base-language pairs, same batch size and length,
+random weights. Steps of all methods are timed in alternation (so they share the
+machine's load), and the median per method is divided by the standard step's median.
+
+The prediction counts passes: a forward is F, a full backward 2F, a backward to δ only
+(no weight gradients) ≈ 1F; a standard step is 3F. PGD with K steps then costs
+(2K+6)/3 with the clean loss and (2K+3)/3 without; FreeLB costs K; rs_rp and rs_da 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import AutoModelForSequenceClassification, XLMRobertaConfig
+
+from common import sync
+from xltlib import synthetic
+from xltlib.config import RunConfig
+from xltlib.models import build_tiny_xlmr, load_classifier
+from xltlib.profiles import default_synthetic_profile
+from xltlib.robust import ModelCall, make_method
+from xltlib.train import _train_step, autocast_for, make_optimizer
+
+SHAPES = {  # hidden, layers, heads, intermediate (synthetic: the profile's default encoder)
+    "base": (768, 12, 12, 3072),
+    "large": (1024, 24, 16, 4096),
+}
+
+
+def predicted_ratio(method: str, params: dict) -> float:
+    if method == "pgd":
+        k = params["steps"]
+        return (2 * k + 3) / 3 if params["adversarial_only"] else (2 * k + 6) / 3
+    if method == "freelb":
+        return float(params["steps"])
+    return 1.0
+
+
+def pairs_frame(n: int, words: int) -> pd.DataFrame:
+    """Base-language sentence pairs of about ``words`` words per side (place phrase and adjectives on)."""
+    spec = synthetic.DataSpec()
+    lexicon = synthetic.build_lexicon(spec.grammar, spec.recipes)
+    rng = np.random.default_rng(0)
+
+    def sentence() -> str:
+        text = []
+        while len(text) < words:
+            frame = synthetic.sample_frame(lexicon, rng, adjective_rate=1.0, place_rate=1.0)
+            text += synthetic.render(frame, lexicon, synthetic.BASE, rng).split()
+        return " ".join(text[:words])
+
+    return pd.DataFrame({"text_a": [sentence() for _ in range(n)], "text_b": [sentence() for _ in range(n)],
+                         "label": [i % 3 for i in range(n)]})  # fmt: skip
+
+
+def build_model(shape: str, tokenizer_dir: Path, device: torch.device):
+    model, tokenizer = load_classifier(tokenizer_dir, num_labels=3, device=device)
+    if shape != "synthetic":
+        hidden, layers, heads, inter = SHAPES[shape]
+        config = XLMRobertaConfig(
+            vocab_size=250002, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=inter, max_position_embeddings=514, type_vocab_size=1, num_labels=3,
+        )  # fmt: skip
+        model = AutoModelForSequenceClassification.from_config(config).to(device)
+    return model, tokenizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=["synthetic", *SHAPES], default="synthetic")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--words", type=int, default=28, help="words per segment (≈ tokens: one piece per word)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed steps per method")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    frame = pairs_frame(args.batch_size * 4, args.words)
+    encoder = default_synthetic_profile().encoder
+    tokenizer_dir = build_tiny_xlmr(Path(tempfile.mkdtemp()) / "enc", [*frame.text_a, *frame.text_b], encoder)
+    synonyms = Path(tempfile.mkdtemp()) / "synonyms.json"
+    lexicon = synthetic.build_lexicon(synthetic.DataSpec().grammar, synthetic.DataSpec().recipes)
+    synonyms.write_text(pd.Series(synthetic.synonym_table(lexicon)).to_json())
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model(args.shape, tokenizer_dir, device)
+    model.train()
+    methods = {
+        "standard": {},
+        "pgd": {},
+        "pgd adversarial_only": {"adversarial_only": True},
+        "freelb": {},
+        "rs_rp": {},
+        "rs_da": {"synonyms_file": str(synonyms)},
+    }
+    call = ModelCall(model, lambda: autocast_for(device))
+    steppers = {}
+    for label, params in methods.items():
+        name = label.split()[0]
+        config = RunConfig(task="pawsx", model=str(tokenizer_dir), method=name, method_params=params,
+                           batch_size=args.batch_size, max_seq_length=2 * args.words + 4)  # fmt: skip
+        method = make_method(name, config.method_params)
+        data = method.training_data(frame, tokenizer, config, device)
+        optimizer = make_optimizer(model, config)
+        rows = np.arange(args.batch_size)
+
+        def step(method=method, data=data, optimizer=optimizer, counter=[0]):
+            counter[0] += 1
+            _train_step(method, call, data, [rows], counter[0], device)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        steppers[label] = (step, predicted_ratio(name, config.method_params))
+
+    times: dict[str, list[float]] = {label: [] for label in steppers}
+    for step, _ in steppers.values():
+        step(), step()  # warm-up (allocator, kernels, autotuning)
+    for _ in range(args.rounds):
+        for label, (step, _) in steppers.items():
+            sync(device)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times[label].append(time.perf_counter() - start)
+
+    lengths = tokenizer(list(frame.text_a[: args.batch_size]), list(frame.text_b[: args.batch_size]))["input_ids"]
+    parameters = sum(p.numel() for p in model.parameters())
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"shape={args.shape} ({parameters / 1e6:.1f}M parameters) device={where} batch={args.batch_size}×"
+          f"{max(map(len, lengths))} tokens, {'bf16 autocast' if device.type == 'cuda' else 'float32'}, "
+          f"median of {args.rounds} steps")  # fmt: skip
+    standard = statistics.median(times["standard"])
+    print(f"{'method':<22}{'step ms':>9}{'measured ÷ standard':>22}{'predicted':>11}{'measured ÷ predicted':>22}")
+    for label, (_, predicted) in steppers.items():
+        median = statistics.median(times[label])
+        ratio = median / standard
+        print(f"{label:<22}{median * 1e3:9.1f}{ratio:22.2f}{predicted:11.2f}{ratio / predicted:22.2f}")
+
+
+if __name__ == "__main__":
+    main()
