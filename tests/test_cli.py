@@ -32,6 +32,9 @@ def assert_clear_failure(done, seconds, expected):
         (["--task", "pawsx", "--model", "m", "eps"], "must look like key=value"),
         (["--task", "pawsx", "--model", "m", "eps=0.1"], "has no parameter 'eps'"),
         (["--task", "pawsx", "--model", "m", "--langs", "de,xx"], "tgt_langs: 'xx'"),
+        (["--task", "pawsx", "--model", "m", "--method", "pgd", "norm=l3"], "one of ('l2', 'linf')"),
+        (["--task", "pawsx", "--model", "m", "--method", "freelb", "steps=0"], "steps must be >= 1"),
+        (["--task", "pawsx", "--model", "m", "--method", "rs_da"], "rs_da needs synonyms_file"),
     ],
 )
 def test_bad_run_arguments_fail_fast_with_one_line(args, expected, tmp_path):
@@ -63,3 +66,22 @@ def test_help_lists_every_run_flag():
     done, _ = run_cli("run", "--help")
     for flag in ("--task", "--model", "--method", "--data-dir", "--train-file", "--eval-split", "--seed", "--out"):
         assert flag in done.stdout
+
+
+@pytest.mark.parametrize("method, params, field, value", [
+    ("pgd", ["eps=0.2", "norm=linf", "perturb_layer=2"], "perturb_layer", 2),
+    ("freelb", ["steps=2"], "steps", 2),
+    ("rs_rp", ["sigma=0.3", "eval_copies=8"], "eval_copies", 8),
+    ("rs_da", ["rate=0.5", "synonyms_file={shared}/synonyms/counterfitted_neighbors.json"], "rate", 0.5),
+])  # fmt: skip
+def test_every_method_and_its_parameters_reach_the_run_config(method, params, field, value, shared_data):
+    from xltlib.__main__ import _config_from_args, build_parser
+
+    params = [p.format(shared=shared_data) for p in params]
+    args = build_parser().parse_args(["run", "--task", "pawsx", "--model", "m", "--method", method, *params])
+    config = _config_from_args(args)
+    assert config.method == method and config.method_params[field] == value
+    assert config.run_id().startswith(f"pawsx-{method}-s1-")
+    default = _config_from_args(build_parser().parse_args(["run", "--task", "pawsx", "--model", "m", "--method", method,
+                                                           *[p for p in params if p.startswith("synonyms_file")]]))  # fmt: skip
+    assert default.run_id() != config.run_id()

@@ -19,7 +19,8 @@ RUN_FLAGS = [
     ("--task", "task", str, "task name: xnli, pawsx, syn-nli or syn-paws"),
     ("--model", "model", str, "hub id (xlm-roberta-base) or local save_pretrained folder "
      "(synthetic tasks: default the cached pre-trained synthetic encoder)"),
-    ("--method", "method", str, "training method (default: standard)"),
+    ("--method", "method", str, "training method: standard, pgd, freelb, rs_rp or rs_da (default: standard); "
+     "its parameters follow as key=value"),
     ("--data-dir", "data_dir", str, "local XTREME-layout folder with {split}-{lang}.tsv "
      "(default: dataset hub; synthetic tasks: the generated data)"),
     ("--train-file", "train_file", str, "English training TSV (default: the hub's train split)"),
@@ -143,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="one fine-tuning run (cached by config hash, resumable)")
     for flag, field, kind, text in RUN_FLAGS:
         run.add_argument(flag, dest=field, type=kind, default=None, help=text, required=field == "task")
-    run.add_argument("params", nargs="*", metavar="key=value", help="method parameters, e.g. eps=0.1")
+    run.add_argument("params", nargs="*", metavar="key=value", help="method parameters, e.g. pgd: steps=3 eps=0.1 alpha=0.05 norm=l2|linf "
+                     "perturb_layer=none|K; rs_rp: sigma=0.1 eval_copies=0; rs_da: rate=0.3 synonyms_file=PATH "
+                     "(see xltlib.robust)")
     _add_runtime_flags(run)
     run.set_defaults(handler=cmd_run)
 

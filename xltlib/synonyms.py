@@ -13,7 +13,7 @@ from .errors import XltError
 
 SYNONYMS_HELP = (
     "for English use the counter-fitted neighbours of Mrkšić et al. (2016) as shipped by the "
-    "paper's code: download https://raw.githubusercontent.com/uclanlp/Robust-XLT/main/counterfitted_neighbors.json "
+    "paper's code: download https://raw.githubusercontent.com/uclanlp/Robust-XLT/175cddb89c4e86c7152d0175db8f824f7f4e6bad/counterfitted_neighbors.json "
     "and pass rs_da synonyms_file=PATH; synthetic tasks use the generated synonyms-base.json"
 )
 
