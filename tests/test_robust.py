@@ -278,3 +278,16 @@ def test_method_parameters_are_in_the_run_hash_and_checked_before_compute(tiny, 
     monkeypatch.chdir(tmp_path)
     relative = RunConfig(task="pawsx", model=model, method="rs_da", method_params={"synonyms_file": "syn.json"})
     assert relative.method_params["synonyms_file"] == str(tmp_path / "syn.json")
+
+
+@pytest.mark.parametrize("name", ["pgd", "freelb", "rs_rp"])
+def test_perturbation_methods_run_under_bf16_autocast(tiny, pairs, name):
+    """The CUDA path autocasts to bf16; CPU autocast exercises the same dtype handling."""
+    model, _ = load_classifier(tiny[0], num_labels=2)
+    batch = padded_batch(tiny[0], pairs)
+    call = ModelCall(model, lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    site = PerturbationSite(call, batch, None)
+    assert site.dtype == torch.float32  # δ is kept in the weights' precision
+    loss = make_method(name, {}).backward(call, batch, scale=1.0)
+    assert math.isfinite(loss.item())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
