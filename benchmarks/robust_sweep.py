@@ -26,11 +26,11 @@ from xltlib import profiles, runs
 from xltlib.config import RunConfig
 from xltlib.tasks import get_task
 
-LADDERS = {  # method → (parameter, strengths from weak to strong, fixed extras)
-    "pgd": ("eps", (0.05, 0.1, 0.2, 0.4), lambda eps: {"alpha": eps / 2}),
-    "freelb": ("eps", (0.05, 0.1, 0.2, 0.4), lambda eps: {"alpha": eps / 2, "init_mag": eps / 2}),
-    "rs_rp": ("sigma", (0.1, 0.2, 0.4, 0.8), lambda sigma: {}),
-    "rs_da": ("rate", (0.1, 0.3, 0.5, 0.8), lambda rate: {}),
+LADDERS = {  # method → (parameter, strengths from weak to strong, fixed extras); cheap methods first
+    "rs_rp": ("sigma", (0.1, 0.3, 0.8), lambda sigma: {}),
+    "rs_da": ("rate", (0.1, 0.3, 0.6), lambda rate: {}),
+    "freelb": ("eps", (0.05, 0.15, 0.4), lambda eps: {"alpha": eps / 2, "init_mag": eps / 2}),
+    "pgd": ("eps", (0.05, 0.15, 0.4), lambda eps: {"alpha": eps / 2}),
 }
 
 

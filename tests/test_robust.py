@@ -272,6 +272,9 @@ def test_method_parameters_are_in_the_run_hash_and_checked_before_compute(tiny, 
     assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": 0.2}).run_id() != pgd.run_id()
     with pytest.raises(XltError, match="rs_da needs synonyms_file"):
         RunConfig(task="pawsx", model=model, method="rs_da")
+    with pytest.raises(XltError, match="perturb_layer=2 but .* has 2 layers"):
+        RunConfig(task="pawsx", model=model, method="rs_rp", method_params={"perturb_layer": 2})
+    assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"perturb_layer": -1}).method_params["perturb_layer"] == -1
     with pytest.raises(XltError, match="not found"):
         RunConfig(task="pawsx", model=model, method="rs_da", method_params={"synonyms_file": str(tmp_path / "no.json")})
     (tmp_path / "syn.json").write_text('{"a": ["b"]}')

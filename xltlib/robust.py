@@ -196,6 +196,17 @@ def ascent_step(delta: torch.Tensor, grad: torch.Tensor, step: float, norm: Norm
     return delta + step * grad / _token_norms(grad).clamp_min(1e-12)
 
 
+def check_perturb_layer(layer: int | None, model: str) -> None:
+    """Refuse a ``perturb_layer`` the (local) model does not have, before any compute."""
+    if layer is None or not (Path(model) / "config.json").is_file():
+        return  # hub models are checked when the first batch runs
+    from transformers import AutoConfig
+
+    layers = AutoConfig.from_pretrained(model).num_hidden_layers
+    if not -layers <= layer < layers:
+        raise XltError(f"perturb_layer={layer} but {model} has {layers} layers (0…{layers - 1})")
+
+
 def _check_range(name: str, value: float, low: float = 0.0, high: float | None = None, low_open: bool = True) -> None:
     if not math.isfinite(value) or (value <= low if low_open else value < low) or (high is not None and value > high):
         bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
@@ -244,6 +255,9 @@ class PGD(TrainingMethod):
             _check_range("eps", self.eps)
             _check_range("alpha", self.alpha)
             _check_range("adv_weight", self.adv_weight)
+
+    def check(self, config: RunConfig) -> None:
+        check_perturb_layer(self.params.perturb_layer, config.model)
 
     def adversarial_delta(self, site: PerturbationSite) -> torch.Tensor:
         """δ after K projected ascent steps; padding stays 0 and δ stays in its ball."""
@@ -364,6 +378,9 @@ class RandomPerturbation(TrainingMethod):
             _check_range("sigma", self.sigma)
             if self.eval_copies < 0:
                 raise ValueError(f"eval_copies must be >= 0, got {self.eval_copies}")
+
+    def check(self, config: RunConfig) -> None:
+        check_perturb_layer(self.params.perturb_layer, config.model)
 
     def backward(self, call: ModelCall, batch: Batch, scale: float) -> torch.Tensor:
         p = self.params
