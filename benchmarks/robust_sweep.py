@@ -27,10 +27,10 @@ from xltlib.config import RunConfig
 from xltlib.tasks import get_task
 
 LADDERS = {  # method → (parameter, strengths from weak to strong, fixed extras); cheap methods first
-    "rs_rp": ("sigma", (0.1, 0.3, 0.8), lambda sigma: {}),
+    "rs_rp": ("sigma", (0.05, 0.1, 0.3, 0.8), lambda sigma: {}),
     "rs_da": ("rate", (0.1, 0.3, 0.6), lambda rate: {}),
-    "freelb": ("eps", (0.05, 0.15, 0.4), lambda eps: {"alpha": eps / 2, "init_mag": eps / 2}),
-    "pgd": ("eps", (0.05, 0.15, 0.4), lambda eps: {"alpha": eps / 2}),
+    "freelb": ("eps", (0.005, 0.01, 0.02, 0.05, 0.15), lambda eps: {"alpha": eps / 2, "init_mag": eps / 2}),
+    "pgd": ("eps", (0.005, 0.01, 0.02, 0.05, 0.15), lambda eps: {"alpha": eps / 2}),
 }
 
 
@@ -48,7 +48,7 @@ def config_for(args, task: str, method: str, params: dict, seed: int) -> RunConf
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["syn-nli", "syn-paws"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--methods", nargs="+", default=list(LADDERS), choices=list(LADDERS))
     parser.add_argument("--budget", type=float, default=2.0, help="largest tolerated dev-accuracy drop, in points")
     parser.add_argument("--cache", default="cache", help="synthetic data and encoder cache")

@@ -232,3 +232,27 @@ def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny
     assert sorted(accuracy["tgt_lang"]) == sorted(TASKS["xnli"].languages)
     assert accuracy["value"].between(0, 1).all()
     assert_alignment_rows(results[results["metric"] != "accuracy"], config, TinyXlmrSpec().num_layers + 1)
+
+
+def test_generalized_setting_scores_every_ordered_language_pair(config, tmp_path, monkeypatch):
+    """Mixed pairs are built from the line-aligned eval files: text_a in a, text_b in b."""
+    import xltlib.evaluate
+
+    scored = {}
+    real = xltlib.evaluate.accuracy
+
+    def spy(predictions, frame):
+        scored[frame.attrs["source"]] = frame
+        return real(predictions, frame)
+
+    monkeypatch.setattr(xltlib.evaluate, "accuracy", spy)
+    mixed = dataclasses.replace(config, tgt_langs=("de", "fr"), generalized_examples=10)
+    results = runs.ensure_run(mixed, tmp_path, device="cpu")
+    accuracy = results[results.metric == "accuracy"].set_index("tgt_lang").value
+    assert sorted(accuracy.index) == ["de", "de|en", "de|fr", "en|de", "en|fr", "fr", "fr|de", "fr|en"]
+    mixed_sources = [source.split(" | ") for source in scored if " | " in source]
+    assert len(mixed_sources) == 6
+    de_fr = next(scored[" | ".join(pair)] for pair in mixed_sources if "dev-de" in pair[0] and "dev-fr" in pair[1])
+    de, fr = (runs.tasks.load_split(TASKS["pawsx"], lang, "dev", config.data_dir, limit=10) for lang in ("de", "fr"))
+    assert len(de_fr) == 10 and list(de_fr.text_a) == list(de.text_a) and list(de_fr.text_b) == list(fr.text_b)
+    assert dataclasses.replace(config, generalized_examples=10).run_id() != config.run_id()

@@ -40,6 +40,8 @@ RUN_FLAGS = [
     ("--profile", "profile", str, "xtreme or synthetic (default: the task's)"),
     ("--align-pooling", "align_pooling", str, "sentence embedding for alignment: mean or cls (default: mean)"),
     ("--max-align-sentences", "max_align_sentences", int, "measure alignment on the first N parallel rows"),
+    ("--generalized", "generalized_examples", int, "also score mixed-language pairs (text_a in a, text_b in b) on the "
+     "first N rows per language pair (default: 0 = off; synthetic tasks: 200)"),
 ]
 
 

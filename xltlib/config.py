@@ -68,6 +68,10 @@ class RunConfig:
             layer's token states become the sentence embedding that alignment is measured on.
         max_align_sentences: keep only the first N rows of the task's parallel sentences
             (``None``: all) when measuring alignment.
+        generalized_examples: also score the generalized setting (Huang et al. 2021): first
+            segment in language a, second in language b, for every ordered pair a ≠ b of the
+            source and target languages, on the first N rows of the (line-aligned) evaluation
+            split; stored as accuracy with ``tgt_lang = "a|b"``. 0: off.
     """
 
     task: str
@@ -93,6 +97,7 @@ class RunConfig:
     profile: str | None = None
     align_pooling: str = "mean"
     max_align_sentences: int | None = None
+    generalized_examples: int = 0
 
     def __post_init__(self) -> None:
         task = tasks.get_task(self.task)
@@ -112,6 +117,7 @@ class RunConfig:
         for name in ("max_train_examples", "max_eval_examples", "max_align_sentences"):
             if getattr(self, name) is not None:
                 _check_number(name, getattr(self, name), int, low=1)
+        _check_number("generalized_examples", self.generalized_examples, int, low=0)
         _check_choice("eval_split", self.eval_split, EVAL_SPLITS)
         object.__setattr__(self, "profile", self.profile or task.profile)
         _check_choice("profile", self.profile, PROFILES)

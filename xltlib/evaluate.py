@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .batches import length_sorted_batches, tokenize_pairs
 from .robust import ModelCall, Predictor
-from .tasks import require_labels
+from .tasks import generalized_pairs, require_labels
 from .train import autocast_for
 
 
@@ -58,3 +58,13 @@ def zero_shot_accuracy(
     for lang, frame in tqdm(eval_sets.items(), desc="zero-shot eval", unit="lang"):
         results[lang] = accuracy(predict(model, tokenizer, frame, max_length, device, batch_size, predictor), frame)
     return results
+
+
+def generalized_sets(eval_sets: Mapping[str, pd.DataFrame], languages: Sequence[str], examples: int) -> dict[str, pd.DataFrame]:
+    """``"a|b"`` → the first ``examples`` rows with text_a in language a and text_b in b (a ≠ b)."""
+    return {
+        f"{a}|{b}": generalized_pairs(eval_sets[a].iloc[:examples], eval_sets[b].iloc[:examples])
+        for a in languages
+        for b in languages
+        if a != b
+    }

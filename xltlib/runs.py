@@ -150,9 +150,10 @@ def load_run_data(config: RunConfig) -> RunData:
     else:
         train = tasks.load_split(task, config.src_lang, "train", None, limit=config.max_train_examples)
     tasks.require_labels(train)
+    eval_langs = dict.fromkeys((*config.tgt_langs, *((config.src_lang,) if config.generalized_examples else ())))
     eval_sets = {
         lang: tasks.load_split(task, lang, config.eval_split, config.data_dir, limit=config.max_eval_examples)
-        for lang in config.tgt_langs
+        for lang in eval_langs
     }
     for frame in eval_sets.values():
         tasks.require_labels(frame)
@@ -225,7 +226,7 @@ def ensure_run(
 def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size) -> list[dict]:
     from transformers import set_seed
 
-    from .evaluate import zero_shot_accuracy
+    from .evaluate import generalized_sets, zero_shot_accuracy
     from .models import load_classifier
     from .robust import make_method
     from .train import fit
@@ -234,9 +235,11 @@ def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_ba
     model, tokenizer = load_classifier(config.model, num_labels=len(tasks.get_task(config.task).labels), device=device)
     fit(model, tokenizer, data.train, config, run_dir / "checkpoint.pt", device, checkpoint_every)
     predictor = make_method(config.method, config.method_params).predictor()
-    accuracies = zero_shot_accuracy(
-        model, tokenizer, data.eval_sets, config.max_seq_length, device, eval_batch_size, predictor
-    )
+    eval_sets = {lang: data.eval_sets[lang] for lang in config.tgt_langs}
+    if config.generalized_examples:
+        languages = list(dict.fromkeys((config.src_lang, *config.tgt_langs)))
+        eval_sets |= generalized_sets(data.eval_sets, languages, config.generalized_examples)
+    accuracies = zero_shot_accuracy(model, tokenizer, eval_sets, config.max_seq_length, device, eval_batch_size, predictor)
     for lang, value in accuracies.items():
         log.info("accuracy %s: %.4f", lang, value)
     accuracy_rows = [{"tgt_lang": lang, "metric": "accuracy", "value": value} for lang, value in accuracies.items()]
