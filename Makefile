@@ -20,6 +20,8 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q $(WHEELS) -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
+	# MathJax for the offline book, from the npm registry (checked against its sha512).
+	$(PY) -c "from xltlib.book import ensure_mathjax; ensure_mathjax()"
 	touch $@
 
 study: setup  # the default study is offline: never wait on hub retries
@@ -32,4 +34,4 @@ test-slow: setup  # pytest exits 5 when no test is marked slow: not a failure
 	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
 
 clean:
-	rm -rf runs cache _build book/_build
+	rm -rf runs runs-quick cache _build book/_build book/chapters _toc.yml book/reproducibility.md

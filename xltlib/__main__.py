@@ -11,7 +11,6 @@ from .errors import XltError
 
 log = logging.getLogger("xltlib")
 
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 # (flag, RunConfig field, type, help); defaults live in RunConfig (and, for synthetic tasks,
 # in xltlib.profiles.SYNTHETIC_FINETUNING).
@@ -128,15 +127,39 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     print(f"synthetic data: {ensure_data(profile.data, args.cache)}")
 
 
+def cmd_batch(args: argparse.Namespace) -> None:
+    from .batch import run_batch
+
+    manifest = run_batch(args.experiments, force=args.force, quick=args.quick, only=args.only or None)
+    _print_manifest(manifest)
+
+
+def cmd_book(args: argparse.Namespace) -> None:
+    from .book import build_book, write_reproducibility
+
+    write_reproducibility(runs_dir=args.runs)
+    print(f"book: {build_book()}")
+
+
 def cmd_study(args: argparse.Namespace) -> None:
-    from .study import run_local_study
+    from .batch import REPO, run_batch
+    from .book import build_book, ensure_mathjax, write_reproducibility
 
-    results_path = run_local_study(Path(args.data_root), Path(args.out), quick=args.quick, device=args.device)
-    import pandas as pd
+    ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
+    experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
+    manifest = run_batch(experiments, force=args.force, quick=args.quick)
+    _print_manifest(manifest)
+    write_reproducibility(runs_dir="runs-quick" if args.quick else "runs")
+    print(f"book: {build_book()}")
 
-    results = pd.read_parquet(results_path)
-    print(f"results table: {results_path} ({len(results)} rows)")
-    _print_accuracy(results)
+
+def _print_manifest(manifest: dict) -> None:
+    for name, entry in manifest.items():
+        error = f"  ({entry['error']})" if entry.get("error") else ""
+        print(f"{name:<24} {entry['status']:<8} {entry.get('seconds', 0):7.0f} s{error}")
+    failed = [name for name, entry in manifest.items() if entry["status"] != "ok"]
+    if failed:
+        print(f"failed: {', '.join(failed)} — their chapters say why; the others are built")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,11 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_flag(pretrain)
     pretrain.set_defaults(handler=cmd_pretrain)
 
-    study = commands.add_parser("study", help="the main job: the default study on local data")
-    study.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="folder holding xnli/ and pawsx/")
-    study.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    study.add_argument("--out", default="runs", help="runs directory (default: runs)")
-    study.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    batch = commands.add_parser("batch", help="execute an experiments file's notebooks into book chapters (papermill)")
+    batch.add_argument("experiments", help="experiments file, e.g. notebooks/experiments/synthetic.yaml")
+    batch.add_argument("--only", nargs="+", metavar="NAME", help="execute only these experiments")
+    batch.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
+    batch.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed (runs in runs-quick/)")
+    batch.set_defaults(handler=cmd_batch)
+
+    book = commands.add_parser("book", help="build the Jupyter Book from the executed chapters (offline)")
+    book.add_argument("--runs", default="runs", help="runs directory the reproducibility page lists")
+    book.set_defaults(handler=cmd_book)
+
+    study = commands.add_parser("study", help="the main job: the profile's batch, then the book")
+    study.add_argument("--profile", default="synthetic", choices=["synthetic", "xtreme"])
+    study.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed: a smoke test")
+    study.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
     study.set_defaults(handler=cmd_study)
     return parser
 

@@ -1,0 +1,153 @@
+"""The papermill batch and the book, on the quick synthetic profile in a scratch copy of the repo."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from xltlib import batch
+from xltlib.book import build_book, ensure_mathjax, write_reproducibility
+from xltlib.errors import XltError
+
+REPO = Path(__file__).resolve().parent.parent
+EXPERIMENTS = {
+    "profile": "synthetic",
+    "experiments": {
+        "nli": {"title": "Quick NLI", "parameters": {"task": "syn-nli", "methods": ["standard", "rs_rp"], "seeds": [1]}},
+        "broken": {"title": "Broken on purpose",
+                   "parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"eps": -1}}}},
+        "paws": {"title": "Quick PAWS", "parameters": {"task": "syn-paws", "methods": ["standard"], "seeds": [1]}},
+    },
+}  # fmt: skip
+
+
+def scratch_repo(root: Path) -> Path:
+    """The files a batch and a book build read, copied so the real book/ is never touched."""
+    for name in ("notebooks", "book"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("chapters", "_build"))
+    shutil.copy(REPO / "_config.yml", root)
+    (root / "experiments.yaml").write_text(yaml.safe_dump(EXPERIMENTS))
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One quick batch (one experiment fails on purpose), then the book: shared by the slow tests."""
+    root = scratch_repo(tmp_path_factory.mktemp("repo"))
+    ensure_mathjax(REPO)
+    shutil.copytree(REPO / batch.CHAPTERS.parent / "_static" / "mathjax", root / "book" / "_static" / "mathjax")
+    manifest = batch.run_batch(root / "experiments.yaml", root=root, quick=True)
+    write_reproducibility(root, "runs-quick")
+    return root, manifest, build_book(root)
+
+
+def outputs(notebook_path: Path):
+    notebook = nbformat.read(notebook_path, as_version=4)
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+
+
+@pytest.mark.slow
+def test_quick_batch_executes_chapters_and_reports_the_failure(built):
+    root, manifest, index = built
+    assert {name: entry["status"] for name, entry in manifest.items()} == {
+        "nli": "ok", "broken": "failed", "paws": "ok", "synthesis": "ok"}  # fmt: skip
+    assert "eps must be > 0" in manifest["broken"]["error"]
+    for name in ("nli", "paws", "synthesis"):
+        chapter = outputs(root / batch.CHAPTERS / f"{name}.ipynb")
+        assert not [o for o in chapter if o.output_type == "error"], name
+        assert sum("image/png" in o.get("data", {}) for o in chapter) >= (3 if name != "synthesis" else 1), name
+    broken = nbformat.read(root / batch.CHAPTERS / "broken.ipynb", as_version=4)
+    assert broken.cells[0].source == "# Broken on purpose" and "failed" in broken.cells[1].source
+    saved = json.loads((root / batch.MANIFEST).read_text())
+    assert saved["nli"]["parameters"]["seeds"] == [1] and saved["nli"]["seconds"] > 0
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [entry["file"] for entry in toc["chapters"]]
+    assert files == ["book/methods", "book/chapters/nli", "book/chapters/broken", "book/chapters/paws",
+                     "book/chapters/synthesis", "book/reproducibility"]  # fmt: skip
+    assert index.exists() and (root / "_build/html/book/chapters/broken.html").exists()
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_chapters_and_resumes_a_killed_one(built, caplog):
+    root, manifest, _ = built
+    saved = json.loads((root / batch.MANIFEST).read_text())
+    saved["paws"]["status"] = "running"  # what a batch killed during this chapter leaves
+    (root / batch.MANIFEST).write_text(json.dumps(saved))
+    before = {name: (root / batch.CHAPTERS / f"{name}.ipynb").stat().st_mtime for name in ("nli", "paws")}
+    with caplog.at_level("INFO", logger="xltlib"):
+        again = batch.run_batch(root / "experiments.yaml", root=root, quick=True, only=["nli", "paws"])
+    assert "nli: finished earlier with the same parameters; skipped" in caplog.text
+    assert (root / batch.CHAPTERS / "nli.ipynb").stat().st_mtime == before["nli"]
+    assert (root / batch.CHAPTERS / "paws.ipynb").stat().st_mtime > before["paws"]
+    assert again["paws"]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_book_opens_in_a_headless_browser_with_math_and_figures(built, tmp_path):
+    """Chromium renders a chapter: every figure is a loaded image, math is typeset, no traceback."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not shutil.which("chromium") or not shutil.which("chromedriver"):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    root, _, _ = built
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400"):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.get((root / "_build/html/book/chapters/nli.html").as_uri())
+        sizes = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.cell_output img')).map(i => [i.complete, i.naturalWidth]);")
+        assert len(sizes) >= 3 and all(done and width > 0 for done, width in sizes), sizes
+        assert "Traceback" not in driver.find_element("tag name", "body").text
+        driver.save_screenshot(str(tmp_path / "chapter.png"))
+        assert (tmp_path / "chapter.png").stat().st_size > 10_000
+        driver.get((root / "_build/html/book/methods.html").as_uri())
+        typeset = driver.execute_script(
+            "return new Promise(done => MathJax.startup.promise.then(() => "
+            "done(document.querySelectorAll('mjx-container').length)));")
+        assert typeset >= 5
+    finally:
+        driver.quit()
+
+
+def test_experiment_files_are_validated_before_anything_runs(tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump({"experiments": {"x": {"parameters": {"task": "syn-nli", "seed": [1]}}}}))
+    with pytest.raises(XltError, match="did you mean 'seeds'"):
+        batch.load_experiments(path)
+    path.write_text(yaml.safe_dump({"experiments": {"Bad Name": {}}}))
+    with pytest.raises(XltError, match="lower-case letters"):
+        batch.load_experiments(path)
+    with pytest.raises(XltError, match="not found; the project's are notebooks/experiments/"):
+        batch.load_experiments(tmp_path / "missing.yaml")
+    with pytest.raises(XltError, match="no experiment 'nil'.*did you mean 'nli'"):
+        (tmp_path / "ok.yaml").write_text(yaml.safe_dump(EXPERIMENTS))
+        batch.run_batch(tmp_path / "ok.yaml", root=tmp_path, only=["nil"])
+
+
+@pytest.mark.parametrize("name", ["synthetic", "xtreme"])
+def test_the_project_experiment_files_load(name):
+    profile, experiments = batch.load_experiments(REPO / "notebooks" / "experiments" / f"{name}.yaml")
+    assert profile == name and experiments
+    for experiment in experiments:
+        assert set(experiment.parameters["methods"]) == {"standard", "pgd", "freelb", "rs_rp", "rs_da"}
+        assert len(experiment.parameters["seeds"]) >= 3
+
+
+def test_a_missing_kernel_fails_before_execution(tmp_path):
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(EXPERIMENTS))
+    with pytest.raises(XltError, match="kernel 'no-such-kernel' is not installed"):
+        batch.run_batch(tmp_path / "ok.yaml", root=tmp_path, kernel="no-such-kernel")
+    assert not (tmp_path / batch.MANIFEST).exists()
+
+
+def test_cli_lists_the_book_commands():
+    done = subprocess.run([".venv/bin/python" if (REPO / ".venv").exists() else "python", "-m", "xltlib", "--help"],
+                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    assert all(command in done.stdout for command in ("batch", "book", "study"))

@@ -1,0 +1,216 @@
+"""The papermill batch: every experiment of an experiments file becomes one executed chapter.
+
+``run_batch`` executes ``notebooks/experiment.ipynb`` once per experiment into
+``book/chapters/<name>.ipynb`` (explicit kernel), then ``notebooks/synthesis.ipynb``, and
+writes ``_toc.yml``. Each execution is recorded in ``book/chapters/manifest.json`` (status,
+duration, parameters, error). A failing notebook does not stop the others: its chapter
+opens with the failure. A finished experiment with the same parameters is skipped unless
+``force``; one left ``running`` by a killed batch is executed again (its runs resume from
+the run cache, so finished runs cost nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import XltError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+KERNEL = "xlt-robust-study"
+REPO = Path(__file__).resolve().parent.parent
+EXPERIMENT_NOTEBOOK = Path("notebooks/experiment.ipynb")
+SYNTHESIS_NOTEBOOK = Path("notebooks/synthesis.ipynb")
+CHAPTERS = Path("book/chapters")
+MANIFEST = CHAPTERS / "manifest.json"
+SYNTHESIS = "synthesis"
+FRONT_PAGES = ("book/intro", "book/methods")
+BACK_PAGES = ("book/reproducibility",)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One chapter: a name (its file), a title, and the notebook's parameters."""
+
+    name: str
+    title: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
+    """The profile and experiments of an experiments file, checked against the notebook's parameters."""
+    path = Path(path)
+    if not path.is_file():
+        known = sorted(p.name for p in (REPO / "notebooks" / "experiments").glob("*.yaml"))
+        raise XltError(f"experiments file {path} not found; the project's are notebooks/experiments/{{{','.join(known)}}}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise XltError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("experiments"), dict) or not document["experiments"]:
+        raise XltError(f"{path} must have a non-empty 'experiments:' mapping of name → {{title, parameters}}")
+    accepted = notebook_parameters(REPO / EXPERIMENT_NOTEBOOK)
+    experiments = []
+    for name, spec in document["experiments"].items():
+        if not isinstance(name, str) or not _NAME.match(name) or name == SYNTHESIS:
+            raise XltError(f"{path}: experiment name {name!r} must be lower-case letters, digits and '-' (not {SYNTHESIS!r})")
+        spec = spec or {}
+        parameters = dict(spec.get("parameters") or {})
+        for key in parameters:
+            if key not in accepted:
+                raise XltError(f"{path}: experiment {name!r} has parameter {key!r}, which the notebook does not take"
+                               f"{did_you_mean(key, accepted)}; it takes: {', '.join(accepted)}")  # fmt: skip
+        experiments.append(Experiment(name, str(spec.get("title") or name), parameters))
+    return str(document.get("profile", "")), experiments
+
+
+def notebook_parameters(notebook: Path) -> list[str]:
+    """Names in the notebook's ``parameters``-tagged cell."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(notebook)))
+
+
+def require_kernel(name: str) -> None:
+    """Fail before any execution when the Jupyter kernel the chapters run on is not installed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise XltError(
+            f"Jupyter kernel {name!r} is not installed; `make setup` installs it "
+            f"(or: python -m ipykernel install --sys-prefix --name {name})"
+        ) from None
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    path = root / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _finish_chapter(output: Path, title: str, entry: dict[str, Any]) -> None:
+    """Open the executed notebook with its title and, if it failed, a statement of the failure."""
+    import nbformat
+
+    notebook = nbformat.read(output, as_version=4)
+    cells = [nbformat.v4.new_markdown_cell(f"# {title}")]
+    if entry["status"] != "ok":
+        cells.append(nbformat.v4.new_markdown_cell(
+            f"```{{error}}\nThis experiment **failed** after {entry['seconds']:.0f} s: `{entry['error']}`.\n"
+            "The cells below show how far it got; the other chapters are unaffected. "
+            f"Rerun it with `python -m xltlib batch <experiments file> --only {output.stem} --force`.\n```"
+        ))  # fmt: skip
+    notebook.cells = cells + notebook.cells
+    nbformat.write(notebook, output)
+
+
+def execute(notebook: Path, name: str, title: str, parameters: dict[str, Any], root: Path, kernel: str) -> dict[str, Any]:
+    """Execute ``notebook`` into ``book/chapters/<name>.ipynb``; return its manifest entry."""
+    import papermill
+
+    output = root / CHAPTERS / f"{name}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{name}.partial.ipynb")
+    start = time.monotonic()
+    entry: dict[str, Any] = {"status": "ok", "parameters": parameters, "error": None, "notebook": str(notebook)}
+    try:
+        papermill.execute_notebook(
+            str(root / notebook), str(partial), parameters=parameters, kernel_name=kernel, cwd=str(root),
+            progress_bar=False, report_mode=False,
+        )  # fmt: skip
+    except papermill.PapermillExecutionError as error:
+        entry.update(status="failed", error=f"{error.ename}: {error.evalue}".strip())
+    except Exception as error:  # kernel died, notebook missing...: still a recorded, visible failure
+        entry.update(status="failed", error=f"{type(error).__name__}: {error}")
+        if not partial.exists():
+            import nbformat
+
+            nbformat.write(nbformat.v4.new_notebook(), partial)
+    entry["seconds"] = round(time.monotonic() - start, 1)
+    _finish_chapter(partial, title, entry)
+    os.replace(partial, output)
+    return entry
+
+
+def run_batch(
+    experiments_file: str | Path,
+    root: str | Path = REPO,
+    force: bool = False,
+    quick: bool = False,
+    only: list[str] | None = None,
+    kernel: str = KERNEL,
+    runs_dir: str | None = None,
+    cache_dir: str = "cache",
+) -> dict[str, Any]:
+    """Execute the experiments (and the synthesis) into chapters; write ``_toc.yml``; return the manifest."""
+    root = Path(root).resolve()
+    profile, experiments = load_experiments(experiments_file)
+    require_kernel(kernel)
+    names = [e.name for e in experiments]
+    for name in only or []:
+        if name not in names:
+            raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
+    runs_dir = runs_dir or ("runs-quick" if quick else "runs")
+    manifest = _read_manifest(root)
+    for experiment in experiments:
+        if only and experiment.name not in only:
+            continue
+        parameters = {**experiment.parameters, "quick": quick, "runs_dir": runs_dir, "cache_dir": cache_dir}
+        if quick:
+            parameters["seeds"] = list(experiment.parameters.get("seeds", [1]))[:1]
+        _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
+    synthesis = {"runs_dir": runs_dir, "profile": profile}
+    _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
+             True, kernel)  # fmt: skip  (always: it reads every run)
+    write_toc(root, experiments, manifest)
+    return manifest
+
+
+def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -> None:
+    previous = manifest.get(name)
+    chapter = root / CHAPTERS / f"{name}.ipynb"
+    if not force and previous and previous["status"] == "ok" and previous["parameters"] == parameters and chapter.exists():
+        log.info("%s: finished earlier with the same parameters; skipped (use --force to rerun)", name)
+        return
+    manifest[name] = {"status": "running", "parameters": parameters, "title": title}
+    _write_manifest(root, manifest)
+    log.info("%s: executing %s", name, notebook)
+    entry = execute(notebook, name, title, parameters, root, kernel)
+    manifest[name] = {**entry, "title": title}
+    _write_manifest(root, manifest)
+    log.info("%s: %s in %.0f s%s", name, entry["status"], entry["seconds"], f" ({entry['error']})" if entry["error"] else "")
+
+
+def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any]) -> Path:
+    """``_toc.yml``: front pages, one chapter per experiment, the synthesis, reproducibility."""
+    chapters = [{"file": page} for page in FRONT_PAGES[1:]]
+    for experiment in experiments:
+        if (root / CHAPTERS / f"{experiment.name}.ipynb").exists():
+            status = manifest.get(experiment.name, {}).get("status")
+            title = experiment.title + (" (failed)" if status == "failed" else "")
+            chapters.append({"file": f"{CHAPTERS}/{experiment.name}", "title": title})
+    chapters.append({"file": f"{CHAPTERS}/{SYNTHESIS}"})
+    chapters += [{"file": page} for page in BACK_PAGES]
+    toc = {"format": "jb-book", "root": FRONT_PAGES[0], "chapters": chapters}
+    path = root / "_toc.yml"
+    path.write_text("# Generated by `python -m xltlib batch`; edit the experiments file instead.\n" + yaml.safe_dump(toc, sort_keys=False))
+    return path

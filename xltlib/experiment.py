@@ -1,0 +1,138 @@
+"""One experiment = one (profile, task, model) × a grid of methods and seeds.
+
+What the experiment notebook calls: build the grid's RunConfigs (validated before any
+compute), make sure every run exists (the run cache makes a re-executed notebook free),
+and turn the tidy results into the tables its figures show.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import robust, runs, tasks
+from .config import PRETRAINED, RunConfig
+from .errors import XltError, unknown
+
+log = logging.getLogger(__name__)
+
+
+def experiment_configs(
+    task: str,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    model: str | None = None,
+    method_params: Mapping[str, Mapping[str, Any]] | None = None,
+    cache_dir: str = "cache",
+    quick: bool = False,
+    device: str | None = None,
+    **overrides: Any,
+) -> list[RunConfig]:
+    """The grid's configs, methods × seeds, all validated before any run starts.
+
+    ``model=None`` on a synthetic task means the profile's pre-trained encoder (built on
+    first use); ``quick`` selects the tiny synthetic profile. ``method_params`` maps a
+    method to its parameters; ``overrides`` are RunConfig fields shared by all runs.
+    """
+    if not methods or not seeds:
+        raise XltError("an experiment needs at least one method and one seed")
+    method_params = dict(method_params or {})
+    for name in method_params:
+        if name not in methods:
+            raise unknown("method in method_params (not in methods)", name, methods)
+    for name in methods:
+        robust.method_class(name)
+    synthetic_task = tasks.get_task(task).profile == "synthetic"
+    if quick and not synthetic_task:
+        raise XltError(f"quick selects the tiny synthetic profile; task {task} is not synthetic")
+
+    def config(method: str, seed: int) -> RunConfig:
+        fields = {"method": method, "method_params": dict(method_params.get(method, {})), "seed": seed, **overrides}
+        if synthetic_task and model is None:
+            from .profiles import default_synthetic_profile, quick_synthetic_profile, synthetic_run_config
+
+            profile = quick_synthetic_profile() if quick else default_synthetic_profile()
+            return synthetic_run_config(task, cache_dir, profile, str(runs.resolve_device(device)), **fields)
+        if model is None:
+            raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
+        return RunConfig(task=task, model=model, **fields)
+
+    return [config(method, seed) for method in methods for seed in seeds]
+
+
+def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: str | None = None) -> pd.DataFrame:
+    """Every run's tidy rows (computed only where missing), plus the pre-trained encoder's."""
+    frames = []
+    for config in tqdm(configs, desc="runs", unit="run"):
+        frames.append(runs.ensure_run(config, runs_dir, device))
+    pretrained = {config.pretrained().run_id(): config.pretrained() for config in configs}
+    frames += [runs.ensure_run(config, runs_dir, device) for config in pretrained.values()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def accuracy_by_language(results: pd.DataFrame) -> pd.DataFrame:
+    """Zero-shot accuracy per (method, language): mean, sd and number of seeds (tidy)."""
+    accuracy = results[(results.metric == "accuracy") & ~results.tgt_lang.str.contains("|", regex=False)]
+    table = accuracy.groupby(["method", "tgt_lang"]).value.agg(mean="mean", sd="std", seeds="count").reset_index()
+    return table.rename(columns={"tgt_lang": "language"})
+
+
+def mean_sd_table(table: pd.DataFrame, languages: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
+    """Language × method grid of ``mean ± sd`` strings, rows and columns in the given order."""
+    cells = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " + table["sd"].fillna(0).map("{:.3f}".format))
+    grid = cells.pivot(index="language", columns="method", values="cell")
+    return grid.reindex(index=[lang for lang in languages if lang in grid.index], columns=[m for m in methods if m in grid.columns])
+
+
+def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[str]) -> pd.DataFrame:
+    """Mean accuracy with text_a in the row language and text_b in the column language.
+
+    Off-diagonal cells come from the mixed pairs (``tgt_lang = "a|b"``), the diagonal from
+    the ordinary zero-shot rows.
+    """
+    accuracy = results[(results.metric == "accuracy") & (results.method == method)]
+    means = accuracy.groupby("tgt_lang").value.mean()
+    matrix = pd.DataFrame(index=pd.Index(languages, name="text_a"), columns=pd.Index(languages, name="text_b"), dtype=float)
+    for a in languages:
+        for b in languages:
+            matrix.loc[a, b] = means.get(a if a == b else f"{a}|{b}", float("nan"))
+    return matrix
+
+
+def alignment_by_layer(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.DataFrame:
+    """Alignment ``metric`` per (method, language, layer), mean and sd over seeds (tidy)."""
+    rows = results[results.metric == metric]
+    if rows.empty:
+        raise unknown("alignment metric", metric, sorted(set(results.metric) - {"accuracy"}))
+    table = rows.groupby(["method", "tgt_lang", "layer"]).value.agg(mean="mean", sd="std").reset_index()
+    return table.rename(columns={"tgt_lang": "language"})
+
+
+def accuracy_vs_alignment(results: pd.DataFrame, metric: str = "cosine_gap", layer: int | None = None) -> pd.DataFrame:
+    """One row per fine-tuned run and target language: its accuracy and its alignment.
+
+    ``layer=None`` averages the alignment over the hidden layers 1..L (layer 0, the
+    embeddings, is left out: fine-tuning barely moves it).
+    """
+    tuned = results[results.method != PRETRAINED]
+    accuracy = tuned[tuned.metric == "accuracy"][["run_id", "method", "seed", "tgt_lang", "value"]]
+    aligned = tuned[tuned.metric == metric]
+    aligned = aligned[aligned.layer >= 1] if layer is None else aligned[aligned.layer == layer]
+    aligned = aligned.groupby(["run_id", "tgt_lang"]).value.mean().rename("alignment").reset_index()
+    merged = accuracy.merge(aligned, on=["run_id", "tgt_lang"])
+    return merged.rename(columns={"value": "accuracy", "tgt_lang": "language"})
+
+
+def language_order(config: RunConfig) -> list[str]:
+    """The source language first, then targets: by recipe distance (synthetic) or task order."""
+    languages = list(dict.fromkeys((config.src_lang, *config.tgt_langs)))
+    if config.profile == "synthetic":
+        from .synthetic import language_distances
+
+        distance = language_distances(config.data_dir)
+        return sorted(languages, key=lambda lang: (lang != config.src_lang, distance.get(lang, 0.0)))
+    return languages
