@@ -30,16 +30,15 @@ def scratch_repo(root: Path) -> Path:
     for name in ("notebooks", "book"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("chapters", "_build"))
     shutil.copy(REPO / "_config.yml", root)
-    (root / "experiments.yaml").write_text(yaml.safe_dump(EXPERIMENTS))
+    (root / "experiments.yaml").write_text(yaml.safe_dump(EXPERIMENTS, sort_keys=False))
     return root
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """One quick batch (one experiment fails on purpose), then the book: shared by the slow tests."""
+    ensure_mathjax(REPO)  # copied with book/
     root = scratch_repo(tmp_path_factory.mktemp("repo"))
-    ensure_mathjax(REPO)
-    shutil.copytree(REPO / batch.CHAPTERS.parent / "_static" / "mathjax", root / "book" / "_static" / "mathjax")
     manifest = batch.run_batch(root / "experiments.yaml", root=root, quick=True)
     write_reproducibility(root, "runs-quick")
     return root, manifest, build_book(root)
