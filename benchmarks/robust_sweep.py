@@ -30,7 +30,7 @@ LADDERS = {  # method → (parameter, strengths from weak to strong, fixed extra
     "rs_rp": ("sigma", (0.05, 0.1, 0.3, 0.8), lambda sigma: {}),
     "rs_da": ("rate", (0.1, 0.3, 0.6), lambda rate: {}),
     "freelb": ("eps", (0.005, 0.01, 0.02, 0.05, 0.15), lambda eps: {"alpha": eps / 2, "init_mag": eps / 2}),
-    "pgd": ("eps", (0.005, 0.01, 0.02, 0.05, 0.15), lambda eps: {"alpha": eps / 2}),
+    "pgd": ("eps", (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.15), lambda eps: {"alpha": eps / 2}),
 }
 
 

@@ -267,8 +267,8 @@ def test_method_names_and_parameters_are_validated():
 def test_method_parameters_are_in_the_run_hash_and_checked_before_compute(tiny, tmp_path, monkeypatch):
     model = str(tiny[0])
     pgd = RunConfig(task="pawsx", model=model, method="pgd")
-    assert pgd.method_params["eps"] == 0.1 and pgd.method_params["steps"] == 3
-    assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": 0.1}).run_id() == pgd.run_id()
+    assert pgd.method_params["eps"] == robust.PGD.Params().eps and pgd.method_params["steps"] == 3
+    assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": robust.PGD.Params().eps}).run_id() == pgd.run_id()
     assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": 0.2}).run_id() != pgd.run_id()
     with pytest.raises(XltError, match="rs_da needs synonyms_file"):
         RunConfig(task="pawsx", model=model, method="rs_da")
