@@ -94,7 +94,7 @@ def require_kernel(name: str) -> None:
         ) from None
 
 
-def _read_manifest(root: Path) -> dict[str, Any]:
+def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -170,7 +170,7 @@ def run_batch(
         if name not in names:
             raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
     runs_dir = runs_dir or ("runs-quick" if quick else "runs")
-    manifest = _read_manifest(root)
+    manifest = read_manifest(root)
     for experiment in experiments:
         if only and experiment.name not in only:
             continue

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from .batch import CHAPTERS, MANIFEST, REPO
+from .batch import CHAPTERS, REPO, read_manifest
 from .errors import XltError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def write_reproducibility(root: Path = REPO, runs_dir: str = "runs") -> Path:
     """``book/reproducibility.md``: versions, the batch's chapters, the runs behind them, how to rerun."""
     from .runs import git_commit, load_results
 
-    manifest = json.loads((root / MANIFEST).read_text()) if (root / MANIFEST).exists() else {}
+    manifest = read_manifest(root)
     versions = []
     for package in PACKAGES:
         try:
