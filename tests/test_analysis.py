@@ -1,0 +1,261 @@
+"""The regressions recover known effects from simulated results stores, and report gaps."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from xltlib import analysis
+from xltlib.errors import XltError
+from xltlib.runs import RESULT_COLUMNS
+
+SOURCE = "src"
+HIDDEN_LAYERS = (1, 2)
+
+
+def simulate(
+    rng: np.random.Generator,
+    slope: float = 0.5,
+    method_accuracy: dict[str, float] | None = None,
+    method_alignment: dict[str, float] | None = None,
+    languages: int = 8,
+    seeds: int = 3,
+    noise: float = 0.01,
+    gain_per_pretrained_alignment: float = 0.0,
+    layer_slopes: dict[int, float] | None = None,
+) -> pd.DataFrame:
+    """A results store in the real schema with known effects.
+
+    Per language: a pre-trained alignment and a random intercept. Per run and language:
+    alignment = pre-trained + method shift + noise; accuracy = 0.5 + language intercept +
+    slope · alignment + method effect + gain_per_pretrained_alignment · pre-trained
+    alignment (methods other than standard) + noise. ``layer_slopes`` instead draws each
+    hidden layer's alignment independently and lets accuracy depend on those layers only.
+    """
+    method_accuracy = method_accuracy or {"standard": 0.0, "pgd": 0.0, "rs_rp": 0.0}
+    method_alignment = method_alignment or {"standard": 0.0, "pgd": 0.02, "rs_rp": -0.01}
+    names = [f"t{i}" for i in range(languages)]
+    pretrained = dict(zip(names, rng.uniform(0.1, 0.6, languages)))
+    intercept = dict(zip(names, rng.normal(0, 0.05, languages)))
+    rows = []
+
+    def row(run_id, method, seed, tgt, metric, value, layer=None):
+        rows.append({"run_id": run_id, "profile": "sim", "task": "sim-nli", "model": "m", "method": method,
+                     "seed": seed, "src_lang": SOURCE, "tgt_lang": tgt, "layer": layer,
+                     "pooling": None if layer is None else "mean", "metric": metric, "value": value})  # fmt: skip
+
+    for lang in names:
+        for layer in (0, *HIDDEN_LAYERS):
+            row("pre", "pretrained", 0, lang, "cosine_gap", pretrained[lang], layer)
+    for method in method_accuracy:
+        for seed in range(1, seeds + 1):
+            run_id = f"{method}-{seed}"
+            row(run_id, method, seed, SOURCE, "accuracy", 0.9)
+            for lang in names:
+                alignment = pretrained[lang] + method_alignment[method] + rng.normal(0, 0.03)
+                by_layer = {layer: alignment for layer in HIDDEN_LAYERS}
+                explained = slope * alignment
+                if layer_slopes:
+                    by_layer = {layer: pretrained[lang] + rng.normal(0, 0.05) for layer in HIDDEN_LAYERS}
+                    explained = sum(layer_slopes[layer] * by_layer[layer] for layer in HIDDEN_LAYERS)
+                helped = gain_per_pretrained_alignment * pretrained[lang] if method != "standard" else 0.0
+                accuracy = 0.5 + intercept[lang] + explained + method_accuracy[method] + helped + rng.normal(0, noise)
+                row(run_id, method, seed, lang, "accuracy", accuracy)
+                row(run_id, method, seed, f"{SOURCE}|{lang}", "accuracy", accuracy + rng.normal(0, noise))
+                row(run_id, method, seed, lang, "cosine_gap", rng.normal(0, 0.1), 0)
+                for layer, value in by_layer.items():
+                    row(run_id, method, seed, lang, "cosine_gap", value, layer)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return frame.astype({"layer": "Int64", "pooling": "string"})
+
+
+def slope_row(table: pd.DataFrame, fit: str = "ols") -> pd.Series:
+    rows = table[(table.term == "alignment") & (table.fit == fit)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def covers(row: pd.Series, value: float) -> bool:
+    return row.ci_low <= value <= row.ci_high
+
+
+@pytest.mark.parametrize("true_slope", [0.5, 0.0])
+def test_level_model_intervals_cover_the_true_slope(true_slope):
+    rng = np.random.default_rng(7)
+    method_accuracy = {"standard": 0.0, "pgd": 0.02, "rs_rp": -0.01}
+    hits = {"ols": 0, "mixed": 0}
+    for _ in range(50):
+        table = analysis.level_model(simulate(rng, true_slope, method_accuracy))
+        for fit in hits:
+            hits[fit] += covers(slope_row(table, fit), true_slope)
+    assert hits["ols"] >= 45 and hits["mixed"] >= 45, hits
+
+
+def test_level_model_estimates_method_effects_at_equal_alignment():
+    table = analysis.level_model(simulate(np.random.default_rng(1), 0.5, {"standard": 0.0, "pgd": 0.05, "rs_rp": 0.0}))
+    ols = table[table.fit == "ols"].set_index("term")
+    assert covers(ols.loc["method[pgd]"], 0.05) and ols.loc["method[pgd]"].ci_low > 0
+    assert covers(ols.loc["method[rs_rp]"], 0.0)
+    assert {"r2", "r2_partial", "aic"} <= set(ols.columns) and 0 < ols.loc["alignment"].r2_partial < 1
+    mixed = slope_row(table, "mixed")
+    assert 0 <= mixed.r2_marginal <= mixed.r2_conditional <= 1
+
+
+@pytest.mark.parametrize("true_slope", [0.5, 0.0])
+def test_paired_model_intervals_cover_the_true_slope(true_slope):
+    rng = np.random.default_rng(11)
+    hits = 0
+    for _ in range(50):
+        hits += covers(slope_row(analysis.paired_model(simulate(rng, true_slope))), true_slope)
+    assert hits >= 45, hits
+
+
+def test_paired_model_is_a_regression_of_differences_against_the_same_seed_and_language():
+    results = simulate(np.random.default_rng(3), 0.4)
+    grid = analysis.cells(results).set_index(["method", "seed", "language"])
+    paired = analysis.deltas(results).set_index(["method", "seed", "language"])
+    cell = ("pgd", 2, "t3")
+    base = ("standard", 2, "t3")
+    assert paired.loc[cell, "d_accuracy"] == pytest.approx(grid.loc[cell, "accuracy"] - grid.loc[base, "accuracy"])
+    assert paired.loc[cell, "d_alignment"] == pytest.approx(grid.loc[cell, "alignment"] - grid.loc[base, "alignment"])
+    slope = slope_row(analysis.paired_model(results))
+    reference = np.polyfit(paired.d_alignment, paired.d_accuracy, 1)[0]
+    assert slope.estimate == pytest.approx(reference, rel=1e-9)
+
+
+def test_layer_mean_averages_the_hidden_layers_only():
+    results = simulate(np.random.default_rng(4))
+    hidden = analysis.cells(results, layer=None).alignment
+    per_layer = [analysis.cells(results, layer=layer).alignment for layer in HIDDEN_LAYERS]
+    np.testing.assert_allclose(hidden, sum(per_layer) / len(per_layer))
+    with pytest.raises(XltError, match="did you mean"):
+        analysis.cells(results, "cosine_gapp")
+    with pytest.raises(XltError, match="layer"):
+        analysis.cells(results, layer=7)
+
+
+def test_a_failed_run_is_reported_and_left_out_not_silently_dropped():
+    results = simulate(np.random.default_rng(5))
+    complete = analysis.level_model(results)
+    failed = results[results.run_id != "pgd-2"]
+    with pytest.warns(analysis.MissingCellsWarning, match="8 cell"):
+        table = analysis.level_model(failed)
+    assert (table.n_missing == 8).all() and (table.n_obs == complete.n_obs.iloc[0] - 8).all()
+    missing = analysis.missing_cells(failed)
+    assert len(missing) == 8 and set(missing.method) == {"pgd"} and set(missing.seed) == {2}
+    assert set(missing.missing) == {"run"}
+    with pytest.warns(analysis.MissingCellsWarning):
+        paired = analysis.paired_model(failed)
+    assert (paired.n_missing == 8).all()
+    with pytest.warns(analysis.MissingCellsWarning):
+        effects = analysis.method_effects(failed)
+    pgd = effects[(effects.method == "pgd") & (effects.outcome == "accuracy") & (effects.language == "t0")].iloc[0]
+    assert pgd.n_obs == 2 and pgd.n_missing == 1
+
+
+def test_missing_alignment_alone_is_named():
+    results = simulate(np.random.default_rng(6))
+    lost = (results.run_id == "rs_rp-1") & (results.tgt_lang == "t4") & (results.metric == "cosine_gap")
+    with pytest.warns(analysis.MissingCellsWarning, match="1 cell"):
+        missing = analysis.missing_cells(results[~lost])
+        analysis.level_model(results[~lost])
+    assert missing[["method", "seed", "language", "missing"]].values.tolist() == [["rs_rp", 1, "t4", "alignment"]]
+
+
+def test_missing_baseline_names_the_methods_present():
+    results = simulate(np.random.default_rng(6))
+    with pytest.raises(XltError, match="did you mean 'standard'"):
+        analysis.paired_model(results, baseline="standrd")
+
+
+def test_method_effects_are_paired_t_over_seeds():
+    results = simulate(np.random.default_rng(8), method_accuracy={"standard": 0.0, "pgd": 0.03, "rs_rp": 0.0}, seeds=5)
+    effects = analysis.method_effects(results)
+    paired = analysis.deltas(results)
+    pgd = paired[paired.method == "pgd"]
+    per_seed = pgd.groupby("seed").d_accuracy.mean().to_numpy()
+    pgd_accuracy = effects[(effects.method == "pgd") & (effects.outcome == "accuracy")]
+    overall = pgd_accuracy[pgd_accuracy.language == analysis.ALL_LANGUAGES].iloc[0]
+    low, high = stats.t.interval(0.95, len(per_seed) - 1, loc=per_seed.mean(), scale=stats.sem(per_seed))
+    assert (overall.estimate, overall.ci_low, overall.ci_high) == pytest.approx((per_seed.mean(), low, high))
+    assert overall.p_value == pytest.approx(stats.ttest_1samp(per_seed, 0).pvalue)
+    language = effects[(effects.method == "pgd") & (effects.outcome == "cosine_gap") & (effects.language == "t2")].iloc[0]
+    assert language.estimate == pytest.approx(pgd[pgd.language == "t2"].d_alignment.mean())
+    generalized = effects[(effects.language == analysis.GENERALIZED) & (effects.method == "pgd")]
+    assert len(generalized) == 1 and covers(generalized.iloc[0], 0.03 + 0.5 * 0.02)
+
+
+@pytest.mark.parametrize("true_effect", [0.02, 0.0])
+def test_method_effect_intervals_cover_the_truth(true_effect):
+    rng = np.random.default_rng(9)
+    hits = 0
+    for _ in range(50):
+        effects = analysis.method_effects(simulate(rng, 0.0, {"standard": 0.0, "pgd": true_effect, "rs_rp": 0.0}))
+        pgd = effects[(effects.method == "pgd") & (effects.outcome == "accuracy")]
+        hits += covers(pgd[pgd.language == analysis.ALL_LANGUAGES].iloc[0], true_effect)
+    assert hits >= 45, hits
+
+
+def test_one_seed_gives_estimates_without_intervals():
+    effects = analysis.method_effects(simulate(np.random.default_rng(2), seeds=1))
+    assert effects.estimate.notna().all() and effects.ci_low.isna().all()
+    assert slope_row(analysis.level_model(simulate(np.random.default_rng(2), seeds=1))).ci_low < 0.5
+
+
+def test_compare_alignment_ranks_the_layer_that_drives_accuracy_first():
+    results = simulate(np.random.default_rng(10), layer_slopes={1: 0.0, 2: 0.8}, noise=0.005)
+    table = analysis.compare_alignment(results, metrics=["cosine_gap"])
+    assert set(table.analysis) == {"level", "paired"} and table.layer.isna().sum() == 2
+    for analysis_kind, score in (("level", "r2_partial"), ("paired", "r2")):
+        ranked = table[table.analysis == analysis_kind].sort_values(score, ascending=False)
+        assert ranked.layer.iloc[0] == 2, ranked[["layer", score]]
+
+
+def test_distance_model_recovers_larger_gains_for_worse_aligned_languages():
+    results = simulate(np.random.default_rng(12), 0.0, gain_per_pretrained_alignment=-0.2, noise=0.002, languages=10)
+    table = analysis.distance_model(results).set_index("method")
+    assert covers(table.loc["pgd"], -0.2) and table.loc["pgd"].ci_high < 0
+    points = analysis.gain_by_language(results)
+    assert points.pretrained_alignment.notna().all() and (points.seeds == 3).all()
+
+
+def test_rank_correlations_match_scipy_and_pool_all_methods():
+    results = simulate(np.random.default_rng(13))
+    table = analysis.rank_correlations(results).set_index("method")
+    grid = analysis.cells(results)
+    assert table.loc["all"].estimate == pytest.approx(stats.spearmanr(grid.alignment, grid.accuracy)[0])
+    pgd = grid[grid.method == "pgd"]
+    assert table.loc["pgd"].estimate == pytest.approx(stats.spearmanr(pgd.alignment, pgd.accuracy)[0])
+    assert (table.ci_low <= table.estimate).all() and (table.estimate <= table.ci_high).all()
+    assert table.loc["all"].n_obs == len(grid)
+
+
+def test_describe_formats_an_estimate_with_its_interval():
+    row = pd.Series({"estimate": 0.021, "ci_low": -0.004, "ci_high": 0.046})
+    assert analysis.describe(row, scale=100, unit=" pts") == "+2.1 pts (95% CI −0.4 to +4.6)"
+    assert analysis.describe(pd.Series({"estimate": 0.5, "ci_low": np.nan, "ci_high": np.nan})) == "+0.5"
+
+
+def test_analyses_of_the_store_schema_run_without_warnings():
+    results = simulate(np.random.default_rng(14))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for table in (analysis.level_model(results), analysis.paired_model(results), analysis.method_effects(results),
+                      analysis.distance_model(results), analysis.rank_correlations(results)):  # fmt: skip
+            assert {"term", "estimate", "ci_low", "ci_high", "p_value"} <= set(table.columns)
+
+
+def test_an_outcome_that_never_varies_is_named_not_fitted():
+    results = simulate(np.random.default_rng(15))
+    results.loc[results.metric == "accuracy", "value"] = 0.37  # a classifier stuck on the majority class
+    for table in (analysis.level_model(results), analysis.paired_model(results)):
+        slope = table[table.term == "alignment"]
+        assert slope.estimate.isna().all() and slope.note.str.contains("same in every cell").all()
+    assert analysis.distance_model(results).note.str.contains("same for every language").all()
+    assert analysis.rank_correlations(results).estimate.isna().all()
+    comparison = analysis.compare_alignment(results, metrics=["cosine_gap"])
+    assert comparison.estimate.isna().all() and {"r2", "r2_partial", "aic"} <= set(comparison.columns)
