@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import robust, runs, tasks
-from .config import PRETRAINED, RunConfig
+from .config import RunConfig
 from .errors import XltError, unknown
 
 log = logging.getLogger(__name__)
@@ -110,21 +110,6 @@ def alignment_by_layer(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.
         raise unknown("alignment metric", metric, sorted(set(results.metric) - {"accuracy"}))
     table = rows.groupby(["method", "tgt_lang", "layer"]).value.agg(mean="mean", sd="std").reset_index()
     return table.rename(columns={"tgt_lang": "language"})
-
-
-def accuracy_vs_alignment(results: pd.DataFrame, metric: str = "cosine_gap", layer: int | None = None) -> pd.DataFrame:
-    """One row per fine-tuned run and target language: its accuracy and its alignment.
-
-    ``layer=None`` averages the alignment over the hidden layers 1..L (layer 0, the
-    embeddings, is left out: fine-tuning barely moves it).
-    """
-    tuned = results[results.method != PRETRAINED]
-    accuracy = tuned[tuned.metric == "accuracy"][["run_id", "method", "seed", "tgt_lang", "value"]]
-    aligned = tuned[tuned.metric == metric]
-    aligned = aligned[aligned.layer >= 1] if layer is None else aligned[aligned.layer == layer]
-    aligned = aligned.groupby(["run_id", "tgt_lang"]).value.mean().rename("alignment").reset_index()
-    merged = accuracy.merge(aligned, on=["run_id", "tgt_lang"])
-    return merged.rename(columns={"value": "accuracy", "tgt_lang": "language"})
 
 
 def language_order(config: RunConfig) -> list[str]:
