@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ def execute(notebook: Path, name: str, title: str, parameters: dict[str, Any], r
     try:
         papermill.execute_notebook(
             str(root / notebook), str(partial), parameters=parameters, kernel_name=kernel, cwd=str(root),
-            progress_bar=False, report_mode=False,
+            progress_bar=sys.stderr.isatty(), report_mode=False,  # cell progress for a person, not for logs
         )  # fmt: skip
     except papermill.PapermillExecutionError as error:
         entry.update(status="failed", error=f"{error.ename}: {error.evalue}".strip())
