@@ -259,3 +259,11 @@ def test_an_outcome_that_never_varies_is_named_not_fitted():
     assert analysis.rank_correlations(results).estimate.isna().all()
     comparison = analysis.compare_alignment(results, metrics=["cosine_gap"])
     assert comparison.estimate.isna().all() and {"r2", "r2_partial", "aic"} <= set(comparison.columns)
+
+
+def test_the_level_model_reports_slope_and_methods_and_the_paired_model_its_intercept():
+    results = simulate(np.random.default_rng(16))
+    level = analysis.level_model(results)
+    for fit in ("ols", "mixed"):
+        assert level[level.fit == fit].term.tolist() == ["alignment", "method[pgd]", "method[rs_rp]"]
+    assert analysis.paired_model(results).term.tolist() == ["alignment", "intercept"]

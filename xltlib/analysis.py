@@ -27,13 +27,12 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats
 
+from .align import METRICS
 from .config import PRETRAINED
 from .errors import unknown
 
 ACCURACY = "accuracy"
-ALIGNMENT_METRICS = (
-    "parallel_cosine", "cosine_gap", "retrieval_cosine", "retrieval_margin", "retrieval_csls", "cka", "cka_debiased",
-)  # fmt: skip
+ALIGNMENT_METRICS = tuple(METRICS)
 COMPARED_METRICS = ("parallel_cosine", "cosine_gap", "retrieval_cosine", "cka")
 GROUP = ["task", "model"]
 CELL = ["task", "model", "method", "seed", "language"]
@@ -168,7 +167,7 @@ def paired_model(
     for key, data, n_missing in _complete_groups(paired, ["d_accuracy", "d_alignment"], "paired model"):
         data = data.rename(columns={"d_accuracy": "gain", "d_alignment": "alignment"})
         intercepts = " + C(method) - 1" if method_terms and data.method.nunique() > 1 else ""
-        fit, fit_rows = _ols(data, f"gain ~ alignment{intercepts}", f"gain ~ 1{intercepts}")
+        fit, fit_rows = _ols(data, f"gain ~ alignment{intercepts}", f"gain ~ 1{intercepts}", intercept=True)
         fits[(*key, "ols")] = fit
         rows += [{**dict(zip(GROUP, key)), "fit": "ols", **row, "n_missing": n_missing} for row in fit_rows]
     table = _table(rows, [*GROUP, "fit"], FIT_STATISTICS)
@@ -376,13 +375,11 @@ def _coefficient(fit, name: str) -> dict:
             "ci_low": low, "ci_high": high, "p_value": fit.pvalues[name]}  # fmt: skip
 
 
-def _reported_terms(fit) -> list[str]:
-    """The slope and method terms; language effects and the level model's intercept are nuisance."""
+def _reported_terms(fit, intercept: bool) -> list[str]:
+    """The slope, the method terms and (where it means something) the intercept; not languages."""
     keep = sorted((name for name in fit.params.index if name == "alignment" or name.startswith("C(method)")),
                   key=lambda name: name != "alignment")  # fmt: skip
-    if "C(language)" not in " ".join(fit.params.index) and "Intercept" in fit.params.index:
-        keep.append("Intercept")
-    return keep
+    return keep + ["Intercept"] if intercept and "Intercept" in fit.params.index else keep
 
 
 def _degenerate(data: pd.DataFrame, formula: str) -> str | None:
@@ -399,7 +396,7 @@ def _unfitted(data: pd.DataFrame, reason: str) -> list[dict]:
     return [{"term": "alignment", **_nan_estimate(), **counts, "note": reason}]
 
 
-def _ols(data: pd.DataFrame, formula: str, without_alignment: str):
+def _ols(data: pd.DataFrame, formula: str, without_alignment: str, intercept: bool = False):
     """OLS with language-clustered SEs; rows for the reported terms, fit statistics on each."""
     if reason := _degenerate(data, formula):
         return None, _unfitted(data, reason)
@@ -412,7 +409,7 @@ def _ols(data: pd.DataFrame, formula: str, without_alignment: str):
     partial = 1 - fit.ssr / reduced.ssr if reduced.ssr > 0 else np.nan
     shared = {"r2": fit.rsquared, "r2_partial": partial, "aic": fit.aic, "n_obs": int(fit.nobs),
               "n_groups": len(set(languages))}  # fmt: skip
-    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit)]
+    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept)]
 
 
 def _mixed(data: pd.DataFrame, formula: str):
@@ -431,7 +428,7 @@ def _mixed(data: pd.DataFrame, formula: str):
     total = var_fixed + var_language + var_residual
     shared |= {"r2_marginal": var_fixed / total, "r2_conditional": (var_fixed + var_language) / total,
                "note": "; ".join(notes)}  # fmt: skip
-    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit)]
+    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept=False)]
 
 
 def _nan_estimate() -> dict:
