@@ -238,6 +238,8 @@ def test_describe_formats_an_estimate_with_its_interval():
     row = pd.Series({"estimate": 0.021, "ci_low": -0.004, "ci_high": 0.046})
     assert analysis.describe(row, scale=100, unit=" pts") == "+2.1 pts (95% CI −0.4 to +4.6)"
     assert analysis.describe(pd.Series({"estimate": 0.5, "ci_low": np.nan, "ci_high": np.nan})) == "+0.5"
+    tiny_negative = pd.Series({"estimate": -0.0004, "ci_low": -0.06, "ci_high": 0.07})
+    assert analysis.describe(tiny_negative) == "+0.0 (95% CI −0.1 to +0.1)"
 
 
 def test_analyses_of_the_store_schema_run_without_warnings():

@@ -484,7 +484,10 @@ def _table(rows: list[dict], front: list[str], statistics: list[str]) -> pd.Data
 def describe(row: pd.Series, scale: float = 1.0, unit: str = "", digits: int = 1) -> str:
     """``"+2.1 pts (95% CI −0.4 to +4.6)"``: an estimate and its interval for the book's prose."""
     def number(value: float) -> str:
-        return "n/a" if pd.isna(value) else f"{value * scale:+.{digits}f}".replace("-", "−")
+        if pd.isna(value):
+            return "n/a"
+        rounded = round(value * scale, digits) + 0.0  # + 0.0 turns a rounded −0.0 into +0.0
+        return f"{rounded:+.{digits}f}".replace("-", "−")
 
     interval = "" if pd.isna(row["ci_low"]) else f" (95% CI {number(row['ci_low'])} to {number(row['ci_high'])})"
     return f"{number(row['estimate'])}{unit}{interval}"
