@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from xltlib import align
-from xltlib.models import TinyXlmrSpec, build_tiny_xlmr, load_encoder
+from xltlib.models import load_encoder
 
 # ---- float64 references: the textbook formulas with full N×N matrices ----
 
@@ -165,11 +165,8 @@ def test_metric_rows_are_flat_and_named():
 
 
 @pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(50)]
-    corpus = [" ".join(rng.choice(words, size=rng.integers(2, 20))) for _ in range(200)]
-    path = build_tiny_xlmr(tmp_path_factory.mktemp("m") / "tiny", corpus, TinyXlmrSpec(vocab_size=100))
+def encoder(tiny_xlmr):
+    path, corpus = tiny_xlmr(words=50, lengths=(2, 20), documents=200, vocab_size=100, prefix="w")
     model, tokenizer = load_encoder(path)
     return model, tokenizer, corpus
 

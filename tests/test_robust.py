@@ -11,7 +11,7 @@ from xltlib import robust
 from xltlib.batches import SynonymAugmentedPairs, TokenizedPairs
 from xltlib.config import RunConfig
 from xltlib.errors import XltError
-from xltlib.models import TinyXlmrSpec, build_tiny_xlmr, load_classifier
+from xltlib.models import load_classifier
 from xltlib.robust import ModelCall, PerturbationSite, make_method
 from xltlib.synonyms import Substituter, SynonymTable
 from xltlib.train import fit
@@ -20,12 +20,8 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    words = [f"tok{i}" for i in range(40)]
-    corpus = [" ".join(rng.choice(words, size=rng.integers(3, 12))) for _ in range(400)]
-    path = build_tiny_xlmr(tmp_path_factory.mktemp("m") / "tiny", corpus, TinyXlmrSpec(vocab_size=100))
-    return path, corpus
+def tiny(tiny_xlmr):
+    return tiny_xlmr(words=40, lengths=(3, 12), documents=400, vocab_size=100)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from xltlib.batches import TokenizedPairs
 from xltlib.config import RunConfig
-from xltlib.models import TinyXlmrSpec, build_tiny_xlmr, load_classifier
+from xltlib.models import load_classifier
 from xltlib.robust import ModelCall, make_method
 from xltlib.train import StepPlan, _train_step, make_optimizer
 
@@ -29,12 +29,8 @@ def test_fractional_epochs_round_up_to_whole_steps():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    words = [f"tok{i}" for i in range(60)]
-    corpus = [" ".join(rng.choice(words, size=rng.integers(3, 15))) for _ in range(200)]
-    path = build_tiny_xlmr(tmp_path_factory.mktemp("m") / "tiny", corpus, TinyXlmrSpec(vocab_size=120))
-    return path, corpus
+def tiny(tiny_xlmr):
+    return tiny_xlmr(words=60, lengths=(3, 15), documents=200, vocab_size=120)
 
 
 def test_accumulated_gradients_equal_full_batch_gradients(tiny):
