@@ -75,11 +75,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.sentences < 2:
         parser.error("--sentences must be at least 2")
+    if args.encoder and not (args.encoder / "config.json").is_file():
+        parser.error(f"--encoder {args.encoder} holds no saved model (no config.json)")
     profile = default_synthetic_profile()
     data_dir = synthetic.ensure_data(profile.data, args.cache)
     encoder_dir = args.encoder or ensure_encoder(profile, args.cache)
-    if not (Path(encoder_dir) / "config.json").is_file():
-        parser.error(f"{encoder_dir} holds no saved model (config.json); build one with `python -m xltlib pretrain`")
     lexicon = synthetic.build_lexicon(profile.data.grammar, profile.data.recipes)
     function_words = {form for word in synthetic.FUNCTION_WORDS for form in lexicon.forms["base"][(word, 0)]}
     dev = tasks.load_split(tasks.get_task("syn-nli"), "base", "dev", str(data_dir))
