@@ -106,7 +106,7 @@ def test_bad_recipes_are_refused():
         build_lexicon(GrammarSpec(), (BASE, BASE))
 
 
-SMALL = synthetic.DataSpec(mono_documents=300, train_examples=600, dev_examples=200, test_examples=200,
+SMALL = synthetic.DataSpec(mono_documents=300, detection_pairs=400, train_examples=600, dev_examples=200, test_examples=200,
                            parallel_sentences=150)  # fmt: skip
 
 
@@ -214,3 +214,55 @@ def test_generalized_pairs_mix_languages_line_by_line(data_dir):
     assert mixed["label"].equals(base["label"])
     with pytest.raises(XltError, match="line-aligned"):
         tasks.generalized_pairs(base, a0.iloc[::-1].reset_index(drop=True))
+
+
+def test_render_words_is_render_with_facts(lexicon):
+    frames = [sample_frame(lexicon, np.random.default_rng(i)) for i in range(200)]
+    for recipe in RECIPES:
+        for i, frame in enumerate(frames):
+            words = synthetic.render_words(frame, lexicon, recipe, np.random.default_rng(i), front_place=bool(i % 2))
+            assert " ".join(w for w, _ in words) == render(frame, lexicon, recipe, np.random.default_rng(i), bool(i % 2))
+            assert [w for w, fact in words if fact is None] == [lexicon.forms[recipe.code][("determiner", 0)][0]] * (
+                2 + (frame.place is not None))
+
+
+def facts_of(words):
+    return {fact for _, fact in words if fact is not None}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_changed_frame_differs_in_meaning_and_labels_mark_only_new_facts(lexicon, seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        frame = sample_frame(lexicon, rng)
+        changed = synthetic.changed_frame(frame, lexicon, rng)
+        a, b = (synthetic.render_words(f, lexicon, BASE, rng) for f in (frame, changed))
+        assert changed != frame and facts_of(a) != facts_of(b)
+        for words, other in ((a, b), (b, a)):
+            labels = synthetic._new_fact_labels(words, other).split()
+            assert len(labels) == len(words)
+            for label, (_, fact) in zip(labels, words):
+                assert label == ("-" if fact is None else "1" if fact not in facts_of(other) else "0")
+        same = synthetic.render_words(frame, lexicon, BASE, rng, front_place=True)  # synonyms and word order may differ
+        assert set(synthetic._new_fact_labels(same, a).split()) <= {"0", "-"}
+
+
+def test_detection_labels_by_hand(lexicon):
+    frame = Frame(subject=1, verb=2, object=3)
+    plain = synthetic.render_words(frame, lexicon, BASE)
+    other_subject = synthetic.render_words(Frame(subject=4, verb=2, object=3), lexicon, BASE)
+    negated = synthetic.render_words(Frame(subject=1, verb=2, object=3, negated=True), lexicon, BASE)
+    swapped = synthetic.render_words(Frame(subject=3, verb=2, object=1), lexicon, BASE)
+    assert synthetic._new_fact_labels(other_subject, plain) == "- 1 0 - 0"
+    assert synthetic._new_fact_labels(negated, plain) == "- 0 1 0 - 0"
+    assert synthetic._new_fact_labels(plain, negated) == "- 0 0 - 0"
+    assert synthetic._new_fact_labels(swapped, plain) == "- 1 0 - 1"
+
+
+def test_detection_pairs_are_a_quarter_unchanged_and_base_only(data_dir):
+    rows = [line.split("\t") for line in (data_dir / "detect-base.tsv").read_text().splitlines()]
+    assert len(rows) == SMALL.detection_pairs and not list(data_dir.glob("detect-a*.tsv"))
+    for a, b, labels_a, labels_b in rows:
+        assert len(labels_a.split()) == len(a.split()) and len(labels_b.split()) == len(b.split())
+    unchanged = np.mean(["1" not in labels_a + labels_b for _, _, labels_a, labels_b in rows])
+    assert 0.2 < unchanged < 0.35  # 0 changes in 1/4 of the pairs, plus changes that undo each other
