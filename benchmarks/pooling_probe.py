@@ -7,7 +7,7 @@ mean or the max over tokens, and reports base dev accuracy and the recall of eac
 If a pooling over all tokens learned neutral pairs where `<s>` does not, the signal would
 be present and only badly routed.
 
-    python benchmarks/pooling_probe.py --cache cache --steps 125 625
+    python benchmarks/pooling_probe.py --cache cache --steps 125 625 --mlm-only   # the README's table
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from xltlib import synthetic, tasks
 from xltlib.models import load_encoder
-from xltlib.profiles import SYNTHETIC_FINETUNING, default_synthetic_profile, ensure_encoder
+from xltlib.profiles import SYNTHETIC_FINETUNING, default_synthetic_profile, ensure_encoder, without_detection_stage
 
 POOLINGS = ("cls", "mean", "max")
 
@@ -73,10 +73,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[125, 625], help="optimizer steps (125 = a default run)")
     parser.add_argument("--poolings", nargs="+", default=list(POOLINGS), choices=POOLINGS)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mlm-only", action="store_true", help="the profile's encoder before its detection stage")
     args = parser.parse_args()
     profile = default_synthetic_profile()
     data_dir = synthetic.ensure_data(profile.data, args.cache)
-    encoder_dir = ensure_encoder(profile, args.cache)
+    encoder_dir = ensure_encoder(without_detection_stage(profile) if args.mlm_only else profile, args.cache)
     task = tasks.get_task("syn-nli")
     train, dev = (tasks.load_split(task, "base", split, str(data_dir)) for split in ("train", "dev"))
     print(f"{'steps':>5} {'pooling':>7} {'dev acc':>7}  recall per label  (seconds)")

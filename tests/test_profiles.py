@@ -11,7 +11,7 @@ from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassificatio
 
 from xltlib import profiles, synthetic
 from xltlib.errors import XltError
-from xltlib.models import PretrainSpec, TinyXlmrSpec, pretrain_mlm
+from xltlib.models import DetectionSpec, PretrainSpec, TinyXlmrSpec, pretrain_encoder
 from xltlib.runs import ensure_run
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -29,8 +29,8 @@ def documents():
 
 def test_pretraining_is_deterministic_learns_and_loads_like_xlmr(documents, tmp_path):
     spec = PretrainSpec(steps=60, batch_size=32, learning_rate=3e-3)
-    first = pretrain_mlm(tmp_path / "a", documents, TINY, spec, progress=False)
-    second = pretrain_mlm(tmp_path / "b", documents, TINY, spec, progress=False)
+    first = pretrain_encoder(tmp_path / "a", documents, TINY, spec, progress=False)
+    second = pretrain_encoder(tmp_path / "b", documents, TINY, spec, progress=False)
     weights = [AutoModelForMaskedLM.from_pretrained(path).state_dict() for path in (first, second)]
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
     report = json.loads((first / "pretraining.json").read_text())
@@ -43,13 +43,13 @@ def test_pretraining_is_deterministic_learns_and_loads_like_xlmr(documents, tmp_
     assert len(tokenizer(documents[0][0])["input_ids"]) == len(words) + 2  # whole words are single pieces
     classifier = AutoModelForSequenceClassification.from_pretrained(first, num_labels=3)
     assert classifier.config.model_type == "xlm-roberta"
-    other = pretrain_mlm(tmp_path / "c", documents, TINY, PretrainSpec(steps=60, batch_size=32, seed=1), progress=False)
+    other = pretrain_encoder(tmp_path / "c", documents, TINY, PretrainSpec(steps=60, batch_size=32, seed=1), progress=False)
     assert not torch.equal(AutoModelForMaskedLM.from_pretrained(other).state_dict()["roberta.embeddings.word_embeddings.weight"],
                            weights[0]["roberta.embeddings.word_embeddings.weight"])  # fmt: skip
 
 
 def test_pretraining_lowers_the_mlm_loss(documents, tmp_path):
-    path = pretrain_mlm(tmp_path / "m", documents, TINY, PretrainSpec(steps=200, batch_size=32, learning_rate=3e-3),
+    path = pretrain_encoder(tmp_path / "m", documents, TINY, PretrainSpec(steps=200, batch_size=32, learning_rate=3e-3),
                         progress=False)  # fmt: skip
     first, last = json.loads((path / "pretraining.json").read_text())["loss_every_100_steps"]
     assert last < first - 0.5
@@ -60,6 +60,43 @@ def test_bad_pretraining_settings_fail_before_compute():
         PretrainSpec(steps=0)
     with pytest.raises(XltError, match="mask_probability"):
         PretrainSpec(mask_probability=1.5)
+    with pytest.raises(XltError, match="DetectionSpec.steps"):
+        DetectionSpec(steps=-1)
+    with pytest.raises(XltError, match="dropout"):
+        DetectionSpec(dropout=1.0)
+
+
+@pytest.fixture(scope="module")
+def detection_pairs():
+    spec = synthetic.DataSpec(detection_pairs=700)
+    return synthetic.detection_pairs(spec, synthetic.build_lexicon(spec.grammar, spec.recipes))
+
+
+def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, detection_pairs, tmp_path):
+    corpus = documents + [pair[:2] for pair in detection_pairs]
+    mlm = PretrainSpec(steps=20, batch_size=32, learning_rate=3e-3)
+    stage = DetectionSpec(steps=150, batch_size=16, learning_rate=3e-3, held_out=200)
+    first, second = (pretrain_encoder(tmp_path / name, corpus, TINY, mlm, progress=False, detection_pairs=detection_pairs,
+                                      detection=stage) for name in "ab")  # fmt: skip
+    weights = [AutoModelForMaskedLM.from_pretrained(path).state_dict() for path in (first, second)]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    report = json.loads((first / "pretraining.json").read_text())
+    losses = report["detection_loss_every_100_steps"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert 0 <= report["detection_held_out_recall"] <= 1 and 0 <= report["detection_held_out_false_positive_rate"] <= 1
+    without = pretrain_encoder(tmp_path / "c", corpus, TINY, mlm, progress=False)
+    assert "detection_loss_every_100_steps" not in json.loads((without / "pretraining.json").read_text())
+    assert not torch.equal(AutoModelForMaskedLM.from_pretrained(without).state_dict()["roberta.encoder.layer.0.attention.self.query.weight"],
+                           weights[0]["roberta.encoder.layer.0.attention.self.query.weight"])  # fmt: skip
+    assert AutoModelForSequenceClassification.from_pretrained(first, num_labels=2).config.hidden_dropout_prob == 0.0
+    assert AutoModelForSequenceClassification.from_pretrained(without, num_labels=2).config.hidden_dropout_prob == 0.1
+
+
+def test_detection_stage_with_too_few_pairs_fails_before_compute(documents, detection_pairs, tmp_path):
+    with pytest.raises(XltError, match="more than 900 pairs"):
+        pretrain_encoder(tmp_path / "x", documents, TINY, PretrainSpec(steps=1), progress=False,
+                         detection_pairs=detection_pairs, detection=DetectionSpec(steps=5, held_out=900))  # fmt: skip
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +112,11 @@ def test_encoder_is_cached_by_profile(quick_cache):
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert profiles.ensure_encoder(profile, quick_cache, progress=False) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
-    longer = profiles.SyntheticProfile(profile.data, profile.encoder, PretrainSpec(steps=31, batch_size=32))
+    longer = profiles.SyntheticProfile(profile.data, profile.encoder, PretrainSpec(steps=31, batch_size=32), profile.detection)
     assert profiles.encoder_path(longer, quick_cache) != path
+    no_stage = profiles.SyntheticProfile(profile.data, profile.encoder, profile.pretraining, DetectionSpec())
+    assert profiles.encoder_path(no_stage, quick_cache) != path
+    assert "detection_held_out_recall" in json.loads((path / "pretraining.json").read_text())
 
 
 def test_bad_run_parameter_fails_before_pretraining(tmp_path):

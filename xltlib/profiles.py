@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,44 +21,54 @@ from .errors import XltError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-ENCODER_RECIPE_VERSION = 1
+ENCODER_RECIPE_VERSION = 2
 """Bump when the pre-training code would build a different encoder from the same profile."""
 
 
 @dataclass(frozen=True)
 class SyntheticProfile:
-    """Generated data + encoder shape + pre-training: what the cached encoder depends on."""
+    """Generated data + encoder shape + pre-training + detection stage: what the cached encoder depends on."""
 
     data: synthetic.DataSpec
     encoder: Any  # models.TinyXlmrSpec (models imports torch; this module stays light)
     pretraining: Any  # models.PretrainSpec
+    detection: Any  # models.DetectionSpec
 
     def encoder_hash(self) -> str:
         key = {"data": self.data.config_hash(), "encoder": asdict(self.encoder), "pretraining": asdict(self.pretraining),
-               "recipe": ENCODER_RECIPE_VERSION}  # fmt: skip
+               "detection": asdict(self.detection), "recipe": ENCODER_RECIPE_VERSION}  # fmt: skip
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def default_synthetic_profile() -> SyntheticProfile:
-    from .models import PretrainSpec, TinyXlmrSpec
+    from .models import DetectionSpec, PretrainSpec, TinyXlmrSpec
 
     return SyntheticProfile(
-        data=synthetic.DataSpec(),
+        data=synthetic.DataSpec(detection_pairs=50_000),
         encoder=TinyXlmrSpec(vocab_size=4000, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
                              max_positions=130),  # fmt: skip
-        pretraining=PretrainSpec(),
+        pretraining=PretrainSpec(steps=1700),
+        detection=DetectionSpec(steps=1500, batch_size=32, learning_rate=1e-3),
     )
+
+
+def without_detection_stage(profile: SyntheticProfile) -> SyntheticProfile:
+    """``profile`` with masked-LM pre-training only (diagnostics; its encoder is cached apart)."""
+    from .models import DetectionSpec
+
+    return replace(profile, detection=DetectionSpec())
 
 
 def quick_synthetic_profile() -> SyntheticProfile:
     """Tiny sizes for smoke tests and ``--quick``: the whole path in seconds, numbers meaningless."""
-    from .models import PretrainSpec, TinyXlmrSpec
+    from .models import DetectionSpec, PretrainSpec, TinyXlmrSpec
 
     return SyntheticProfile(
-        data=synthetic.DataSpec(mono_documents=500, train_examples=300, dev_examples=100, test_examples=100,
-                                parallel_sentences=100),  # fmt: skip
+        data=synthetic.DataSpec(mono_documents=500, detection_pairs=300, train_examples=300, dev_examples=100,
+                                test_examples=100, parallel_sentences=100),  # fmt: skip
         encoder=TinyXlmrSpec(vocab_size=1000, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64),
         pretraining=PretrainSpec(steps=30, batch_size=32),
+        detection=DetectionSpec(steps=10, batch_size=16, held_out=50),
     )
 
 
@@ -94,7 +104,7 @@ def ensure_encoder(
     Generates the data first if needed; pre-trains on the monolingual corpora of all
     languages (non-parallel: every language has its own sentences).
     """
-    from .models import pretrain_mlm
+    from .models import pretrain_encoder
 
     profile = profile or default_synthetic_profile()
     path = encoder_path(profile, cache_dir)
@@ -106,8 +116,10 @@ def ensure_encoder(
         for recipe in profile.data.recipes
         for line in (data_dir / f"mono-{recipe.code}.tsv").read_text(encoding="utf-8").splitlines()
     ]
+    pairs = [tuple(line.split("\t")) for line in (data_dir / "detect-base.tsv").read_text(encoding="utf-8").splitlines()]
     log.info("pre-training the synthetic encoder on %d documents → %s", len(corpus), path)
-    return build_once(path, lambda out: pretrain_mlm(out, corpus, profile.encoder, profile.pretraining, device, progress))
+    return build_once(path, lambda out: pretrain_encoder(out, corpus, profile.encoder, profile.pretraining, device, progress,
+                                                         pairs, profile.detection))  # fmt: skip
 
 
 def synthetic_run_config(
