@@ -62,6 +62,8 @@ def test_bad_pretraining_settings_fail_before_compute():
         PretrainSpec(mask_probability=1.5)
     with pytest.raises(XltError, match="DetectionSpec.steps"):
         DetectionSpec(steps=-1)
+    with pytest.raises(XltError, match="DetectionSpec.held_out"):
+        DetectionSpec(held_out=0)
     with pytest.raises(XltError, match="dropout"):
         DetectionSpec(dropout=1.0)
 

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -271,7 +271,7 @@ class DetectionSpec:
         dropout: dropout on hidden states and attention weights during the stage; the saved
             config keeps it, so fine-tuning the encoder uses it too (masked-LM pre-training
             uses XLM-R's 0.1).
-        held_out: pairs kept out of training to report the head's recall and false-positive rate.
+        held_out: pairs kept out of training to report the head's recall and false-positive rate (≥ 1).
         seed: seeds the head's weights, data order and dropout.
     """
 
@@ -285,7 +285,7 @@ class DetectionSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 0), ("batch_size", 1), ("held_out", 0)):
+        for name, least in (("steps", 0), ("batch_size", 1), ("held_out", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise XltError(f"DetectionSpec.{name} must be an int >= {least}, got {value!r}")
@@ -304,7 +304,7 @@ def pretrain_encoder(
     pretraining: PretrainSpec,
     device: torch.device | str = "cpu",
     progress: bool = True,
-    detection_pairs: list[tuple[str, str, str, str]] = (),
+    detection_pairs: Sequence[tuple[str, str, str, str]] = (),
     detection: DetectionSpec = DetectionSpec(),
 ) -> Path:
     """Train a tokenizer on ``corpus``, pre-train an ``XLMRobertaForMaskedLM`` on it, save both.
@@ -412,17 +412,21 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, str, str, str]], d
             losses.append(loss.item())
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
-        model.eval()
-        predicted, truth = [], []
-        with torch.no_grad():
-            for start in range(train_rows, len(ids), 250):
-                inputs, targets = batch(range(start, min(start + 250, len(ids))))
-                keep = targets != -100
-                predicted.append(head(model.roberta(**inputs).last_hidden_state).argmax(-1)[keep].cpu())
-                truth.append(targets[keep].cpu())
+    return {"detection_loss_every_100_steps": _every_100(losses), **_held_out_scores(model, head, batch, train_rows, len(ids))}
+
+
+def _held_out_scores(model, head, batch, start: int, stop: int) -> dict:
+    """Recall of new words and false-positive rate on stated words, over pairs ``start:stop``."""
+    model.eval()
+    predicted, truth = [], []
+    with torch.no_grad():
+        for first in range(start, stop, 250):
+            inputs, targets = batch(range(first, min(first + 250, stop)))
+            keep = targets != -100
+            predicted.append(head(model.roberta(**inputs).last_hidden_state).argmax(-1)[keep].cpu())
+            truth.append(targets[keep].cpu())
     predicted, truth = torch.cat(predicted), torch.cat(truth)
     return {
-        "detection_loss_every_100_steps": _every_100(losses),
         "detection_held_out_recall": round(float(predicted[truth == 1].float().mean()), 4),
         "detection_held_out_false_positive_rate": round(float(predicted[truth == 0].float().mean()), 4),
     }
