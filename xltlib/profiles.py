@@ -44,7 +44,7 @@ def default_synthetic_profile() -> SyntheticProfile:
     from .models import DetectionSpec, PretrainSpec, TinyXlmrSpec
 
     return SyntheticProfile(
-        data=synthetic.DataSpec(detection_pairs=50_000),
+        data=synthetic.DataSpec(),
         encoder=TinyXlmrSpec(vocab_size=4000, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
                              max_positions=130),  # fmt: skip
         pretraining=PretrainSpec(steps=1700),

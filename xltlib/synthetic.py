@@ -451,7 +451,7 @@ class DataSpec:
     grammar: GrammarSpec = GrammarSpec()
     targets: tuple[LanguageRecipe, ...] = TARGETS
     mono_documents: int = 20_000
-    detection_pairs: int = 12_000
+    detection_pairs: int = 50_000
     train_examples: int = 10_000
     dev_examples: int = 1_000
     test_examples: int = 1_000
@@ -586,15 +586,15 @@ def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = B
     entry per word (``1`` new: its fact is not in the other sentence; ``0`` stated in both;
     ``-`` a determiner). The second sentence renders the first one's frame after 0, 1, 2
     or 3 :func:`changed_frame` changes (equally often; other synonyms and place fronted or
-    not either way), so most pairs mix stated and new words. The
-    profile writes them for the source language only: they are the data of an intermediate
-    task (:class:`xltlib.models.DetectionSpec`), which, like fine-tuning, sees the source
+    not either way), so most pairs mix stated and new words. The profile writes them for
+    the source language only: they are the data of an intermediate task
+    (:class:`xltlib.models.DetectionSpec`), which, like fine-tuning, sees the source
     language alone and reaches the others only through the encoder's alignment.
 
     Why: the pair tasks hinge on whether a word of one segment is stated in the other, and
     one label per pair does not teach that comparison to a small encoder — fine-tuned on
     10k pairs, ``syn-nli`` stalls at the 0.67 that the negation word alone gives. A label on
-    every word does (the README's calibration section has the measurements). Several
+    every word does (measurements in the README, "Why the change-detection stage"). Several
     changes per pair make the signal dense, as ELECTRA's 15% replaced tokens do: with one
     change in half of the pairs the comparison formed late or not at all, depending on the
     seed.
