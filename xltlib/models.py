@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 from xltlib.atomic import atomic_directory, build_once
+from xltlib.config import _check_number
 from xltlib.errors import XltError
 
 # XLM-R's fixed special tokens, in id order 0..3; `<mask>` is appended as the last id.
@@ -240,15 +241,9 @@ class PretrainSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise XltError(f"PretrainSpec.{name} must be a positive int, got {value!r}")
-        if not self.learning_rate > 0:
-            raise XltError(f"PretrainSpec.learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("warmup_ratio", "mask_probability"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise XltError(f"PretrainSpec.{name} must be in [0, 1], got {getattr(self, name)}")
+        _check_schedule(self)
+        _check_number("PretrainSpec.steps", self.steps, int, low=1)
+        _check_number("PretrainSpec.mask_probability", self.mask_probability, float, low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -285,16 +280,22 @@ class DetectionSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 0), ("batch_size", 1), ("held_out", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise XltError(f"DetectionSpec.{name} must be an int >= {least}, got {value!r}")
-        if not self.learning_rate > 0:
-            raise XltError(f"DetectionSpec.learning_rate must be > 0, got {self.learning_rate}")
-        if not 0 <= self.warmup_ratio <= 1:
-            raise XltError(f"DetectionSpec.warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
-        if not 0 <= self.dropout < 1:
-            raise XltError(f"DetectionSpec.dropout must be in [0, 1), got {self.dropout}")
+        _check_schedule(self)
+        _check_number("DetectionSpec.steps", self.steps, int, low=0)
+        _check_number("DetectionSpec.held_out", self.held_out, int, low=1)
+        _check_number("DetectionSpec.dropout", self.dropout, float, low=0, high=1)
+        if self.dropout == 1:
+            raise XltError("DetectionSpec.dropout must be < 1, got 1")
+
+
+def _check_schedule(spec: PretrainSpec | DetectionSpec) -> None:
+    """The optimizer fields that PretrainSpec and DetectionSpec share."""
+    kind = type(spec).__name__
+    _check_number(f"{kind}.batch_size", spec.batch_size, int, low=1)
+    _check_number(f"{kind}.learning_rate", spec.learning_rate, float, low=0, low_open=True)
+    _check_number(f"{kind}.warmup_ratio", spec.warmup_ratio, float, low=0, high=1)
+    _check_number(f"{kind}.weight_decay", spec.weight_decay, float, low=0)
+    _check_number(f"{kind}.seed", spec.seed, int, low=0)
 
 
 def pretrain_encoder(
