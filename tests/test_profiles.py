@@ -94,6 +94,16 @@ def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, d
     assert AutoModelForSequenceClassification.from_pretrained(without, num_labels=2).config.hidden_dropout_prob == 0.1
 
 
+def test_an_unformed_detection_stage_is_reported(documents, detection_pairs, tmp_path, caplog):
+    corpus = documents + [pair[:2] for pair in detection_pairs]
+    stage = DetectionSpec(steps=2, batch_size=16, held_out=200)
+    with caplog.at_level("WARNING", logger="xltlib.models"):
+        path = pretrain_encoder(tmp_path / "u", corpus, TINY, PretrainSpec(steps=2, batch_size=32), progress=False,
+                                detection_pairs=detection_pairs, detection=stage)  # fmt: skip
+    recall = json.loads((path / "pretraining.json").read_text())["detection_held_out_recall"]
+    assert recall < 0.5 and "did not form" in caplog.text
+
+
 def test_detection_stage_with_too_few_pairs_fails_before_compute(documents, detection_pairs, tmp_path):
     with pytest.raises(XltError, match="more than 900 pairs"):
         pretrain_encoder(tmp_path / "x", documents, TINY, PretrainSpec(steps=1), progress=False,

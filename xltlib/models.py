@@ -39,6 +39,11 @@ from xltlib.atomic import atomic_directory, build_once
 from xltlib.config import _check_number
 from xltlib.errors import XltError
 
+log = logging.getLogger(__name__)
+
+DETECTION_FORMED_RECALL = 0.5
+"""Held-out recall below which the detection stage is reported as not formed (a warning)."""
+
 # XLM-R's fixed special tokens, in id order 0..3; `<mask>` is appended as the last id.
 _SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 _BOS_ID, _PAD_ID, _EOS_ID = 0, 1, 2
@@ -340,6 +345,10 @@ def pretrain_encoder(
         if detection.steps:
             report["detection"] = asdict(detection)
             report.update(_detection_steps(model, tokenizer, list(detection_pairs), detection, torch.device(device), progress))
+            if report["detection_held_out_recall"] < DETECTION_FORMED_RECALL:
+                log.warning("the detection stage did not form: held-out recall of new words %.2f < %.2f; fine-tuning "
+                            "will hardly compare the two segments (README: 'Why the change-detection stage')",
+                            report["detection_held_out_recall"], DETECTION_FORMED_RECALL)  # fmt: skip
         report["seconds"] = round(time.perf_counter() - started, 1)
         model.to("cpu")
         with _quiet_transformers():
