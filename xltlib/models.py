@@ -358,6 +358,13 @@ def pretrain_encoder(
     return Path(out_dir)
 
 
+def _shuffled_batch(step: int, rows: int, batch_size: int, seed: int) -> np.ndarray:
+    """Row indices of step ``step``: full batches of a fresh permutation per epoch, fixed by seed."""
+    epoch, position = divmod(step, rows // batch_size)
+    order = np.random.default_rng([seed, epoch]).permutation(rows)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
 def _every_100(losses: list[float]) -> list[float]:
     return [round(float(np.mean(losses[i : i + 100])), 4) for i in range(0, len(losses), 100)]
 
@@ -384,8 +391,7 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, str, str, str]], d
 
     ids, labels = _word_label_ids(tokenizer, pairs)
     train_rows = len(ids) - detection.held_out
-    steps_per_epoch = train_rows // detection.batch_size
-    if steps_per_epoch == 0:
+    if train_rows < detection.batch_size:
         raise XltError(f"{train_rows} detection pairs are fewer than one batch of {detection.batch_size}")
 
     def batch(rows) -> tuple[dict, torch.Tensor]:
@@ -408,9 +414,7 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, str, str, str]], d
         model.train()
         bar = tqdm(range(detection.steps), desc="detection stage", disable=not progress, mininterval=1.0)
         for step in bar:
-            epoch, position = divmod(step, steps_per_epoch)
-            order = np.random.default_rng([detection.seed, epoch]).permutation(train_rows)
-            inputs, targets = batch(order[position * detection.batch_size : (position + 1) * detection.batch_size])
+            inputs, targets = batch(_shuffled_batch(step, train_rows, detection.batch_size, detection.seed))
             with autocast_for(device):
                 logits = head(model.roberta(**inputs).last_hidden_state)
             loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -461,8 +465,7 @@ def _mlm_steps(model, tokenizer, documents: list[tuple[str, ...]], pretraining: 
     scheduler = get_linear_schedule_with_warmup(
         optimizer, round(pretraining.warmup_ratio * pretraining.steps), pretraining.steps
     )
-    steps_per_epoch = len(ids) // pretraining.batch_size
-    if steps_per_epoch == 0:
+    if len(ids) < pretraining.batch_size:
         raise XltError(f"the corpus has {len(ids)} documents, fewer than one batch of {pretraining.batch_size}")
     losses = []
     model.train()
@@ -470,9 +473,7 @@ def _mlm_steps(model, tokenizer, documents: list[tuple[str, ...]], pretraining: 
         torch.manual_seed(pretraining.seed)
         bar = tqdm(range(pretraining.steps), desc="pre-train MLM", disable=not progress, mininterval=1.0)
         for step in bar:
-            epoch, position = divmod(step, steps_per_epoch)
-            order = np.random.default_rng([pretraining.seed, epoch]).permutation(len(ids))
-            rows = order[position * pretraining.batch_size : (position + 1) * pretraining.batch_size]
+            rows = _shuffled_batch(step, len(ids), pretraining.batch_size, pretraining.seed)
             batch = {key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
             with autocast_for(device):
                 loss = model(**batch).loss
