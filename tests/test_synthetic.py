@@ -73,13 +73,31 @@ def test_recipes_render_word_order_adjectives_and_adpositions(lexicon):
 
 
 def test_base_language_synonyms_vary_only_with_an_rng(lexicon):
-    with_synonym = [c for c, forms in lexicon.forms["base"].items() if len(forms) == 2 and c[0] == "verb"]
-    assert with_synonym, "the default grammar has verb synonyms"
+    with_synonym = [i for (kind, i), forms in lexicon.forms["base"].items() if kind == "noun" and len(forms) == 2]
     plain_nouns = [i for (kind, i), forms in lexicon.forms["base"].items() if kind == "noun" and len(forms) == 1]
-    frame = Frame(subject=plain_nouns[0], verb=with_synonym[0][1], object=plain_nouns[1])
+    frame = Frame(subject=with_synonym[0], verb=0, object=plain_nouns[0])
     assert render(frame, lexicon, BASE) == render(frame, lexicon, BASE)
     rng = np.random.default_rng(0)
     assert len({render(frame, lexicon, BASE, rng) for _ in range(30)}) == 2
+
+
+@pytest.mark.parametrize("kinds", [("noun", "adjective"), ("noun", "verb"), ()])
+def test_synonyms_only_for_the_grammars_synonym_kinds(kinds):
+    lexicon = build_lexicon(GrammarSpec(synonym_kinds=kinds), RECIPES)
+    with_synonyms = {kind for (kind, _), forms in lexicon.forms["base"].items() if len(forms) == 2}
+    assert with_synonyms == set(kinds)
+    assert all(len(forms) == 1 for recipe in TARGETS for forms in lexicon.forms[recipe.code].values())
+
+
+def test_default_grammar_has_no_verb_synonyms():
+    assert "verb" not in GrammarSpec().synonym_kinds
+
+
+@pytest.mark.parametrize("kinds, message", [(("nouns",),  "did you mean 'noun'"), (("preposition",), "kinds: noun"),
+                                            ("noun", "a tuple of kinds")])  # fmt: skip
+def test_bad_synonym_kinds_fail_with_a_clear_error(kinds, message):
+    with pytest.raises(XltError, match=message):
+        GrammarSpec(synonym_kinds=kinds)
 
 
 def test_frames_follow_class_preferences(lexicon):

@@ -27,7 +27,7 @@ RUN_FLAGS = [
     ("--seed", "seed", int, "random seed (default: 1)"),
     ("--src-lang", "src_lang", str, "source language (default: en; synthetic tasks: base)"),
     ("--langs", "tgt_langs", str, "comma-separated target languages (default: all of the task)"),
-    ("--lr", "learning_rate", float, "peak learning rate (default: 2e-5; synthetic tasks: 3e-4)"),
+    ("--lr", "learning_rate", float, "peak learning rate (default: 2e-5; synthetic tasks: 5e-4)"),
     ("--epochs", "epochs", float, "training epochs, fractions allowed (default: 2)"),
     ("--batch-size", "batch_size", int, "examples per optimizer step (default: 32)"),
     ("--grad-accum", "grad_accum_steps", int, "micro-batches per optimizer step (default: 1)"),
