@@ -105,7 +105,7 @@ class GrammarSpec:
             ``adjective``). Not verbs by default: with verb synonyms the synthetic encoder never
             learned to tell a verb's synonym from another verb (the detection stage's recall of
             changed verbs stayed 0.00 after 3,000 steps; 0.92 without them), so a hypothesis
-            with another verb was recognised as neutral 0–6% of the time (README, "Why no
+            with another verb was recognised as neutral 2–6% of the time (README, "Why no
             verb synonyms").
         seed: seeds the lexicon, the class assignment and the anchor ranking.
     """
