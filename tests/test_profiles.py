@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from xltlib import profiles, synthetic
+from xltlib import models, profiles, synthetic
 from xltlib.errors import XltError
 from xltlib.models import DetectionSpec, PretrainSpec, TinyXlmrSpec, pretrain_encoder
 from xltlib.runs import ensure_run
@@ -86,6 +86,11 @@ def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, d
     losses = report["detection_loss_every_100_steps"]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert 0 <= report["detection_held_out_recall"] <= 1 and 0 <= report["detection_held_out_false_positive_rate"] <= 1
+    by_kind = report["detection_held_out_recall_by_kind"]
+    roles = {"subject", "subject_adjective", "verb", "negated", "object", "object_adjective", "place"}
+    assert {"subject", "object", "verb", "negated"} <= set(by_kind) <= roles
+    assert all(0 <= recall <= 1 for recall in by_kind.values())
+    assert min(by_kind.values()) <= report["detection_held_out_recall"] <= max(by_kind.values())
     without = pretrain_encoder(tmp_path / "c", corpus, TINY, mlm, progress=False)
     assert "detection_loss_every_100_steps" not in json.loads((without / "pretraining.json").read_text())
     assert not torch.equal(AutoModelForMaskedLM.from_pretrained(without).state_dict()["roberta.encoder.layer.0.attention.self.query.weight"],
@@ -102,6 +107,26 @@ def test_an_unformed_detection_stage_is_reported(documents, detection_pairs, tmp
                                 detection_pairs=detection_pairs, detection=stage)  # fmt: skip
     recall = json.loads((path / "pretraining.json").read_text())["detection_held_out_recall"]
     assert recall < 0.5 and "did not form" in caplog.text
+
+
+def test_pairs_without_kinds_report_one_recall(documents, detection_pairs, tmp_path):
+    corpus = documents + [pair[:2] for pair in detection_pairs]
+    path = pretrain_encoder(tmp_path / "k", corpus, TINY, PretrainSpec(steps=2, batch_size=32), progress=False,
+                            detection_pairs=[pair[:4] for pair in detection_pairs],
+                            detection=DetectionSpec(steps=20, batch_size=16, held_out=200))  # fmt: skip
+    report = json.loads((path / "pretraining.json").read_text())
+    assert report["detection_held_out_recall_by_kind"] == {"word": report["detection_held_out_recall"]}
+
+
+def test_a_kind_of_word_the_stage_missed_is_reported(caplog):
+    report = {"detection_held_out_recall": 0.77, "detection_held_out_recall_by_kind": {"subject": 0.96, "verb": 0.0}}
+    with caplog.at_level("WARNING", logger="xltlib.models"):
+        models._warn_if_not_formed(report)
+    assert "did not form for verb" in caplog.text and "subject" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="xltlib.models"):
+        models._warn_if_not_formed({**report, "detection_held_out_recall_by_kind": {"subject": 0.96, "verb": 0.92}})
+    assert not caplog.text
 
 
 def test_detection_stage_with_too_few_pairs_fails_before_compute(documents, detection_pairs, tmp_path):

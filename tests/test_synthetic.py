@@ -277,10 +277,20 @@ def test_detection_labels_by_hand(lexicon):
     assert synthetic._new_fact_labels(swapped, plain) == "- 1 0 - 1"
 
 
+def test_detection_kinds_by_hand(lexicon):
+    frame = Frame(subject=1, verb=2, object=3, subject_adjective=4, negated=True, place=(0, 5))
+    words = synthetic.render_words(frame, lexicon, BASE)
+    assert synthetic._fact_kinds(words).split() == [
+        "-", "subject_adjective", "subject", "negated", "verb", "-", "object", "place", "-", "place"
+    ]
+
+
 def test_detection_pairs_are_a_quarter_unchanged_and_base_only(data_dir):
     rows = [line.split("\t") for line in (data_dir / "detect-base.tsv").read_text().splitlines()]
     assert len(rows) == SMALL.detection_pairs and not list(data_dir.glob("detect-a*.tsv"))
-    for a, b, labels_a, labels_b in rows:
+    for a, b, labels_a, labels_b, kinds_a, kinds_b in rows:
         assert len(labels_a.split()) == len(a.split()) and len(labels_b.split()) == len(b.split())
-    unchanged = np.mean(["1" not in labels_a + labels_b for _, _, labels_a, labels_b in rows])
+        for labels, kinds in ((labels_a, kinds_a), (labels_b, kinds_b)):
+            assert [label == "-" for label in labels.split()] == [kind == "-" for kind in kinds.split()]
+    unchanged = np.mean(["1" not in labels_a + labels_b for _, _, labels_a, labels_b, *_ in rows])
     assert 0.2 < unchanged < 0.35  # 0 changes in 1/4 of the pairs, plus changes that undo each other

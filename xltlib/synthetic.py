@@ -438,7 +438,7 @@ def render_examples(examples: list[Example], lexicon: Lexicon, recipe: LanguageR
 # ---------------------------------------------------------------------------------------
 # Data: every file of the profile, generated once per DataSpec into a hash-named folder.
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 """Bump when the same :class:`DataSpec` would generate different files, to retire old caches."""
 
 
@@ -595,12 +595,18 @@ def _new_fact_labels(words: list[tuple[str, Fact | None]], other: list[tuple[str
     return " ".join("-" if fact is None else str(int(fact not in stated)) for _, fact in words)
 
 
-def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = BASE) -> list[tuple[str, str, str, str]]:
+def _fact_kinds(words: list[tuple[str, Fact | None]]) -> str:
+    """Per word: the role of its fact (``subject``, ``verb``, ``negated``, ``place``…), ``-`` for none."""
+    return " ".join("-" if fact is None else fact[0] for _, fact in words)
+
+
+def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = BASE) -> list[tuple[str, ...]]:
     """Sentence pairs of one language with a label on every word: does it say something new?
 
-    Rows are ``(first, second, first_labels, second_labels)``; a label sequence has one
-    entry per word (``1`` new: its fact is not in the other sentence; ``0`` stated in both;
-    ``-`` a determiner). The second sentence renders the first one's frame after 0, 1, 2
+    Rows are ``(first, second, first_labels, second_labels, first_kinds, second_kinds)``; a
+    label sequence has one entry per word (``1`` new: its fact is not in the other sentence;
+    ``0`` stated in both; ``-`` a determiner), a kind sequence names each word's kind of fact
+    (:func:`_fact_kinds`), so the stage can report its recall per kind. The second sentence renders the first one's frame after 0, 1, 2
     or 3 :func:`changed_frame` changes (equally often; other synonyms and place fronted or
     not either way), so most pairs mix stated and new words. The profile writes them for
     the source language only: they are the data of an intermediate task
@@ -626,7 +632,8 @@ def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = B
         for _ in range(int(rng.integers(MAX_CHANGES + 1))):
             second = changed_frame(second, lexicon, rng)
         a, b = words(first), words(second)
-        rows.append((" ".join(w for w, _ in a), " ".join(w for w, _ in b), _new_fact_labels(a, b), _new_fact_labels(b, a)))
+        rows.append((" ".join(w for w, _ in a), " ".join(w for w, _ in b), _new_fact_labels(a, b), _new_fact_labels(b, a),
+                     _fact_kinds(a), _fact_kinds(b)))  # fmt: skip
     return rows
 
 
@@ -673,7 +680,7 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
         languages.json                 recipes and distances of every language
         spec.json                      this DataSpec
         mono-{lang}.tsv                non-parallel pre-training text: two-sentence documents
-        detect-base.tsv                base-language pairs with a new/stated label per word (detection stage)
+        detect-base.tsv                base-language pairs with a new/stated label and a kind per word (detection stage)
         parallel-{lang}.txt            line-aligned sentences for alignment (Tatoeba analog)
         synonyms-base.json             the base language's synonyms (for rs_da)
         {task}/train-base.tsv, {task}/dev-base.tsv     text_a, text_b, label
