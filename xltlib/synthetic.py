@@ -606,9 +606,10 @@ def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = B
     Rows are ``(first, second, first_labels, second_labels, first_kinds, second_kinds)``; a
     label sequence has one entry per word (``1`` new: its fact is not in the other sentence;
     ``0`` stated in both; ``-`` a determiner), a kind sequence names each word's kind of fact
-    (:func:`_fact_kinds`), so the stage can report its recall per kind. The second sentence renders the first one's frame after 0, 1, 2
-    or 3 :func:`changed_frame` changes (equally often; other synonyms and place fronted or
-    not either way), so most pairs mix stated and new words. The profile writes them for
+    (:func:`_fact_kinds`), so the stage can report its recall per kind. The second sentence
+    renders the first one's frame after 0, 1, 2 or 3 :func:`changed_frame` changes (equally
+    often; other synonyms and place fronted or not either way), so most pairs mix stated and
+    new words. The profile writes them for
     the source language only: they are the data of an intermediate task
     (:class:`xltlib.models.DetectionSpec`), which, like fine-tuning, sees the source
     language alone and reaches the others only through the encoder's alignment.
