@@ -174,15 +174,27 @@ def test_paws_pairs_share_their_bag_of_concepts(lexicon):
         assert sorted(first.split()) == sorted(second.split())
 
 
-def test_test_sets_and_parallel_sentences_are_line_aligned(data_dir, lexicon):
+@pytest.mark.parametrize("split, size", [("test", SMALL.test_examples), ("dev", SMALL.dev_examples)])
+def test_eval_sets_are_line_aligned_in_every_language(data_dir, split, size):
     codes = [recipe.code for recipe in RECIPES]
     for task in ("syn-nli", "syn-paws"):
-        tests = {code: read_pairs(data_dir / task / f"test-{code}.tsv") for code in codes}
-        assert {len(frame) for frame in tests.values()} == {SMALL.test_examples}
+        frames = {code: read_pairs(data_dir / task / f"{split}-{code}.tsv") for code in codes}
+        assert {len(frame) for frame in frames.values()} == {size}
         for code in codes:
-            assert (tests[code]["label"] == tests["base"]["label"]).all()
+            assert (frames[code]["label"] == frames["base"]["label"]).all()
         # a0 shares no word with base; same lines must still be the same examples: equal word counts
-        assert (tests["a0"]["a"].str.split().str.len() == tests["a50"]["a"].str.split().str.len()).all()
+        assert (frames["a0"]["a"].str.split().str.len() == frames["a50"]["a"].str.split().str.len()).all()
+    assert not list(data_dir.glob("*/train-a*.tsv"))  # training data stays in the source language
+
+
+def test_dev_and_test_sets_hold_different_examples(data_dir):
+    for task in ("syn-nli", "syn-paws"):
+        dev, test = (read_pairs(data_dir / task / f"{split}-a0.tsv") for split in ("dev", "test"))
+        assert not set(zip(dev["a"], dev["b"])) & set(zip(test["a"], test["b"]))
+
+
+def test_parallel_sentences_are_line_aligned(data_dir, lexicon):
+    codes = [recipe.code for recipe in RECIPES]
     parallel = {code: (data_dir / f"parallel-{code}.txt").read_text().splitlines() for code in codes}
     assert {len(lines) for lines in parallel.values()} == {SMALL.parallel_sentences}
     anchors_a80 = {lexicon.forms["a80"][c][0] for c in lexicon.concepts()} & words_of(lexicon, "base")

@@ -438,7 +438,7 @@ def render_examples(examples: list[Example], lexicon: Lexicon, recipe: LanguageR
 # ---------------------------------------------------------------------------------------
 # Data: every file of the profile, generated once per DataSpec into a hash-named folder.
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 """Bump when the same :class:`DataSpec` would generate different files, to retire old caches."""
 
 
@@ -454,7 +454,9 @@ class DataSpec:
         detection_pairs: base-language sentence pairs with a label per word, for the
             intermediate change-detection stage (:func:`detection_pairs`).
         train_examples: base-language training pairs per task.
-        dev_examples: base-language dev pairs per task (the only data that chooses settings).
+        dev_examples: dev pairs per task, rendered in every language like the test pairs.
+            Settings are chosen on the base language's dev pairs only; the others exist so
+            that ``--eval-split dev`` covers every language, as XNLI's dev split does.
         test_examples: test pairs per task, rendered in every language (line i is the same
             example everywhere).
         parallel_sentences: sentences rendered in every language for measuring alignment
@@ -684,7 +686,8 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
         detect-base.tsv                base-language pairs with a new/stated label and a kind per word (detection stage)
         parallel-{lang}.txt            line-aligned sentences for alignment (Tatoeba analog)
         synonyms-base.json             the base language's synonyms (for rs_da)
-        {task}/train-base.tsv, {task}/dev-base.tsv     text_a, text_b, label
+        {task}/train-base.tsv          text_a, text_b, label
+        {task}/dev-{lang}.tsv          line-aligned across languages, labeled
         {task}/test-{lang}.tsv         line-aligned across languages, labeled
     """
     from tqdm.auto import tqdm
@@ -707,9 +710,10 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
         for task in EXAMPLE_MAKERS:
             (tmp / task).mkdir()
             splits = task_examples(spec, lexicon, task)
-            for split in ("train", "dev"):
-                _write_tsv(tmp / task / f"{split}-base.tsv", render_examples(splits[split], lexicon, BASE, _rng(spec, task, split)))
+            _write_tsv(tmp / task / "train-base.tsv", render_examples(splits["train"], lexicon, BASE, _rng(spec, task, "train")))
             for recipe in spec.recipes:
+                dev_synonyms = _rng(spec, task, "dev") if recipe is BASE else None
+                _write_tsv(tmp / task / f"dev-{recipe.code}.tsv", render_examples(splits["dev"], lexicon, recipe, dev_synonyms))
                 synonyms = _rng(spec, task, "test", recipe.code) if recipe is BASE else None
                 _write_tsv(tmp / task / f"test-{recipe.code}.tsv", render_examples(splits["test"], lexicon, recipe, synonyms))
     return Path(out_dir)
