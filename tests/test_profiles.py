@@ -167,6 +167,26 @@ def test_bad_run_parameter_fails_before_pretraining(tmp_path):
         profiles.synthetic_run_config("xnli", tmp_path, progress=False)
 
 
+def test_own_model_and_data_keep_the_synthetic_fine_tuning_defaults(quick_cache, tmp_path):
+    from xltlib.__main__ import _config_from_args, build_parser
+    from xltlib.experiment import experiment_configs
+
+    profile = profiles.quick_synthetic_profile()
+    model, data_dir = str(profiles.encoder_path(profile, quick_cache)), str(synthetic.ensure_data(profile.data, quick_cache))
+    empty_cache = tmp_path / "cache"
+    args = build_parser().parse_args(["run", "--task", "syn-nli", "--model", model, "--data-dir", data_dir,
+                                      "--cache", str(empty_cache)])  # fmt: skip
+    configs = [
+        _config_from_args(args),
+        experiment_configs("syn-nli", ["standard"], [1], model=model, cache_dir=str(empty_cache), data_dir=data_dir)[0],
+    ]
+    for config in configs:
+        assert (config.model, config.data_dir) == (model, data_dir)
+        assert {key: getattr(config, key) for key in profiles.SYNTHETIC_FINETUNING} == profiles.SYNTHETIC_FINETUNING
+    assert configs[0] == configs[1]
+    assert not empty_cache.exists()  # neither data nor encoder was built for a run that brings its own
+
+
 @pytest.mark.parametrize("task", ["syn-nli", "syn-paws"])
 def test_synthetic_run_evaluates_and_aligns_every_language(quick_cache, tmp_path, task):
     config = profiles.synthetic_run_config(task, quick_cache, profiles.quick_synthetic_profile(), progress=False)

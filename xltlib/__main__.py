@@ -77,7 +77,7 @@ def _config_from_args(args: argparse.Namespace):
     from .tasks import get_task
 
     task = get_task(values["task"])
-    if task.profile == "synthetic" and "data_dir" not in values:
+    if task.profile == "synthetic":
         from .profiles import synthetic_run_config
 
         return synthetic_run_config(

@@ -34,9 +34,11 @@ def experiment_configs(
 ) -> list[RunConfig]:
     """The grid's configs, methods × seeds, all validated before any run starts.
 
-    ``model=None`` on a synthetic task means the profile's pre-trained encoder (built on
-    first use); ``quick`` selects the tiny synthetic profile. ``method_params`` maps a
-    method to its parameters; ``overrides`` are RunConfig fields shared by all runs.
+    A synthetic task gets the profile's fine-tuning defaults
+    (:data:`xltlib.profiles.SYNTHETIC_FINETUNING`), whatever its model; ``model=None`` on it
+    means the profile's pre-trained encoder (built on first use); ``quick`` selects the tiny
+    synthetic profile. ``method_params`` maps a method to its parameters; ``overrides`` are
+    RunConfig fields shared by all runs.
     """
     if not methods or not seeds:
         raise XltError("an experiment needs at least one method and one seed")
@@ -52,11 +54,12 @@ def experiment_configs(
 
     def config(method: str, seed: int) -> RunConfig:
         fields = {"method": method, "method_params": dict(method_params.get(method, {})), "seed": seed, **overrides}
-        if synthetic_task and model is None:
+        if synthetic_task:
             from .profiles import default_synthetic_profile, quick_synthetic_profile, synthetic_run_config
 
             profile = quick_synthetic_profile() if quick else default_synthetic_profile()
-            return synthetic_run_config(task, cache_dir, profile, str(runs.resolve_device(device)), **fields)
+            chosen = {"model": model} if model is not None else {}
+            return synthetic_run_config(task, cache_dir, profile, str(runs.resolve_device(device)), **chosen, **fields)
         if model is None:
             raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
         return RunConfig(task=task, model=model, **fields)

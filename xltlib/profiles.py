@@ -127,9 +127,11 @@ def synthetic_run_config(
     task: str, cache_dir: str | Path = "cache", profile: SyntheticProfile | None = None, device: str = "cpu",
     progress: bool = True, **overrides: Any,
 ) -> RunConfig:  # fmt: skip
-    """A RunConfig of a synthetic task on the generated data and the pre-trained encoder.
+    """A RunConfig of a synthetic task: the profile's fine-tuning defaults, generated data, pre-trained encoder.
 
-    ``overrides`` are RunConfig fields. The config is validated (cheaply, on the generated
+    ``overrides`` are RunConfig fields; a ``model`` or ``data_dir`` among them replaces the
+    profile's encoder or data (which are then not built), and the fine-tuning defaults of
+    :data:`SYNTHETIC_FINETUNING` still apply. The config is validated (cheaply, on the
     data) before the encoder is pre-trained, so a bad parameter never waits for pre-training.
     """
     known = [f.name for f in fields(RunConfig)]
@@ -139,9 +141,9 @@ def synthetic_run_config(
     if tasks.get_task(task).profile != "synthetic":
         raise XltError(f"task {task} is not a synthetic task; synthetic tasks: {', '.join(synthetic.EXAMPLE_MAKERS)}")
     profile = profile or default_synthetic_profile()
-    data_dir = synthetic.ensure_data(profile.data, cache_dir, progress)
+    data_dir = overrides.pop("data_dir", None) or str(synthetic.ensure_data(profile.data, cache_dir, progress))
     encoder = str(encoder_path(profile, cache_dir))
-    config = RunConfig(task=task, **({**SYNTHETIC_FINETUNING, "model": encoder, "data_dir": str(data_dir)} | overrides))
+    config = RunConfig(task=task, **({**SYNTHETIC_FINETUNING, "model": encoder, "data_dir": data_dir} | overrides))
     if config.model == encoder:
         ensure_encoder(profile, cache_dir, device, progress)
     return config
