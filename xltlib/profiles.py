@@ -130,8 +130,8 @@ def synthetic_run_config(
     """A RunConfig of a synthetic task: the profile's fine-tuning defaults, generated data, pre-trained encoder.
 
     ``overrides`` are RunConfig fields; a ``model`` or ``data_dir`` among them replaces the
-    profile's encoder or data (which are then not built), and the fine-tuning defaults of
-    :data:`SYNTHETIC_FINETUNING` still apply. The config is validated (cheaply, on the
+    profile's encoder or data, and the fine-tuning defaults of :data:`SYNTHETIC_FINETUNING`
+    still apply. With a ``model`` the profile's encoder is not built; with both, nothing is generated. The config is validated (cheaply, on the
     data) before the encoder is pre-trained, so a bad parameter never waits for pre-training.
     """
     known = [f.name for f in fields(RunConfig)]
