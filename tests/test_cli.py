@@ -1,5 +1,6 @@
 """The CLI fails fast and clearly on bad input: one line, exit 2, well under 10 s."""
 
+import re
 import subprocess
 import sys
 import time
@@ -66,6 +67,15 @@ def test_help_lists_every_run_flag():
     done, _ = run_cli("run", "--help")
     for flag in ("--task", "--model", "--method", "--data-dir", "--train-file", "--eval-split", "--seed", "--out"):
         assert flag in done.stdout
+
+
+def test_help_states_the_synthetic_learning_rate_in_use():
+    from xltlib.__main__ import RUN_FLAGS
+    from xltlib.profiles import SYNTHETIC_FINETUNING
+
+    help_text = next(text for flag, *_, text in RUN_FLAGS if flag == "--lr")
+    stated = re.search(r"synthetic tasks: ([0-9.e-]+)\)", help_text)
+    assert stated and float(stated.group(1)) == SYNTHETIC_FINETUNING["learning_rate"]
 
 
 @pytest.mark.parametrize("method, params, field, value", [
