@@ -2,6 +2,7 @@
 
     python benchmarks/synthetic_calibration.py                     # default profile, seeds 1-3
     python benchmarks/synthetic_calibration.py --seeds 1,2,3,4,5,6 --fresh-cache
+    python benchmarks/synthetic_calibration.py --pretrain-seed 1 --eval-split dev   # another encoder draw
 
 With `standard` fine-tuning over the seeds, per task and language: the recipe distance,
 source and zero-shot test accuracy (mean ± sd over seeds), and alignment of the pre-trained
@@ -26,6 +27,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +38,11 @@ from xltlib import profiles, synthetic, tasks
 from xltlib.runs import ensure_run, load_results
 
 
-def build(cache: Path, quick: bool) -> tuple[profiles.SyntheticProfile, dict[str, float]]:
-    """Ensure data and encoder; time the steps that were not cached."""
+def build(cache: Path, quick: bool, pretrain_seed: int | None = None) -> tuple[profiles.SyntheticProfile, dict[str, float]]:
+    """Ensure data and encoder (masked-LM seed ``pretrain_seed`` if given); time the steps that were not cached."""
     profile = profiles.quick_synthetic_profile() if quick else profiles.default_synthetic_profile()
+    if pretrain_seed is not None:
+        profile = replace(profile, pretraining=replace(profile.pretraining, seed=pretrain_seed))
     timings = {}
     fresh_data = not (cache / "synthetic" / f"data-{profile.data.config_hash()[:12]}").exists()
     started = time.perf_counter()
@@ -52,17 +56,24 @@ def build(cache: Path, quick: bool) -> tuple[profiles.SyntheticProfile, dict[str
     return profile, timings
 
 
-def run_all(profile, cache: Path, runs: Path, task_names: list[str], seeds: list[int], device: str) -> dict[str, float]:
-    seconds = {}
+def run_all(profile, cache: Path, runs: Path, task_names: list[str], seeds: list[int], device: str,
+            eval_split: str = "test") -> tuple[set[str], dict[str, float]]:  # fmt: skip
+    """Ensure the standard runs (and their shared pre-trained run); return their run ids and the times of fresh ones.
+
+    The runs folder may hold other runs (other seeds, splits or encoders), so the report
+    keeps only the rows of these ids.
+    """
+    run_ids, seconds = set(), {}
     for task in task_names:
         for seed in seeds:
-            config = profiles.synthetic_run_config(task, cache, profile, progress=False, seed=seed)
+            config = profiles.synthetic_run_config(task, cache, profile, progress=False, seed=seed, eval_split=eval_split)
             started = time.perf_counter()
             fresh = not (runs / config.run_id() / "metrics.parquet").exists()
             ensure_run(config, runs, device)
             if fresh:
                 seconds[f"{task} s{seed}"] = time.perf_counter() - started
-    return seconds
+            run_ids |= {config.run_id(), config.pretrained().run_id()}
+    return run_ids, seconds
 
 
 def layer_mean(rows: pd.DataFrame, metric: str) -> pd.Series:
@@ -112,6 +123,10 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/calibration", help="runs folder (cached runs are reused)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="the tiny profile: checks the script, numbers meaningless")
+    parser.add_argument("--pretrain-seed", type=int, help="masked-LM seed of the encoder (default: the profile's, 0); "
+                        "another seed builds and caches another encoder")
+    parser.add_argument("--eval-split", default="test", choices=("dev", "test"),
+                        help="score the dev or the test files (default: test, as the acceptance figures are defined)")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
     task_names = args.tasks.split(",")
@@ -120,14 +135,15 @@ def main() -> None:
     if args.fresh_cache:  # fresh encoder: earlier runs name another model folder and cannot be reused
         runs = Path(tempfile.mkdtemp(prefix="xlt-runs-"))
 
-    profile, timings = build(cache, args.quick)
-    run_seconds = run_all(profile, cache, runs, task_names, seeds, args.device)
+    profile, timings = build(cache, args.quick, args.pretrain_seed)
+    run_ids, run_seconds = run_all(profile, cache, runs, task_names, seeds, args.device, args.eval_split)
     distances = synthetic.language_distances(synthetic.ensure_data(profile.data, cache))
     results = load_results(runs)
+    results = results[results["run_id"].isin(run_ids)]
     summaries = {}
     for task in task_names:
         table, summaries[task] = report(results, task, distances)
-        print(f"\n## {task} (standard, seeds {args.seeds})\n")
+        print(f"\n## {task} (standard, seeds {args.seeds}, {args.eval_split} files)\n")
         print(table.to_markdown(floatfmt=".3f"))
     print("\n## acceptance figures\n")
     print(pd.DataFrame(summaries).to_markdown(floatfmt=".3f"))
