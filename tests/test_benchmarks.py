@@ -29,4 +29,4 @@ def test_calibration_reports_only_its_own_runs(tmp_path):
     assert "dev files" in other_draw
     assert table_row(other_draw, "seeds") == ["1.000", "1.000"]  # the folder's earlier runs are left out
     assert len(list((cache / "synthetic").glob("encoder-*"))) == 2  # another masked-LM seed, another encoder
-    assert sorted(path.name.split("-s")[-1][0] for path in runs.glob("syn-nli-standard-*")) == ["1", "1", "2"]
+    assert len(list(runs.glob("syn-nli-standard-*"))) == 3  # that folder held three standard runs
