@@ -611,10 +611,10 @@ def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = B
     (:func:`_fact_kinds`), so the stage can report its recall per kind. The second sentence
     renders the first one's frame after 0, 1, 2 or 3 :func:`changed_frame` changes (equally
     often; other synonyms and place fronted or not either way), so most pairs mix stated and
-    new words. The profile writes them for
-    the source language only: they are the data of an intermediate task
-    (:class:`xltlib.models.DetectionSpec`), which, like fine-tuning, sees the source
-    language alone and reaches the others only through the encoder's alignment.
+    new words. The profile writes them for the source language only: they are the data of
+    an intermediate task (:class:`xltlib.models.DetectionSpec`), which, like fine-tuning,
+    sees the source language alone and reaches the others only through the encoder's
+    alignment.
 
     Why: the pair tasks hinge on whether a word of one segment is stated in the other, and
     one label per pair does not teach that comparison to a small encoder — fine-tuned on
