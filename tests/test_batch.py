@@ -87,6 +87,32 @@ def test_rerun_skips_finished_chapters_and_resumes_a_killed_one(built, caplog):
     assert again["paws"]["status"] == "ok"
 
 
+def open_page(driver, page: Path, ready_script: str, timeout: float = 30):
+    """Navigate to ``page``; poll ``ready_script`` (returns ``[ready, detail]``) until ready; return the detail.
+
+    Polled rather than read once: a single read right after get() found no figures in one CI run
+    and in two of about a dozen local runs, though the same page, reopened, had them all.
+    """
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(page.as_uri())
+    state = {}
+
+    def ready(driver):
+        state["url"], state["detail"] = driver.current_url, None
+        if state["url"] != page.as_uri() or driver.execute_script("return document.readyState") != "complete":
+            return False
+        done, state["detail"] = driver.execute_script(ready_script)
+        return done
+
+    try:
+        WebDriverWait(driver, timeout).until(ready)
+    except TimeoutException:
+        pytest.fail(f"{page.name} not ready after {timeout} s: at {state['url']}, {state['detail']}")
+    return state["detail"]
+
+
 @pytest.mark.slow
 def test_book_opens_in_a_headless_browser_with_math_and_figures(built, tmp_path):
     """Chromium renders a chapter: every figure is a loaded image, math is typeset, no traceback."""
@@ -101,14 +127,14 @@ def test_book_opens_in_a_headless_browser_with_math_and_figures(built, tmp_path)
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
     try:
-        driver.get((root / "_build/html/book/chapters/nli.html").as_uri())
-        sizes = driver.execute_script(
-            "return Array.from(document.querySelectorAll('.cell_output img')).map(i => [i.complete, i.naturalWidth]);")
-        assert len(sizes) >= 3 and all(done and width > 0 for done, width in sizes), sizes
+        open_page(driver, root / "_build/html/book/chapters/nli.html", (
+            "const sizes = Array.from(document.querySelectorAll('.cell_output img')).map(i => [i.complete, i.naturalWidth]);"
+            "return [sizes.length >= 3 && sizes.every(([done, width]) => done && width > 0), sizes];"))
         assert "Traceback" not in driver.find_element("tag name", "body").text
         driver.save_screenshot(str(tmp_path / "chapter.png"))
         assert (tmp_path / "chapter.png").stat().st_size > 10_000
-        driver.get((root / "_build/html/book/methods.html").as_uri())
+        open_page(driver, root / "_build/html/book/methods.html",
+                  "return [typeof MathJax !== 'undefined' && MathJax.startup !== undefined, null];")
         typeset = driver.execute_script(
             "return new Promise(done => MathJax.startup.promise.then(() => "
             "done(document.querySelectorAll('mjx-container').length)));")
