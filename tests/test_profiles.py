@@ -99,6 +99,27 @@ def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, d
     assert AutoModelForSequenceClassification.from_pretrained(without, num_labels=2).config.hidden_dropout_prob == 0.1
 
 
+def test_pair_labels_name_the_segments_that_say_something_new():
+    rows = [("a b", "a b", "0 0", "0 -"), ("a b", "a c", "0 1", "0 1"), ("a b", "a", "0 1", "0"), ("a", "a c", "0", "0 1")]
+    assert models._pair_labels(rows) == [0, 3, 2, 1]
+
+
+def test_the_pair_objective_trains_the_encoder_and_reports_its_accuracy(documents, detection_pairs, tmp_path):
+    corpus = documents + [pair[:2] for pair in detection_pairs]
+    mlm = PretrainSpec(steps=2, batch_size=32)
+    reports, weights = [], []
+    for name, pair_weight in (("plain", 0.0), ("pair", 0.5), ("again", 0.5)):
+        path = pretrain_encoder(tmp_path / name, corpus, TINY, mlm, progress=False, detection_pairs=detection_pairs,
+                                detection=DetectionSpec(steps=20, batch_size=16, held_out=200, pair_weight=pair_weight))  # fmt: skip
+        reports.append(json.loads((path / "pretraining.json").read_text()))
+        weights.append(AutoModelForMaskedLM.from_pretrained(path).state_dict()["roberta.encoder.layer.0.attention.self.query.weight"])
+    assert "detection_held_out_pair_accuracy" not in reports[0]
+    assert 0 <= reports[1]["detection_held_out_pair_accuracy"] <= 1 and reports[1] == {**reports[2], "seconds": reports[1]["seconds"]}
+    assert not torch.equal(weights[0], weights[1]) and torch.equal(weights[1], weights[2])
+    with pytest.raises(XltError, match="DetectionSpec.pair_weight"):
+        DetectionSpec(pair_weight=-0.1)
+
+
 def test_an_unformed_detection_stage_is_reported(documents, detection_pairs, tmp_path, caplog):
     corpus = documents + [pair[:2] for pair in detection_pairs]
     stage = DetectionSpec(steps=2, batch_size=16, held_out=200)
