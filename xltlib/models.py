@@ -452,10 +452,9 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, ...]], detection: 
             with autocast_for(device):
                 hidden = model.roberta(**inputs).last_hidden_state
                 logits = head(hidden)
+                pair_logits = pair_head(hidden[:, 0]) if pair_head is not None else None
             loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
-            if pair_head is not None:
-                with autocast_for(device):
-                    pair_logits = pair_head(hidden[:, 0])
+            if pair_logits is not None:
                 loss = loss + detection.pair_weight * torch.nn.functional.cross_entropy(pair_logits.float(), pair_targets)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
