@@ -7,7 +7,8 @@
 With `standard` fine-tuning over the seeds, per task and language: the recipe distance,
 source and zero-shot accuracy (mean ± sd over seeds) on the test files, or the dev files
 with ``--eval-split dev``, and alignment of the pre-trained and of the fine-tuned encoder
-(cosine gap and cosine retrieval, averaged over the hidden layers 1..L). Then the acceptance figures of the profile:
+(cosine gap and cosine retrieval, averaged over the hidden layers 1..L). Then the
+acceptance figures of the profile:
 
 - Spearman ρ between recipe distance and pre-trained alignment across target languages;
 - best − worst target accuracy, and every target against chance + 10 points;
