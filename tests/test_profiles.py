@@ -177,6 +177,25 @@ def test_encoder_is_cached_by_profile(quick_cache):
     assert "detection_held_out_recall" in json.loads((path / "pretraining.json").read_text())
 
 
+def test_a_default_encoder_below_its_calibrated_source_accuracy_is_flagged(quick_cache, tmp_path):
+    from xltlib.experiment import source_accuracy_warning
+
+    def results(base_accuracy):
+        return pd.DataFrame([{"method": method, "seed": seed, "tgt_lang": lang, "metric": "accuracy", "value": value}
+                             for method, shift in (("standard", 0.0), ("pgd", -0.02)) for seed in (1, 2, 3)
+                             for lang, value in (("base", base_accuracy + shift + 0.01 * seed), ("a0", 0.5))])  # fmt: skip
+
+    default = str(profiles.encoder_path(profiles.default_synthetic_profile(), tmp_path))
+    failing = source_accuracy_warning(results(0.68), default, "base")
+    assert "0.700" in failing and "`base`" in failing  # the best method's mean: 0.68 + 0.02
+    floor = profiles.SOURCE_ACCURACY_FLOOR
+    assert source_accuracy_warning(results(floor - 0.015), default, "base") is None  # best mean just above the floor
+    assert source_accuracy_warning(results(floor - 0.025), default, "base") is not None  # just below
+    quick = str(profiles.encoder_path(profiles.quick_synthetic_profile(), quick_cache))
+    assert source_accuracy_warning(results(0.68), quick, "base") is None
+    assert source_accuracy_warning(results(0.68), "xlm-roberta-base", "base") is None
+
+
 def test_bad_run_parameter_fails_before_pretraining(tmp_path):
     with pytest.raises(XltError, match="learning_rate"):
         profiles.synthetic_run_config("syn-nli", tmp_path, profiles.quick_synthetic_profile(), progress=False,

@@ -84,6 +84,31 @@ def accuracy_by_language(results: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"tgt_lang": "language"})
 
 
+def source_accuracy_warning(results: pd.DataFrame, model: str, src_lang: str) -> str | None:
+    """A Markdown warning when the default synthetic encoder fine-tunes below its calibrated source accuracy.
+
+    Every method's mean accuracy on ``src_lang`` below
+    :data:`xltlib.profiles.SOURCE_ACCURACY_FLOOR` means this build of the encoder is a
+    failing pre-training draw, and the chapter's numbers are not comparable with the
+    published ones. Other encoders have no calibrated level and get no warning.
+    """
+    from .profiles import SOURCE_ACCURACY_FLOOR, is_default_encoder
+
+    if not is_default_encoder(model):
+        return None
+    accuracy = accuracy_by_language(results)
+    best = accuracy.loc[accuracy.language == src_lang, "mean"].max()
+    if not best < SOURCE_ACCURACY_FLOOR:
+        return None
+    return (
+        f"**Warning: the best method reaches only {best:.3f} on the source language `{src_lang}`**, below the "
+        f"{SOURCE_ACCURACY_FLOOR:.2f} that the synthetic profile's encoder was calibrated to. This build of the "
+        "encoder is most likely a failing pre-training draw: whether pre-training succeeds depends on the draw and "
+        "even on float rounding, so a build on another machine can differ from the published one (README, \"How "
+        "robust the profile is\"). Read this chapter's numbers as those of another encoder."
+    )
+
+
 def mean_sd_table(table: pd.DataFrame, languages: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
     """Language × method grid of ``mean ± sd`` strings, rows and columns in the given order."""
     cells = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " + table["sd"].fillna(0).map("{:.3f}".format))

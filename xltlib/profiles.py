@@ -94,6 +94,21 @@ The generalized setting is scored on 200 rows per ordered language pair (56 pair
 """
 
 
+SOURCE_ACCURACY_FLOOR = 0.90
+"""Source-language accuracy the default encoder fine-tunes to when its pre-training succeeded.
+
+The issue's calibration target; the shipped build reaches 0.939 / 0.951 (test). Pre-training
+fails for some draws, and which ones depends even on float rounding, so a build on another
+machine can land on a failing draw; such builds fine-tune to 0.66–0.72 on ``base`` dev with
+every method (README, "How robust the profile is"). The experiment chapters warn below it.
+"""
+
+
+def is_default_encoder(model: str) -> bool:
+    """Whether ``model`` is a build of the default profile's encoder (in any cache folder)."""
+    return Path(model).name == encoder_path(default_synthetic_profile()).name
+
+
 def encoder_path(profile: SyntheticProfile, cache_dir: str | Path = "cache") -> Path:
     return Path(cache_dir).resolve() / "synthetic" / f"encoder-{profile.encoder_hash()[:12]}"
 
