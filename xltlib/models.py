@@ -441,7 +441,7 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, ...]], detection: 
         torch.manual_seed(detection.seed)
         head = torch.nn.Linear(model.config.hidden_size, 2).to(device)
         pair_head = torch.nn.Linear(model.config.hidden_size, 4).to(device) if detection.pair_weight else None
-        parameters = [*model.roberta.parameters(), *head.parameters(), *(pair_head.parameters() if pair_head else ())]
+        parameters = [*model.roberta.parameters(), *head.parameters(), *(pair_head.parameters() if pair_head is not None else ())]
         optimizer = torch.optim.AdamW(parameters, lr=detection.learning_rate, weight_decay=detection.weight_decay)
         scheduler = get_linear_schedule_with_warmup(optimizer, round(detection.warmup_ratio * detection.steps), detection.steps)
         losses = []

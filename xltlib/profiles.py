@@ -105,13 +105,13 @@ experiment chapters warn when no method reaches it.
 """
 
 
+def encoder_path(profile: SyntheticProfile, cache_dir: str | Path = "cache") -> Path:
+    return Path(cache_dir).resolve() / "synthetic" / f"encoder-{profile.encoder_hash()[:12]}"
+
+
 def is_default_encoder(model: str) -> bool:
     """Whether ``model`` is a build of the default profile's encoder (in any cache folder)."""
     return Path(model).name == encoder_path(default_synthetic_profile()).name
-
-
-def encoder_path(profile: SyntheticProfile, cache_dir: str | Path = "cache") -> Path:
-    return Path(cache_dir).resolve() / "synthetic" / f"encoder-{profile.encoder_hash()[:12]}"
 
 
 def ensure_encoder(
