@@ -223,17 +223,24 @@ def ensure_run(
     return frame
 
 
-def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size) -> list[dict]:
+def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, checkpoint_every: int = 200):
+    """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and tokenizer."""
     from transformers import set_seed
 
-    from .evaluate import generalized_sets, zero_shot_accuracy
     from .models import load_classifier
-    from .robust import make_method
     from .train import fit
 
     set_seed(config.seed)
     model, tokenizer = load_classifier(config.model, num_labels=len(tasks.get_task(config.task).labels), device=device)
-    fit(model, tokenizer, data.train, config, run_dir / "checkpoint.pt", device, checkpoint_every)
+    fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every)
+    return model, tokenizer
+
+
+def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size) -> list[dict]:
+    from .evaluate import generalized_sets, zero_shot_accuracy
+    from .robust import make_method
+
+    model, tokenizer = fine_tune(config, data, run_dir / "checkpoint.pt", device, checkpoint_every)
     predictor = make_method(config.method, config.method_params).predictor()
     eval_sets = {lang: data.eval_sets[lang] for lang in config.tgt_langs}
     if config.generalized_examples:
