@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -157,6 +159,26 @@ def test_detection_stage_with_too_few_pairs_fails_before_compute(documents, dete
     assert not (tmp_path / "x").exists()
 
 
+def test_a_further_stage_trains_a_copy_and_records_the_repair(documents, detection_pairs, tmp_path):
+    corpus = documents + [pair[:2] for pair in detection_pairs]
+    built = pretrain_encoder(tmp_path / "built", corpus, TINY, PretrainSpec(steps=2, batch_size=32), progress=False,
+                             detection_pairs=detection_pairs, detection=DetectionSpec(steps=10, batch_size=16, held_out=200))  # fmt: skip
+    before = (built / "model.safetensors").read_bytes()
+    repair = DetectionSpec(steps=20, batch_size=16, held_out=200, pair_weight=0.5, seed=1)
+    first, second = (models.extend_detection_stage(built, tmp_path / name, detection_pairs, repair, progress=False) for name in "ab")
+    assert (built / "model.safetensors").read_bytes() == before
+    weights = [AutoModelForMaskedLM.from_pretrained(path).state_dict() for path in (built, first, second)]
+    name = "roberta.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(weights[0][name], weights[1][name]) and torch.equal(weights[1][name], weights[2][name])
+    original, repaired = (json.loads((path / "pretraining.json").read_text()) for path in (built, first))
+    assert {key: value for key, value in repaired.items() if key != "repair"} == original
+    assert repaired["repair"]["detection"]["pair_weight"] == 0.5
+    assert 0 <= repaired["repair"]["detection_held_out_pair_accuracy"] <= 1
+    with pytest.raises(XltError, match="more than 900 pairs"):
+        models.extend_detection_stage(built, tmp_path / "x", detection_pairs, DetectionSpec(steps=5, held_out=900))
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.fixture(scope="module")
 def quick_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
@@ -174,7 +196,77 @@ def test_encoder_is_cached_by_profile(quick_cache):
     assert profiles.encoder_path(longer, quick_cache) != path
     no_stage = profiles.SyntheticProfile(profile.data, profile.encoder, profile.pretraining, DetectionSpec())
     assert profiles.encoder_path(no_stage, quick_cache) != path
+    assert profiles.encoder_path(_checked_quick_profile(), quick_cache) != path
+    assert profiles.encoder_path(_checked_quick_profile(draws=2), quick_cache) != profiles.encoder_path(_checked_quick_profile(), quick_cache)
     assert "detection_held_out_recall" in json.loads((path / "pretraining.json").read_text())
+
+
+def _checked_quick_profile(**check):
+    quick = profiles.quick_synthetic_profile()
+    repair = DetectionSpec(steps=5, batch_size=16, held_out=50, pair_weight=0.5, seed=1)
+    return replace(quick, check=profiles.BuildCheck(repair=repair, **check))
+
+
+def _weights(path):
+    return AutoModelForMaskedLM.from_pretrained(path).state_dict()
+
+
+def test_a_passing_first_draw_is_the_unchecked_build(quick_cache, tmp_path):
+    profile = _checked_quick_profile(floor=0.0)
+    path = profiles.ensure_encoder(profile, tmp_path, progress=False)
+    assert path != profiles.encoder_path(profiles.quick_synthetic_profile(), tmp_path)
+    unchecked, checked = _weights(profiles.encoder_path(profiles.quick_synthetic_profile(), quick_cache)), _weights(path)
+    assert all(torch.equal(unchecked[name], checked[name]) for name in unchecked)
+    report = json.loads((path / "pretraining.json").read_text())["build_check"]
+    [attempt] = report["attempts"]
+    assert report["kept"] == 0 and attempt["masked_lm_seed"] == 0 and attempt["passed"] and not attempt["repaired"]
+    assert set(attempt["base_dev_accuracy"]) == {"syn-nli", "syn-paws"}
+    assert all(0 <= value <= 1 for value in attempt["base_dev_accuracy"].values())
+    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir() if p.name.startswith(("encoder", "."))) == [path.name]
+
+
+def test_a_failed_draw_is_repaired_when_its_stage_formed_and_redrawn_when_not(tmp_path, monkeypatch):
+    scores = {"seed-0": 0.3, "seed-1": 0.4, "seed-1-repaired": 0.85}
+    checked = []
+
+    def scripted_check(encoder, data_dir, check, device="cpu"):
+        checked.append(Path(encoder).name)
+        return {task: scores[Path(encoder).name] for task in check.tasks}
+
+    monkeypatch.setattr(profiles, "source_dev_accuracy", scripted_check)
+    monkeypatch.setattr(models, "stage_not_formed", lambda report: {} if report["pretraining"]["seed"] == 1 else {"overall": 0.0})
+    path = profiles.ensure_encoder(_checked_quick_profile(floor=0.8, draws=3), tmp_path, progress=False)
+    assert checked == ["seed-0", "seed-1", "seed-1-repaired"]  # seed 0's stage did not form: redrawn, not repaired
+    report = json.loads((path / "pretraining.json").read_text())
+    attempts = report["build_check"]["attempts"]
+    assert [(a["masked_lm_seed"], a["repaired"], a["passed"]) for a in attempts] == [(0, False, False), (1, False, False), (1, True, True)]
+    assert report["build_check"]["kept"] == 2 and report["pretraining"]["seed"] == 1 and "repair" in report
+    assert not (path / "draws").exists()
+
+
+def test_a_build_that_never_passes_keeps_the_best_draw_and_warns(tmp_path, monkeypatch, caplog):
+    scores = {"seed-0": 0.5, "seed-1": 0.6}
+    monkeypatch.setattr(profiles, "source_dev_accuracy",
+                        lambda encoder, data_dir, check, device="cpu": {task: scores[Path(encoder).name] for task in check.tasks})
+    with caplog.at_level("WARNING", logger="xltlib.profiles"):
+        path = profiles.ensure_encoder(_checked_quick_profile(floor=0.8, draws=2), tmp_path, progress=False)
+    report = json.loads((path / "pretraining.json").read_text())
+    assert report["build_check"]["kept"] == 1 and report["pretraining"]["seed"] == 1
+    assert "no build of the synthetic encoder passed the check (2 masked-LM seeds)" in caplog.text
+
+
+def test_bad_build_check_settings_fail_before_compute():
+    repair = DetectionSpec(steps=5, pair_weight=0.5)
+    with pytest.raises(XltError, match="did you mean 'syn-nli'"):
+        profiles.BuildCheck(repair=repair, tasks=("syn-nly",))
+    with pytest.raises(XltError, match="xnli is not a synthetic task"):
+        profiles.BuildCheck(repair=repair, tasks=("xnli",))
+    with pytest.raises(XltError, match="BuildCheck.floor"):
+        profiles.BuildCheck(repair=repair, floor=1.5)
+    with pytest.raises(XltError, match="BuildCheck.draws"):
+        profiles.BuildCheck(repair=repair, draws=0)
+    with pytest.raises(XltError, match="pair_weight"):
+        profiles.BuildCheck(repair=DetectionSpec(steps=5))
 
 
 def test_a_default_encoder_below_its_calibrated_source_accuracy_is_flagged(quick_cache, tmp_path):

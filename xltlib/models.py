@@ -364,19 +364,57 @@ def pretrain_encoder(
     return Path(out_dir)
 
 
-def _warn_if_not_formed(report: dict) -> None:
-    """Warn when the stage's held-out recall, overall or of one kind of word, is below :data:`DETECTION_FORMED_RECALL`."""
+def stage_not_formed(report: dict) -> dict[str, float]:
+    """Recalls below :data:`DETECTION_FORMED_RECALL` in a build report: ``{"overall": r}`` or ``{kind: r, ...}``; empty when formed."""
     if report["detection_held_out_recall"] < DETECTION_FORMED_RECALL:
+        return {"overall": report["detection_held_out_recall"]}
+    return {kind: recall for kind, recall in report["detection_held_out_recall_by_kind"].items()
+            if recall < DETECTION_FORMED_RECALL}  # fmt: skip
+
+
+def _warn_if_not_formed(report: dict) -> None:
+    missed = stage_not_formed(report)
+    if "overall" in missed:
         log.warning("the detection stage did not form: held-out recall of new words %.2f < %.2f; fine-tuning "
                     "will hardly compare the two segments (README: 'Why the change-detection stage')",
-                    report["detection_held_out_recall"], DETECTION_FORMED_RECALL)  # fmt: skip
-        return
-    missed = {kind: recall for kind, recall in report["detection_held_out_recall_by_kind"].items()
-              if recall < DETECTION_FORMED_RECALL}  # fmt: skip
-    if missed:
+                    missed["overall"], DETECTION_FORMED_RECALL)  # fmt: skip
+    elif missed:
         log.warning("the detection stage did not form for %s (held-out recall %s < %.2f): fine-tuning will hardly "
                     "notice a change of these words (README: 'Why no verb synonyms')", ", ".join(missed),
                     ", ".join(f"{recall:.2f}" for recall in missed.values()), DETECTION_FORMED_RECALL)  # fmt: skip
+
+
+def extend_detection_stage(
+    encoder_dir: str | Path,
+    out_dir: str | Path,
+    detection_pairs: Sequence[tuple[str, ...]],
+    detection: DetectionSpec,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """A further detection stage on the encoder saved in ``encoder_dir``, saved into ``out_dir``.
+
+    Used to repair a build whose word-level stage formed but whose ``<s>`` token does not
+    gather the words' verdicts (a ``detection`` with ``pair_weight`` > 0 trains that).
+    ``encoder_dir`` is left as it was; ``out_dir``'s ``pretraining.json`` is the old report
+    with the further stage's spec and scores under ``"repair"``. Written whole or not at all.
+    """
+    if len(detection_pairs) <= detection.held_out:
+        raise XltError(f"the detection stage needs more than {detection.held_out} pairs (held out), got {len(detection_pairs)}")
+    report = json.loads((Path(encoder_dir) / "pretraining.json").read_text())
+    with atomic_directory(out_dir, "reuse it (xltlib.profiles.ensure_encoder caches builds)") as tmp:
+        started = time.perf_counter()
+        tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+        with _quiet_transformers():
+            model = XLMRobertaForMaskedLM.from_pretrained(encoder_dir, dtype=torch.float32).to(device)
+        scores = _detection_steps(model, tokenizer, list(detection_pairs), detection, torch.device(device), progress)
+        report["repair"] = {"detection": asdict(detection), **scores, "seconds": round(time.perf_counter() - started, 1)}
+        model.to("cpu")
+        with _quiet_transformers():
+            model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "pretraining.json").write_text(json.dumps(report, indent=2) + "\n")
+    return Path(out_dir)
 
 
 def _shuffled_batch(step: int, rows: int, batch_size: int, seed: int) -> np.ndarray:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
+import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from . import synthetic, tasks
-from .atomic import build_once
-from .config import RunConfig
+from .atomic import atomic_directory, build_once
+from .config import RunConfig, _check_number
 from .errors import XltError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -26,17 +30,64 @@ ENCODER_RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
+class BuildCheck:
+    """How a build of the encoder checks that fine-tuning can use it, and what it does when it cannot.
+
+    Pre-training plus the detection stage fails for some draws, and which draws depends even
+    on float rounding (README, "How robust the profile is"), so a build on another machine
+    can land on one. The build therefore fine-tunes the new encoder as a run would and scores
+    it on ``base`` **dev** (never on a target language or a test file). A failed draw whose
+    word-level stage formed is repaired by a further stage that trains ``<s>`` to gather the
+    words' verdicts; a draw whose stage did not form is replaced by the next masked-LM seed.
+
+    Attributes:
+        repair: the further stage (a ``models.DetectionSpec`` with ``pair_weight`` > 0).
+        tasks: synthetic tasks fine-tuned for the check (standard, :data:`SYNTHETIC_FINETUNING`).
+        seed: the check's fine-tuning seed.
+        floor: mean ``base`` dev accuracy over ``tasks`` below which a draw failed. Below the
+            study's :data:`SOURCE_ACCURACY_FLOOR` because one fine-tuning seed is noisy: the
+            shipped encoder scores 0.819 / 0.948 with seed 0 and 0.917 / 0.964 with seed 1,
+            failed draws 0.66–0.72 on either task.
+        draws: masked-LM seeds tried at most (``PretrainSpec.seed``, then the next ones); when
+            none passes, the build keeps the best and warns.
+    """
+
+    repair: Any  # models.DetectionSpec (models imports torch; this module stays light)
+    tasks: tuple[str, ...] = ("syn-nli", "syn-paws")
+    seed: int = 0
+    floor: float = 0.80
+    draws: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise XltError("BuildCheck.tasks needs at least one synthetic task")
+        for task in self.tasks:
+            if tasks.get_task(task).profile != "synthetic":
+                raise XltError(f"BuildCheck.tasks: {task} is not a synthetic task; synthetic tasks: "
+                               f"{', '.join(synthetic.EXAMPLE_MAKERS)}")  # fmt: skip
+        _check_number("BuildCheck.seed", self.seed, int, low=0)
+        _check_number("BuildCheck.floor", self.floor, float, low=0, high=1)
+        _check_number("BuildCheck.draws", self.draws, int, low=1)
+        if not self.repair.pair_weight:
+            raise XltError("BuildCheck.repair must train the <s> head (pair_weight > 0)")
+
+
+@dataclass(frozen=True)
 class SyntheticProfile:
-    """Generated data + encoder shape + pre-training + detection stage: what the cached encoder depends on."""
+    """Generated data + encoder shape + pre-training + detection stage + build check: what the cached encoder depends on."""
 
     data: synthetic.DataSpec
     encoder: Any  # models.TinyXlmrSpec (models imports torch; this module stays light)
     pretraining: Any  # models.PretrainSpec
     detection: Any  # models.DetectionSpec
+    check: BuildCheck | None = None
+    """None builds one draw, unchecked (the quick profile, whose numbers mean nothing)."""
 
     def encoder_hash(self) -> str:
         key = {"data": self.data.config_hash(), "encoder": asdict(self.encoder), "pretraining": asdict(self.pretraining),
                "detection": asdict(self.detection), "recipe": ENCODER_RECIPE_VERSION}  # fmt: skip
+        if self.check is not None:
+            key["check"] = asdict(self.check)
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -49,6 +100,7 @@ def default_synthetic_profile() -> SyntheticProfile:
                              max_positions=130),  # fmt: skip
         pretraining=PretrainSpec(steps=1700),
         detection=DetectionSpec(steps=1500, batch_size=32, learning_rate=1e-3),
+        check=BuildCheck(repair=DetectionSpec(steps=1500, batch_size=32, learning_rate=1e-3, pair_weight=0.5, seed=1)),
     )
 
 
@@ -56,7 +108,7 @@ def without_detection_stage(profile: SyntheticProfile) -> SyntheticProfile:
     """``profile`` with masked-LM pre-training only (diagnostics; its encoder is cached apart)."""
     from .models import DetectionSpec
 
-    return replace(profile, detection=DetectionSpec())
+    return replace(profile, detection=DetectionSpec(), check=None)
 
 
 def quick_synthetic_profile() -> SyntheticProfile:
@@ -88,8 +140,9 @@ steps) must fit 20 minutes on a 2-core CPU, so a run sees 4,000 examples once (1
 a standard run, evaluation and alignment included, takes 13–19 s). The learning rate was
 chosen on base dev of the shipped (masked-LM seed 0) encoder, seeds 1–3, mean ``syn-nli`` /
 ``syn-paws``: 3e-4 0.873 / 0.961, 5e-4 0.939 / 0.955, 8e-4 0.939 / 0.920. It fits that
-encoder: pre-trained with seed 1 or 2, the same recipe reaches 0.663 / 0.703 or 0.699 / 0.655
-(README, "How robust the profile is"). Dropout comes from the encoder's config: 0 after the detection stage.
+encoder: pre-trained with seed 1 or 2 and not checked, the same recipe reaches 0.663 / 0.703
+or 0.699 / 0.655 (README, "How robust the profile is"); the build check repairs the seed-1
+draw (0.950 / 0.956). Dropout comes from the encoder's config: 0 after the detection stage.
 The generalized setting is scored on 200 rows per ordered language pair (56 pairs, ~3 s).
 """
 
@@ -98,10 +151,10 @@ SOURCE_ACCURACY_FLOOR = 0.90
 """Source-language accuracy the default encoder fine-tunes to when its pre-training succeeded.
 
 The issue's calibration target; the shipped build reaches 0.939 / 0.951 (test). Pre-training
-fails for some draws, and which ones depends even on float rounding, so a build on another
-machine can land on a failing draw; the failing draws measured so far fine-tune to 0.64–0.72
-on ``base`` dev with standard fine-tuning (README, "How robust the profile is"). The
-experiment chapters warn when no method reaches it.
+fails for some draws, and which ones depends even on float rounding; failed draws fine-tune
+to 0.64–0.72 on ``base`` dev with standard fine-tuning (README, "How robust the profile
+is"). The build repairs or replaces such a draw (:class:`BuildCheck`), and the experiment
+chapters warn when no method reaches this floor all the same.
 """
 
 
@@ -121,7 +174,8 @@ def ensure_encoder(
 
     Generates the data first if needed; pre-trains by masked-LM on the monolingual corpora
     of all languages (non-parallel: every language has its own sentences), then runs the
-    profile's change-detection stage on the base-language pairs (``profile.detection``).
+    profile's change-detection stage on the base-language pairs (``profile.detection``),
+    then checks the build on ``base`` dev and repairs or redraws it (``profile.check``).
     """
     from .models import pretrain_encoder
 
@@ -137,8 +191,84 @@ def ensure_encoder(
     ]
     pairs = [tuple(line.split("\t")) for line in (data_dir / "detect-base.tsv").read_text(encoding="utf-8").splitlines()]
     log.info("pre-training the synthetic encoder on %d documents → %s", len(corpus), path)
-    return build_once(path, lambda out: pretrain_encoder(out, corpus, profile.encoder, profile.pretraining, device, progress,
-                                                         pairs, profile.detection))  # fmt: skip
+    if profile.check is None:
+        return build_once(path, lambda out: pretrain_encoder(out, corpus, profile.encoder, profile.pretraining, device,
+                                                             progress, pairs, profile.detection))  # fmt: skip
+    return build_once(path, lambda out: _build_checked(out, profile, corpus, pairs, data_dir, device, progress))
+
+
+def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: list, data_dir: Path, device: str,
+                   progress: bool) -> Path:  # fmt: skip
+    """Build draws until one passes ``profile.check`` (repairing a draw whose stage formed); keep the passing or best one.
+
+    Every attempt is recorded under ``build_check`` in the kept encoder's ``pretraining.json``.
+    """
+    from .models import extend_detection_stage, pretrain_encoder, stage_not_formed
+
+    check = profile.check
+    attempts: list[tuple[Path, dict]] = []
+
+    def checked(folder: Path, seed: int, repaired: bool) -> bool:
+        report = json.loads((folder / "pretraining.json").read_text())
+        started = time.perf_counter()
+        accuracy = source_dev_accuracy(folder, data_dir, check, device)
+        mean = sum(accuracy.values()) / len(accuracy)
+        record = {"masked_lm_seed": seed, "repaired": repaired, "base_dev_accuracy": accuracy, "mean": round(mean, 4),
+                  "passed": mean >= check.floor, "check_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        for key in ("detection_held_out_recall", "detection_held_out_pair_accuracy"):
+            source = report.get("repair", report) if repaired else report
+            if key in source:
+                record[key] = source[key]
+        attempts.append((folder, record))
+        log.info("build check, masked-LM seed %d%s: base dev %s (mean %.3f, floor %.2f)", seed, " repaired" if repaired else "",
+                 ", ".join(f"{task} {value:.3f}" for task, value in accuracy.items()), mean, check.floor)  # fmt: skip
+        return record["passed"]
+
+    with atomic_directory(out, "reuse it (ensure_encoder caches builds)") as tmp:
+        for draw in range(check.draws):
+            pretraining = replace(profile.pretraining, seed=profile.pretraining.seed + draw)
+            folder = pretrain_encoder(tmp / "draws" / f"seed-{pretraining.seed}", corpus, profile.encoder, pretraining, device,
+                                      progress, pairs, profile.detection)  # fmt: skip
+            if checked(folder, pretraining.seed, repaired=False):
+                break
+            report = json.loads((folder / "pretraining.json").read_text())
+            if profile.detection.steps == 0 or stage_not_formed(report):
+                continue  # no word-level verdicts for <s> to gather: only another draw can help
+            repaired = extend_detection_stage(folder, folder.with_name(f"{folder.name}-repaired"), pairs, check.repair, device, progress)
+            if checked(repaired, pretraining.seed, repaired=True):
+                break
+        kept, record = max(attempts, key=lambda attempt: (attempt[1]["passed"], attempt[1]["mean"]))
+        if not record["passed"]:
+            log.warning("no build of the synthetic encoder passed the check (%d masked-LM seeds): base dev mean %.3f < %.2f; "
+                        "keeping the best; fine-tuning will stay below the source accuracy the profile was calibrated to",
+                        check.draws, record["mean"], check.floor)  # fmt: skip
+        report = json.loads((kept / "pretraining.json").read_text())
+        report["build_check"] = {"check": asdict(check), "attempts": [record for _, record in attempts],
+                                 "kept": next(i for i, (folder, _) in enumerate(attempts) if folder == kept)}  # fmt: skip
+        for file in kept.iterdir():
+            os.replace(file, tmp / file.name)
+        shutil.rmtree(tmp / "draws")
+        (tmp / "pretraining.json").write_text(json.dumps(report, indent=2) + "\n")
+    return out
+
+
+def source_dev_accuracy(encoder: str | Path, data_dir: str | Path, check: BuildCheck, device: str = "cpu") -> dict[str, float]:
+    """``base`` dev accuracy per task of ``check`` after a standard run's fine-tuning (seed ``check.seed``)."""
+    from .evaluate import zero_shot_accuracy
+    from .runs import fine_tune, load_run_data, resolve_device
+
+    torch_device = resolve_device(device)
+    accuracy = {}
+    for task in check.tasks:
+        config = RunConfig(task=task, **{**SYNTHETIC_FINETUNING, "model": str(encoder), "data_dir": str(data_dir),
+                                         "tgt_langs": (synthetic.BASE.code,), "eval_split": "dev",
+                                         "generalized_examples": 0, "seed": check.seed})  # fmt: skip
+        data = load_run_data(config)
+        with tempfile.TemporaryDirectory() as scratch:
+            model, tokenizer = fine_tune(config, data, Path(scratch) / "checkpoint.pt", torch_device, checkpoint_every=10**9)
+        base = {synthetic.BASE.code: data.eval_sets[synthetic.BASE.code]}
+        accuracy[task] = round(zero_shot_accuracy(model, tokenizer, base, config.max_seq_length, torch_device, 64, None)[synthetic.BASE.code], 4)
+    return accuracy
 
 
 def synthetic_run_config(
