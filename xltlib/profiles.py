@@ -207,18 +207,17 @@ def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: li
 
     check = profile.check
     attempts: list[tuple[Path, dict]] = []
+    started = time.perf_counter()
 
     def checked(folder: Path, seed: int, repaired: bool) -> bool:
         report = json.loads((folder / "pretraining.json").read_text())
-        started = time.perf_counter()
+        check_started = time.perf_counter()
         accuracy = source_dev_accuracy(folder, data_dir, check, device)
         mean = sum(accuracy.values()) / len(accuracy)
         record = {"masked_lm_seed": seed, "repaired": repaired, "base_dev_accuracy": accuracy, "mean": round(mean, 4),
-                  "passed": mean >= check.floor, "check_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
-        for key in ("detection_held_out_recall", "detection_held_out_pair_accuracy"):
-            source = report.get("repair", report) if repaired else report
-            if key in source:
-                record[key] = source[key]
+                  "passed": mean >= check.floor, "check_seconds": round(time.perf_counter() - check_started, 1)}  # fmt: skip
+        stage = report["repair"] if repaired else report
+        record |= {key: stage[key] for key in ("detection_held_out_recall", "detection_held_out_pair_accuracy") if key in stage}
         attempts.append((folder, record))
         log.info("build check, masked-LM seed %d%s: base dev %s (mean %.3f, floor %.2f)", seed, " repaired" if repaired else "",
                  ", ".join(f"{task} {value:.3f}" for task, value in accuracy.items()), mean, check.floor)  # fmt: skip
@@ -244,7 +243,8 @@ def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: li
                         check.draws, record["mean"], check.floor)  # fmt: skip
         report = json.loads((kept / "pretraining.json").read_text())
         report["build_check"] = {"check": asdict(check), "attempts": [record for _, record in attempts],
-                                 "kept": next(i for i, (folder, _) in enumerate(attempts) if folder == kept)}  # fmt: skip
+                                 "kept": next(i for i, (folder, _) in enumerate(attempts) if folder == kept),
+                                 "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         for file in kept.iterdir():
             os.replace(file, tmp / file.name)
         shutil.rmtree(tmp / "draws")
