@@ -336,8 +336,8 @@ def pretrain_encoder(
     whole or not at all.
     """
     documents = [(document,) if isinstance(document, str) else tuple(document) for document in corpus]
-    if detection.steps and len(detection_pairs) <= detection.held_out:
-        raise XltError(f"the detection stage needs more than {detection.held_out} pairs (held out), got {len(detection_pairs)}")
+    if detection.steps:
+        _check_enough_pairs(detection_pairs, detection)
     with atomic_directory(out_dir, "reuse it (xltlib.profiles.ensure_encoder caches builds)") as tmp:
         started = time.perf_counter()
         tokenizer = _train_tokenizer([text for document in documents for text in document], spec)
@@ -356,12 +356,22 @@ def pretrain_encoder(
             report.update(_detection_steps(model, tokenizer, list(detection_pairs), detection, torch.device(device), progress))
             _warn_if_not_formed(report)
         report["seconds"] = round(time.perf_counter() - started, 1)
-        model.to("cpu")
-        with _quiet_transformers():
-            model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "pretraining.json").write_text(json.dumps(report, indent=2) + "\n")
+        _save(model, tokenizer, report, tmp)
     return Path(out_dir)
+
+
+def _check_enough_pairs(detection_pairs: Sequence, detection: DetectionSpec) -> None:
+    if len(detection_pairs) <= detection.held_out:
+        raise XltError(f"the detection stage needs more than {detection.held_out} pairs (held out), got {len(detection_pairs)}")
+
+
+def _save(model, tokenizer, report: dict, folder: Path) -> None:
+    """An encoder folder that loads like ``xlm-roberta-base``, with its build report."""
+    model.to("cpu")
+    with _quiet_transformers():
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "pretraining.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 def stage_not_formed(report: dict) -> dict[str, float]:
@@ -399,8 +409,7 @@ def extend_detection_stage(
     ``encoder_dir`` is left as it was; ``out_dir``'s ``pretraining.json`` is the old report
     with the further stage's spec and scores under ``"repair"``. Written whole or not at all.
     """
-    if len(detection_pairs) <= detection.held_out:
-        raise XltError(f"the detection stage needs more than {detection.held_out} pairs (held out), got {len(detection_pairs)}")
+    _check_enough_pairs(detection_pairs, detection)
     report = json.loads((Path(encoder_dir) / "pretraining.json").read_text())
     with atomic_directory(out_dir, "reuse it (xltlib.profiles.ensure_encoder caches builds)") as tmp:
         started = time.perf_counter()
@@ -409,11 +418,7 @@ def extend_detection_stage(
             model = XLMRobertaForMaskedLM.from_pretrained(encoder_dir, dtype=torch.float32).to(device)
         scores = _detection_steps(model, tokenizer, list(detection_pairs), detection, torch.device(device), progress)
         report["repair"] = {"detection": asdict(detection), **scores, "seconds": round(time.perf_counter() - started, 1)}
-        model.to("cpu")
-        with _quiet_transformers():
-            model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "pretraining.json").write_text(json.dumps(report, indent=2) + "\n")
+        _save(model, tokenizer, report, tmp)
     return Path(out_dir)
 
 

@@ -209,14 +209,13 @@ def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: li
     attempts: list[tuple[Path, dict]] = []
     started = time.perf_counter()
 
-    def checked(folder: Path, seed: int, repaired: bool) -> bool:
-        report = json.loads((folder / "pretraining.json").read_text())
+    def checked(folder: Path, stage: dict, seed: int, repaired: bool) -> bool:
+        """Check ``folder`` and record the attempt; ``stage`` holds the scores of its (last) detection stage."""
         check_started = time.perf_counter()
         accuracy = source_dev_accuracy(folder, data_dir, check, device)
         mean = sum(accuracy.values()) / len(accuracy)
         record = {"masked_lm_seed": seed, "repaired": repaired, "base_dev_accuracy": accuracy, "mean": round(mean, 4),
                   "passed": mean >= check.floor, "check_seconds": round(time.perf_counter() - check_started, 1)}  # fmt: skip
-        stage = report["repair"] if repaired else report
         record |= {key: stage[key] for key in ("detection_held_out_recall", "detection_held_out_pair_accuracy") if key in stage}
         attempts.append((folder, record))
         log.info("build check, masked-LM seed %d%s: base dev %s (mean %.3f, floor %.2f)", seed, " repaired" if repaired else "",
@@ -228,13 +227,13 @@ def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: li
             pretraining = replace(profile.pretraining, seed=profile.pretraining.seed + draw)
             folder = pretrain_encoder(tmp / "draws" / f"seed-{pretraining.seed}", corpus, profile.encoder, pretraining, device,
                                       progress, pairs, profile.detection)  # fmt: skip
-            if checked(folder, pretraining.seed, repaired=False):
-                break
             report = json.loads((folder / "pretraining.json").read_text())
+            if checked(folder, report, pretraining.seed, repaired=False):
+                break
             if profile.detection.steps == 0 or stage_not_formed(report):
                 continue  # no word-level verdicts for <s> to gather: only another draw can help
             repaired = extend_detection_stage(folder, folder.with_name(f"{folder.name}-repaired"), pairs, check.repair, device, progress)
-            if checked(repaired, pretraining.seed, repaired=True):
+            if checked(repaired, json.loads((repaired / "pretraining.json").read_text())["repair"], pretraining.seed, repaired=True):
                 break
         kept, record = max(attempts, key=lambda attempt: (attempt[1]["passed"], attempt[1]["mean"]))
         if not record["passed"]:
@@ -266,8 +265,8 @@ def source_dev_accuracy(encoder: str | Path, data_dir: str | Path, check: BuildC
         data = load_run_data(config)
         with tempfile.TemporaryDirectory() as scratch:
             model, tokenizer = fine_tune(config, data, Path(scratch) / "checkpoint.pt", torch_device, checkpoint_every=10**9)
-        base = {synthetic.BASE.code: data.eval_sets[synthetic.BASE.code]}
-        accuracy[task] = round(zero_shot_accuracy(model, tokenizer, base, config.max_seq_length, torch_device, 64, None)[synthetic.BASE.code], 4)
+        scores = zero_shot_accuracy(model, tokenizer, data.eval_sets, config.max_seq_length, torch_device, 64, None)
+        accuracy[task] = round(scores[synthetic.BASE.code], 4)
     return accuracy
 
 
