@@ -103,9 +103,10 @@ def source_accuracy_warning(results: pd.DataFrame, model: str, src_lang: str) ->
     return (
         f"**Warning: the best method reaches only {best:.3f} on the source language `{src_lang}`**, below the "
         f"{SOURCE_ACCURACY_FLOOR:.2f} that the synthetic profile's encoder was calibrated to. This build of the "
-        "encoder is most likely a failing pre-training draw: whether pre-training succeeds depends on the draw and "
-        "even on float rounding, so a build on another machine can differ from the published one (README, \"How "
-        "robust the profile is\"). Read this chapter's numbers as those of another encoder."
+        "encoder is most likely a failing pre-training draw that the build check could not repair or replace "
+        "(its `pretraining.json`, `build_check`): whether pre-training succeeds depends on the draw and even on float "
+        "rounding, so a build on another machine can differ from the published one (README, \"How robust the profile "
+        "is\"). Read this chapter's numbers as those of another encoder."
     )
 
 

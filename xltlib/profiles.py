@@ -235,14 +235,15 @@ def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: li
             repaired = extend_detection_stage(folder, folder.with_name(f"{folder.name}-repaired"), pairs, check.repair, device, progress)
             if checked(repaired, json.loads((repaired / "pretraining.json").read_text())["repair"], pretraining.seed, repaired=True):
                 break
-        kept, record = max(attempts, key=lambda attempt: (attempt[1]["passed"], attempt[1]["mean"]))
+        kept_index = max(range(len(attempts)), key=lambda i: (attempts[i][1]["passed"], attempts[i][1]["mean"]))
+        kept, record = attempts[kept_index]
         if not record["passed"]:
             log.warning("no build of the synthetic encoder passed the check (%d masked-LM seeds): base dev mean %.3f < %.2f; "
                         "keeping the best; fine-tuning will stay below the source accuracy the profile was calibrated to",
                         check.draws, record["mean"], check.floor)  # fmt: skip
         report = json.loads((kept / "pretraining.json").read_text())
         report["build_check"] = {"check": asdict(check), "attempts": [record for _, record in attempts],
-                                 "kept": next(i for i, (folder, _) in enumerate(attempts) if folder == kept),
+                                 "kept": kept_index,
                                  "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         for file in kept.iterdir():
             os.replace(file, tmp / file.name)
