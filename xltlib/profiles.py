@@ -265,7 +265,7 @@ def source_dev_accuracy(encoder: str | Path, data_dir: str | Path, check: BuildC
                                          "generalized_examples": 0, "seed": check.seed})  # fmt: skip
         data = load_run_data(config)
         with tempfile.TemporaryDirectory() as scratch:
-            model, tokenizer = fine_tune(config, data, Path(scratch) / "checkpoint.pt", torch_device, checkpoint_every=10**9)
+            model, tokenizer = fine_tune(config, data, Path(scratch) / "checkpoint.pt", torch_device)
         scores = zero_shot_accuracy(model, tokenizer, data.eval_sets, config.max_seq_length, torch_device, 64, None)
         accuracy[task] = round(scores[synthetic.BASE.code], 4)
     return accuracy
