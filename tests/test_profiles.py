@@ -68,6 +68,79 @@ def test_bad_pretraining_settings_fail_before_compute():
         DetectionSpec(held_out=0)
     with pytest.raises(XltError, match="dropout"):
         DetectionSpec(dropout=1.0)
+    with pytest.raises(XltError, match="PretrainSpec.dropout"):
+        PretrainSpec(dropout=1)
+    with pytest.raises(XltError, match="PretrainSpec.bf16 must be True or False"):
+        PretrainSpec(bf16="yes")
+
+
+def _random_xlmr(seed: int) -> models.XLMRobertaForMaskedLM:
+    torch.manual_seed(seed)
+    config = models.XLMRobertaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=40)  # fmt: skip
+    return models.XLMRobertaForMaskedLM(config).double().eval()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_masked_lm_loss_equals_the_full_head_loss_and_gradients(seed):
+    model = _random_xlmr(seed)
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(4, 50, (5, 12), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 7:] = 0
+    labels = torch.where(torch.rand(5, 12, generator=generator) < 0.3, input_ids, -100)
+    labels[0, 7:] = -100
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    full = model(**batch).loss
+    full_grads = torch.autograd.grad(full, list(model.parameters()), allow_unused=True)
+    ours = models.masked_lm_loss(model, batch)
+    our_grads = torch.autograd.grad(ours, list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(ours, full, rtol=1e-12, atol=1e-12)
+    for expected, got in zip(full_grads, our_grads):
+        assert (expected is None) == (got is None)
+        if expected is not None:
+            torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_pretraining_dropout_and_cpu_attention_last_only_for_the_masked_lm_steps(documents, tmp_path):
+    seen = []
+    original = models.masked_lm_loss
+
+    def spying(model, batch):
+        seen.append(({m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}, model.config._attn_implementation))
+        return original(model, batch)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "masked_lm_loss", spying)
+        path = pretrain_encoder(tmp_path / "d", documents, TINY, PretrainSpec(steps=3, batch_size=32, dropout=0.0), progress=False)
+    assert seen == [({0.0}, "eager")] * 3
+    config = json.loads((path / "config.json").read_text())
+    assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.1  # fine-tuning keeps XLM-R's
+
+
+def test_bf16_on_a_cpu_without_it_warns_before_training(monkeypatch, caplog):
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
+    models.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(), DetectionSpec(steps=0, bf16=True))
+    assert not caplog.records  # neither spec trains in bf16
+    models.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(bf16=True))
+    assert "no native bf16" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    models.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(bf16=True))
+    assert not caplog.records
+
+
+def test_cpu_bf16_pretraining_is_deterministic_learns_and_saves_float32(documents, tmp_path):
+    spec = PretrainSpec(steps=200, batch_size=32, learning_rate=3e-3, dropout=0.0, bf16=True)
+    first, second = (pretrain_encoder(tmp_path / name, documents, TINY, spec, progress=False) for name in "ab")
+    weights = [AutoModelForMaskedLM.from_pretrained(path).state_dict() for path in (first, second)]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    assert {tensor.dtype for tensor in weights[0].values() if tensor.is_floating_point()} == {torch.float32}
+    full_precision = pretrain_encoder(tmp_path / "c", documents, TINY, replace(spec, bf16=False), progress=False)
+    assert not torch.equal(AutoModelForMaskedLM.from_pretrained(full_precision).state_dict()["lm_head.bias"],
+                           weights[0]["lm_head.bias"])  # fmt: skip
+    first_loss, last_loss = json.loads((first / "pretraining.json").read_text())["loss_every_100_steps"]
+    assert last_loss < first_loss - 0.5
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from xltlib.batches import TokenizedPairs
 from xltlib.config import RunConfig
 from xltlib.models import load_classifier
 from xltlib.robust import ModelCall, make_method
-from xltlib.train import StepPlan, _train_step, make_optimizer
+from xltlib.train import StepPlan, _train_step, autocast_for, make_optimizer
 
 
 def test_every_epoch_visits_every_example_once_in_a_seeded_order():
@@ -59,3 +59,11 @@ def test_no_weight_decay_on_biases_and_layer_norms(tiny):
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_cpu_autocast_is_bf16_only_when_asked():
+    x = torch.randn(4, 8)
+    with autocast_for(torch.device("cpu")):
+        assert (x @ x.T).dtype == torch.float32
+    with autocast_for(torch.device("cpu"), cpu_bf16=True):
+        assert (x @ x.T).dtype == torch.bfloat16

@@ -234,6 +234,12 @@ class PretrainSpec:
         weight_decay: AdamW weight decay.
         mask_probability: fraction of tokens to predict; of those 80% become ``<mask>``,
             10% a random token and 10% stay unchanged.
+        dropout: dropout on hidden states and attention weights during masked-LM steps only
+            (the saved config keeps XLM-R's 0.1 for fine-tuning). XLM-R pre-trains with 0.1;
+            compute-limited pre-training learns more per step without it (Geiping & Goldstein,
+            "Cramming", ICML 2023).
+        bf16: bf16 autocast on every device, CPU included (see :func:`xltlib.train.autocast_for`);
+            part of the recipe, so a CPU and a GPU build of one spec train alike.
         seed: seeds data order, masking and dropout (weights are seeded by ``TinyXlmrSpec.seed``).
     """
 
@@ -243,12 +249,15 @@ class PretrainSpec:
     warmup_ratio: float = 0.05
     weight_decay: float = 0.01
     mask_probability: float = 0.15
+    dropout: float = 0.1
+    bf16: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
         _check_schedule(self)
         _check_number("PretrainSpec.steps", self.steps, int, low=1)
         _check_number("PretrainSpec.mask_probability", self.mask_probability, float, low=0, high=1)
+        _check_dropout("PretrainSpec.dropout", self.dropout)
 
 
 @dataclass(frozen=True)
@@ -279,6 +288,7 @@ class DetectionSpec:
             uses XLM-R's 0.1).
         held_out: pairs kept out of training to report the head's recall and false-positive rate (≥ 1).
         pair_weight: weight of the ``<s>`` head's loss next to the word-level loss (0 trains no such head).
+        bf16: bf16 autocast on every device, CPU included (as :attr:`PretrainSpec.bf16`).
         seed: seeds the heads' weights, data order and dropout.
     """
 
@@ -290,6 +300,7 @@ class DetectionSpec:
     dropout: float = 0.0
     held_out: int = 500
     pair_weight: float = 0.0
+    bf16: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -297,9 +308,13 @@ class DetectionSpec:
         _check_number("DetectionSpec.steps", self.steps, int, low=0)
         _check_number("DetectionSpec.held_out", self.held_out, int, low=1)
         _check_number("DetectionSpec.pair_weight", self.pair_weight, float, low=0)
-        _check_number("DetectionSpec.dropout", self.dropout, float, low=0, high=1)
-        if self.dropout == 1:
-            raise XltError("DetectionSpec.dropout must be < 1, got 1")
+        _check_dropout("DetectionSpec.dropout", self.dropout)
+
+
+def _check_dropout(name: str, value: float) -> None:
+    _check_number(name, value, float, low=0, high=1)
+    if value == 1:
+        raise XltError(f"{name} must be < 1, got 1")
 
 
 def _check_schedule(spec: PretrainSpec | DetectionSpec) -> None:
@@ -310,6 +325,8 @@ def _check_schedule(spec: PretrainSpec | DetectionSpec) -> None:
     _check_number(f"{kind}.warmup_ratio", spec.warmup_ratio, float, low=0, high=1)
     _check_number(f"{kind}.weight_decay", spec.weight_decay, float, low=0)
     _check_number(f"{kind}.seed", spec.seed, int, low=0)
+    if not isinstance(spec.bf16, bool):
+        raise XltError(f"{kind}.bf16 must be True or False, got {spec.bf16!r}")
 
 
 def pretrain_encoder(
@@ -338,6 +355,7 @@ def pretrain_encoder(
     documents = [(document,) if isinstance(document, str) else tuple(document) for document in corpus]
     if detection.steps:
         _check_enough_pairs(detection_pairs, detection)
+    warn_if_bf16_is_emulated(torch.device(device), pretraining, detection)
     with atomic_directory(out_dir, "reuse it (xltlib.profiles.ensure_encoder caches builds)") as tmp:
         started = time.perf_counter()
         tokenizer = _train_tokenizer([text for document in documents for text in document], spec)
@@ -358,6 +376,20 @@ def pretrain_encoder(
         report["seconds"] = round(time.perf_counter() - started, 1)
         _save(model, tokenizer, report, tmp)
     return Path(out_dir)
+
+
+def warn_if_bf16_is_emulated(device: torch.device, *specs: PretrainSpec | DetectionSpec) -> None:
+    """Warn when a spec asks for bf16 on a CPU that lacks native bf16: it still trains alike, only slower."""
+    wanted = device.type == "cpu" and any(spec.bf16 and spec.steps for spec in specs)
+    if wanted and not cpu_has_native_bf16():
+        log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX), so the build's bf16 autocast is emulated: "
+                    "expect it to take several times longer than the README's timings")  # fmt: skip
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (torch's own probe; assumed so where torch has none)."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return not any(probes) or any(probe() for probe in probes if probe)
 
 
 def _check_enough_pairs(detection_pairs: Sequence, detection: DetectionSpec) -> None:
@@ -410,6 +442,7 @@ def extend_detection_stage(
     with the further stage's spec and scores under ``"repair"``. Written whole or not at all.
     """
     _check_enough_pairs(detection_pairs, detection)
+    warn_if_bf16_is_emulated(torch.device(device), detection)
     report = json.loads((Path(encoder_dir) / "pretraining.json").read_text())
     with atomic_directory(out_dir, "reuse it (xltlib.profiles.ensure_encoder caches builds)") as tmp:
         started = time.perf_counter()
@@ -480,7 +513,7 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, ...]], detection: 
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = detection.dropout
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _eager_attention_on_cpu(model, device):
         torch.manual_seed(detection.seed)
         head = torch.nn.Linear(model.config.hidden_size, 2).to(device)
         pair_head = torch.nn.Linear(model.config.hidden_size, 4).to(device) if detection.pair_weight else None
@@ -492,7 +525,7 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, ...]], detection: 
         bar = tqdm(range(detection.steps), desc="detection stage", disable=not progress, mininterval=1.0)
         for step in bar:
             inputs, targets, pair_targets = batch(_shuffled_batch(step, train_rows, detection.batch_size, detection.seed))
-            with autocast_for(device):
+            with autocast_for(device, cpu_bf16=detection.bf16):
                 hidden = model.roberta(**inputs).last_hidden_state
                 logits = head(hidden)
                 pair_logits = pair_head(hidden[:, 0]) if pair_head is not None else None
@@ -568,14 +601,15 @@ def _mlm_steps(model, tokenizer, documents: list[tuple[str, ...]], pretraining: 
         raise XltError(f"the corpus has {len(ids)} documents, fewer than one batch of {pretraining.batch_size}")
     losses = []
     model.train()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            _dropout(model, pretraining.dropout), _eager_attention_on_cpu(model, device):  # fmt: skip
         torch.manual_seed(pretraining.seed)
         bar = tqdm(range(pretraining.steps), desc="pre-train MLM", disable=not progress, mininterval=1.0)
         for step in bar:
             rows = _shuffled_batch(step, len(ids), pretraining.batch_size, pretraining.seed)
             batch = {key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
-            with autocast_for(device):
-                loss = model(**batch).loss
+            with autocast_for(device, cpu_bf16=pretraining.bf16):
+                loss = masked_lm_loss(model, batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -585,3 +619,49 @@ def _mlm_steps(model, tokenizer, documents: list[tuple[str, ...]], pretraining: 
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
     return losses
+
+
+def masked_lm_loss(model: XLMRobertaForMaskedLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``model(**batch).loss``, with the LM head applied to the masked tokens only.
+
+    The head works token by token, so the loss is the same; it just skips projecting onto the
+    vocabulary the 85% of tokens that have nothing to predict (the sparse prediction of
+    "Cramming"), which saves a fifth of a synthetic-encoder step (benchmarks/pretrain_step.py).
+    """
+    hidden = model.roberta(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    predicted = batch["labels"] != -100
+    logits = model.lm_head(hidden[predicted])
+    full_precision = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 logits up, float64 kept
+    return torch.nn.functional.cross_entropy(full_precision, batch["labels"][predicted])
+
+
+@contextmanager
+def _dropout(model: torch.nn.Module, probability: float) -> Iterator[None]:
+    """Every dropout layer of ``model`` at ``probability`` inside the block; the config and the layers' own values are kept."""
+    layers = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+    kept = [layer.p for layer in layers]
+    for layer in layers:
+        layer.p = probability
+    try:
+        yield
+    finally:
+        for layer, p in zip(layers, kept):
+            layer.p = p
+
+
+@contextmanager
+def _eager_attention_on_cpu(model: PreTrainedModel, device: torch.device) -> Iterator[None]:
+    """Eager attention inside the block when training on CPU; the model's own choice is restored after.
+
+    The same attention, computed differently: on CPU, SDPA made a bf16 masked-LM step without
+    dropout 2.3× slower than eager attention (benchmarks/pretrain_step.py).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    kept = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(kept)

@@ -25,7 +25,7 @@ from .errors import XltError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-ENCODER_RECIPE_VERSION = 2
+ENCODER_RECIPE_VERSION = 3
 """Bump when the pre-training code would build a different encoder from the same profile."""
 
 

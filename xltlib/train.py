@@ -34,10 +34,17 @@ class NonFiniteLossError(XltError):
     """Training produced a NaN or infinite loss."""
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA; full precision elsewhere (CPU bf16 is slow and imprecise)."""
+def autocast_for(device: torch.device, cpu_bf16: bool = False):
+    """bf16 autocast on CUDA; on CPU only with ``cpu_bf16``, full precision otherwise.
+
+    CPU bf16 pays off only where the CPU computes it natively (AVX512-BF16, AMX): there a
+    masked-LM step of the synthetic encoder ran 1.5× faster (benchmarks/pretrain_step.py);
+    elsewhere it is emulated and slower. So it is opt-in, per recipe, never automatic.
+    """
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cpu_bf16 and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
 
