@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -30,3 +32,31 @@ def test_calibration_reports_only_its_own_runs(tmp_path):
     assert table_row(other_draw, "seeds") == ["1.000", "1.000"]  # the folder's earlier runs are left out
     assert len(list((cache / "synthetic").glob("encoder-*"))) == 2  # another masked-LM seed, another encoder
     assert len(list(runs.glob("syn-nli-standard-*"))) == 3  # that folder held three standard runs
+
+
+def test_seed_budget_is_computed_over_the_languages_not_the_mixed_pairs():
+    import importlib.util
+
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    spec = importlib.util.spec_from_file_location("calibration", REPO / "benchmarks" / "synthetic_calibration.py")
+    calibration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(calibration)
+    rng = np.random.default_rng(0)
+    distances = {"base": 0.0, "a80": 0.2, "a0": 1.0, "a0vso": 1.75}
+    rows = []
+    for seed in (1, 2, 3):
+        for lang in distances:
+            rows.append(("standard", seed, lang, 0, "accuracy", rng.uniform(0.3, 1.0)))
+            rows += [(method, seed, lang, 1, metric, rng.uniform()) for method in ("pretrained", "standard")
+                     for metric in ("cosine_gap", "retrieval_cosine") if lang != "base"]  # fmt: skip
+        rows += [("standard", seed, f"{a}|{b}", 0, "accuracy", 0.325) for a in distances for b in distances if a != b]
+    results = pd.DataFrame(rows, columns=["method", "seed", "tgt_lang", "layer", "metric", "value"]).assign(task="syn-nli")
+    _, summary = calibration.report(results, "syn-nli", distances)
+    accuracy = results[(results.metric == "accuracy") & results.tgt_lang.isin(["a80", "a0", "a0vso"])]
+    target_means = accuracy.groupby("seed")["value"].mean().to_numpy(dtype=np.float64)
+    sd = target_means.std(ddof=1)
+    assert summary["sd over seeds of mean target accuracy"] == pytest.approx(sd, rel=1e-12)
+    assert summary["95% CI half-width, two sets of n runs"] == pytest.approx(stats.t.ppf(0.975, 4) * sd * np.sqrt(2 / 3), rel=1e-12)
