@@ -1,6 +1,6 @@
 """Masked-LM pre-training step of the synthetic encoder: each speed-up of the build, measured in one run.
 
-    python benchmarks/pretrain_step.py [--device cpu] [--steps 40]
+    python benchmarks/pretrain_step.py [--device cpu] [--steps 20]
 
 The default profile's encoder shape and real batches of its corpora (generated into
 ``--cache`` if absent; a tokenizer is trained on a slice of them). Each row adds one change
