@@ -510,9 +510,7 @@ def _detection_steps(model, tokenizer, pairs: list[tuple[str, ...]], detection: 
         return {key: value.to(device) for key, value in padded.items()}, targets.to(device), pair_targets.to(device)
 
     model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = detection.dropout
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = detection.dropout
+    _set_dropout(model, detection.dropout)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _eager_attention_on_cpu(model, device):
         torch.manual_seed(detection.seed)
         head = torch.nn.Linear(model.config.hidden_size, 2).to(device)
@@ -635,17 +633,22 @@ def masked_lm_loss(model: XLMRobertaForMaskedLM, batch: dict[str, torch.Tensor])
     return torch.nn.functional.cross_entropy(full_precision, batch["labels"][predicted])
 
 
+def _set_dropout(model: torch.nn.Module, probability: float) -> list[tuple[torch.nn.Dropout, float]]:
+    """Set every dropout layer of ``model`` to ``probability``; return each layer with its previous value."""
+    layers = [(module, module.p) for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+    for layer, _ in layers:
+        layer.p = probability
+    return layers
+
+
 @contextmanager
 def _dropout(model: torch.nn.Module, probability: float) -> Iterator[None]:
     """Every dropout layer of ``model`` at ``probability`` inside the block; the config and the layers' own values are kept."""
-    layers = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
-    kept = [layer.p for layer in layers]
-    for layer in layers:
-        layer.p = probability
+    kept = _set_dropout(model, probability)
     try:
         yield
     finally:
-        for layer, p in zip(layers, kept):
+        for layer, p in kept:
             layer.p = p
 
 
