@@ -317,6 +317,15 @@ def test_a_failed_draw_is_repaired_when_its_stage_formed_and_redrawn_when_not(tm
     assert not (path / "draws").exists()
 
 
+def test_a_draw_below_the_floor_on_one_task_fails_even_when_its_mean_clears_it(tmp_path, monkeypatch):
+    scores = {"seed-0": {"syn-nli": 0.85, "syn-paws": 0.97}, "seed-0-repaired": {"syn-nli": 0.97, "syn-paws": 0.99}}
+    monkeypatch.setattr(profiles, "source_dev_accuracy", lambda encoder, data_dir, check, device="cpu": scores[Path(encoder).name])
+    monkeypatch.setattr(models, "stage_not_formed", lambda report: {})
+    path = profiles.ensure_encoder(_checked_quick_profile(floor=0.9), tmp_path, progress=False)
+    attempts = json.loads((path / "pretraining.json").read_text())["build_check"]["attempts"]
+    assert [(a["repaired"], a["lowest"], a["passed"]) for a in attempts] == [(False, 0.85, False), (True, 0.97, True)]
+
+
 def test_a_build_that_never_passes_keeps_the_best_draw_and_warns(tmp_path, monkeypatch, caplog):
     scores = {"seed-0": 0.5, "seed-1": 0.6}
     monkeypatch.setattr(profiles, "source_dev_accuracy",

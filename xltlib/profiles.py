@@ -25,8 +25,18 @@ from .errors import XltError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-ENCODER_RECIPE_VERSION = 3
+ENCODER_RECIPE_VERSION = 4
 """Bump when the pre-training code would build a different encoder from the same profile."""
+
+SOURCE_ACCURACY_FLOOR = 0.90
+"""Source-language accuracy the default encoder fine-tunes to when its pre-training succeeded.
+
+The issue's calibration target; the shipped build reaches 0.988 / 0.995 (test). Pre-training
+fails for some draws, and which ones depends even on float rounding; failed draws fine-tune
+to 0.64–0.79 on ``base`` dev with standard fine-tuning (README, "How robust the profile
+is"). The build repairs or replaces such a draw (:class:`BuildCheck`), and the experiment
+chapters warn when no method reaches this floor all the same.
+"""
 
 
 @dataclass(frozen=True)
@@ -44,11 +54,12 @@ class BuildCheck:
         repair: the further stage (a ``models.DetectionSpec`` with ``pair_weight`` > 0).
         tasks: synthetic tasks fine-tuned for the check (standard, :data:`SYNTHETIC_FINETUNING`).
         seed: the check's fine-tuning seed.
-        floor: mean ``base`` dev accuracy over ``tasks`` below which a draw failed. Below the
-            study's :data:`SOURCE_ACCURACY_FLOOR` because one fine-tuning seed is noisy: the
-            previous (1,700-step) encoder scored 0.819 / 0.948 with seed 0 and 0.917 / 0.964
-            with seed 1; failed draws score 0.65–0.79 on either task (today's first draw
-            0.688 / 0.790, repaired to 0.985 / 0.991).
+        floor: ``base`` dev accuracy that every task of ``tasks`` must reach, or the draw
+            failed; by default the study's :data:`SOURCE_ACCURACY_FLOOR`. It was 0.80 on the mean
+            of the two tasks while good draws scored ~0.82–0.95 with the check's seed (1,700-step
+            recipe); with today's recipe a draw passed that at 0.851 / 0.949 (mean 0.90) and
+            fine-tuned to 0.766 / 0.889 over seeds 1–3 — after the repair stage, 0.974 / 0.993
+            (README, "The build check's floor").
         draws: masked-LM seeds tried at most (``PretrainSpec.seed``, then the next ones); when
             none passes, the build keeps the best and warns.
     """
@@ -56,7 +67,7 @@ class BuildCheck:
     repair: Any  # models.DetectionSpec (models imports torch; this module stays light)
     tasks: tuple[str, ...] = ("syn-nli", "syn-paws")
     seed: int = 0
-    floor: float = 0.80
+    floor: float = SOURCE_ACCURACY_FLOOR
     draws: int = 3
 
     def __post_init__(self) -> None:
@@ -148,17 +159,6 @@ The generalized setting is scored on 200 rows per ordered language pair (56 pair
 """
 
 
-SOURCE_ACCURACY_FLOOR = 0.90
-"""Source-language accuracy the default encoder fine-tunes to when its pre-training succeeded.
-
-The issue's calibration target; the shipped build reaches 0.988 / 0.995 (test). Pre-training
-fails for some draws, and which ones depends even on float rounding; failed draws fine-tune
-to 0.64–0.79 on ``base`` dev with standard fine-tuning (README, "How robust the profile
-is"). The build repairs or replaces such a draw (:class:`BuildCheck`), and the experiment
-chapters warn when no method reaches this floor all the same.
-"""
-
-
 def encoder_path(profile: SyntheticProfile, cache_dir: str | Path = "cache") -> Path:
     return Path(cache_dir).resolve() / "synthetic" / f"encoder-{profile.encoder_hash()[:12]}"
 
@@ -214,13 +214,13 @@ def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: li
         """Check ``folder`` and record the attempt; ``stage`` holds the scores of its (last) detection stage."""
         check_started = time.perf_counter()
         accuracy = source_dev_accuracy(folder, data_dir, check, device)
-        mean = sum(accuracy.values()) / len(accuracy)
-        record = {"masked_lm_seed": seed, "repaired": repaired, "base_dev_accuracy": accuracy, "mean": round(mean, 4),
-                  "passed": mean >= check.floor, "check_seconds": round(time.perf_counter() - check_started, 1)}  # fmt: skip
+        lowest = min(accuracy.values())
+        record = {"masked_lm_seed": seed, "repaired": repaired, "base_dev_accuracy": accuracy, "lowest": lowest,
+                  "passed": lowest >= check.floor, "check_seconds": round(time.perf_counter() - check_started, 1)}  # fmt: skip
         record |= {key: stage[key] for key in ("detection_held_out_recall", "detection_held_out_pair_accuracy") if key in stage}
         attempts.append((folder, record))
-        log.info("build check, masked-LM seed %d%s: base dev %s (mean %.3f, floor %.2f)", seed, " repaired" if repaired else "",
-                 ", ".join(f"{task} {value:.3f}" for task, value in accuracy.items()), mean, check.floor)  # fmt: skip
+        log.info("build check, masked-LM seed %d%s: base dev %s (lowest %.3f, floor %.2f)", seed, " repaired" if repaired else "",
+                 ", ".join(f"{task} {value:.3f}" for task, value in accuracy.items()), lowest, check.floor)  # fmt: skip
         return record["passed"]
 
     with atomic_directory(out, "reuse it (ensure_encoder caches builds)") as tmp:
@@ -236,12 +236,13 @@ def _build_checked(out: Path, profile: SyntheticProfile, corpus: list, pairs: li
             repaired = extend_detection_stage(folder, folder.with_name(f"{folder.name}-repaired"), pairs, check.repair, device, progress)
             if checked(repaired, json.loads((repaired / "pretraining.json").read_text())["repair"], pretraining.seed, repaired=True):
                 break
-        kept_index = max(range(len(attempts)), key=lambda i: (attempts[i][1]["passed"], attempts[i][1]["mean"]))
+        kept_index = max(range(len(attempts)), key=lambda i: (attempts[i][1]["passed"], attempts[i][1]["lowest"]))
         kept, record = attempts[kept_index]
         if not record["passed"]:
-            log.warning("no build of the synthetic encoder passed the check (%d masked-LM seeds): base dev mean %.3f < %.2f; "
-                        "keeping the best; fine-tuning will stay below the source accuracy the profile was calibrated to",
-                        check.draws, record["mean"], check.floor)  # fmt: skip
+            log.warning("no build of the synthetic encoder passed the check (%d masked-LM seeds): base dev accuracy %.3f on "
+                        "its worst task < %.2f; keeping the best; fine-tuning will stay below the source accuracy the profile "
+                        "was calibrated to",
+                        check.draws, record["lowest"], check.floor)  # fmt: skip
         report = json.loads((kept / "pretraining.json").read_text())
         report["build_check"] = {"check": asdict(check), "attempts": [record for _, record in attempts],
                                  "kept": kept_index,
