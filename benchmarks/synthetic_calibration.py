@@ -31,11 +31,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from xltlib import profiles, synthetic, tasks
+from xltlib import profiles, synthetic
+from xltlib.calibration import acceptance, calibration_table
 from xltlib.runs import ensure_run, load_results
 
 
@@ -77,45 +76,6 @@ def run_all(profile, cache: Path, runs: Path, task_names: list[str], seeds: list
     return run_ids, seconds
 
 
-def layer_mean(rows: pd.DataFrame, metric: str) -> pd.Series:
-    """Alignment per (method, seed, tgt_lang), averaged over hidden layers 1..L."""
-    chosen = rows[(rows["metric"] == metric) & (rows["layer"] >= 1)]
-    return chosen.groupby(["method", "seed", "tgt_lang"])["value"].mean()
-
-
-def report(results: pd.DataFrame, task: str, distances: dict[str, float]) -> tuple[pd.DataFrame, dict[str, float]]:
-    rows = results[results["task"] == task]
-    accuracy = rows[(rows["metric"] == "accuracy") & (rows["method"] == "standard")]
-    # Only the languages themselves: the generalized setting's mixed pairs ("a0|a80") are scored under the same metric.
-    per_seed = accuracy.pivot_table(index="seed", columns="tgt_lang", values="value")[list(distances)]
-    table = pd.DataFrame({"distance": pd.Series(distances)})
-    table["accuracy mean"] = per_seed.mean()
-    table["accuracy sd"] = per_seed.std(ddof=1)
-    for metric in ("cosine_gap", "retrieval_cosine"):
-        values = layer_mean(rows, metric)
-        for method, label in (("pretrained", "pre-trained"), ("standard", "fine-tuned")):
-            if method in values.index.get_level_values("method"):
-                table[f"{metric} {label}"] = values.loc[method].groupby("tgt_lang").mean()
-    table = table.sort_values("distance")
-    targets = table.drop(index=synthetic.BASE.code)
-    chance = 1 / len(tasks.get_task(task).labels)
-    target_mean = per_seed.drop(columns=synthetic.BASE.code).mean(axis=1)  # one number per seed
-    n = len(target_mean)
-    sd = target_mean.std(ddof=1) if n > 1 else float("nan")
-    half_width = stats.t.ppf(0.975, 2 * n - 2) * sd * np.sqrt(2 / n) if n > 1 else float("nan")
-    summary = {
-        "seeds": n,
-        "source accuracy": table.loc[synthetic.BASE.code, "accuracy mean"],
-        "worst target − (chance + 0.10)": targets["accuracy mean"].min() - (chance + 0.10),
-        "best − worst target": targets["accuracy mean"].max() - targets["accuracy mean"].min(),
-        "ρ(distance, pre-trained cosine gap)": stats.spearmanr(targets["distance"], targets["cosine_gap pre-trained"])[0],
-        "ρ(distance, pre-trained retrieval)": stats.spearmanr(targets["distance"], targets["retrieval_cosine pre-trained"])[0],
-        "sd over seeds of mean target accuracy": sd,
-        "95% CI half-width, two sets of n runs": half_width,
-    }
-    return table, summary
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated fine-tuning seeds (default: 1,2,3)")
@@ -144,11 +104,14 @@ def main() -> None:
     results = results[results["run_id"].isin(run_ids)]
     summaries = {}
     for task in task_names:
-        table, summaries[task] = report(results, task, distances)
+        table, summaries[task] = calibration_table(results, task, distances)
         print(f"\n## {task} (standard, seeds {args.seeds}, {args.eval_split} files)\n")
         print(table.to_markdown(floatfmt=".3f"))
     print("\n## acceptance figures\n")
     print(pd.DataFrame(summaries).to_markdown(floatfmt=".3f"))
+    verdicts = acceptance(summaries).pivot(index="figure", columns="task", values="met")
+    print("\n## acceptance targets met\n")
+    print(verdicts.to_markdown())
     print("\n## wall times (this machine)\n")
     times = {**timings, **{f"run {name} s": value for name, value in run_seconds.items()}}
     print(json.dumps({name: round(value, 1) for name, value in times.items()}, indent=1))

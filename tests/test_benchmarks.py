@@ -4,7 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
+
+from xltlib import calibration
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,15 +40,6 @@ def test_calibration_reports_only_its_own_runs(tmp_path):
 
 
 def test_seed_budget_is_computed_over_the_languages_not_the_mixed_pairs():
-    import importlib.util
-
-    import numpy as np
-    import pandas as pd
-    from scipy import stats
-
-    spec = importlib.util.spec_from_file_location("calibration", REPO / "benchmarks" / "synthetic_calibration.py")
-    calibration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(calibration)
     rng = np.random.default_rng(0)
     distances = {"base": 0.0, "a80": 0.2, "a0": 1.0, "a0vso": 1.75}
     rows = []
@@ -54,9 +50,21 @@ def test_seed_budget_is_computed_over_the_languages_not_the_mixed_pairs():
                      for metric in ("cosine_gap", "retrieval_cosine") if lang != "base"]  # fmt: skip
         rows += [("standard", seed, f"{a}|{b}", 0, "accuracy", 0.325) for a in distances for b in distances if a != b]
     results = pd.DataFrame(rows, columns=["method", "seed", "tgt_lang", "layer", "metric", "value"]).assign(task="syn-nli")
-    _, summary = calibration.report(results, "syn-nli", distances)
+    _, summary = calibration.calibration_table(results, "syn-nli", distances)
     accuracy = results[(results.metric == "accuracy") & results.tgt_lang.isin(["a80", "a0", "a0vso"])]
     target_means = accuracy.groupby("seed")["value"].mean().to_numpy(dtype=np.float64)
     sd = target_means.std(ddof=1)
     assert summary["sd over seeds of mean target accuracy"] == pytest.approx(sd, rel=1e-12)
     assert summary["95% CI half-width, two sets of n runs"] == pytest.approx(stats.t.ppf(0.975, 4) * sd * np.sqrt(2 / 3), rel=1e-12)
+
+
+def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
+    passing = {"source accuracy": 0.90, "worst target − (chance + 0.10)": 0.0, "best − worst target": 0.15,
+               "ρ(distance, pre-trained cosine gap)": -0.7, "ρ(distance, pre-trained retrieval)": -0.95,
+               "95% CI half-width, two sets of n runs": 0.03}  # fmt: skip
+    failing = {"source accuracy": 0.899, "worst target − (chance + 0.10)": -0.046, "best − worst target": 0.149,
+               "ρ(distance, pre-trained cosine gap)": -0.69, "ρ(distance, pre-trained retrieval)": float("nan"),
+               "95% CI half-width, two sets of n runs": 0.031}  # fmt: skip
+    verdicts = calibration.acceptance({"pass": passing, "fail": failing})
+    assert set(verdicts["figure"]) == set(calibration.TARGETS) == set(passing)
+    assert verdicts[verdicts.task == "pass"]["met"].all() and not verdicts[verdicts.task == "fail"]["met"].any()
