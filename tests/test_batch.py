@@ -44,6 +44,22 @@ def built(tmp_path_factory):
     return root, manifest, build_book(root)
 
 
+def saved_parameters(root: Path, name: str) -> dict:
+    return json.loads((root / batch.MANIFEST).read_text())[name]["parameters"]
+
+
+def test_calibration_reads_the_standard_runs_every_synthetic_task_has():
+    def experiment(task, methods, seeds):
+        return batch.Experiment(task, task, {"task": task, "methods": methods, "seeds": seeds})
+
+    study = [experiment("syn-nli", ["standard", "pgd"], [1, 2, 3]), experiment("syn-paws", ["standard"], [2, 3, 4]),
+             experiment("syn-nli", ["rs_rp"], [5])]  # fmt: skip
+    assert batch.calibration_parameters(study, quick=False) == {"tasks": ["syn-nli", "syn-paws"], "seeds": [2, 3], "quick": False}
+    assert batch.calibration_parameters(study, quick=True) is None  # the quick runs (first seeds 1 and 2) share none
+    assert batch.calibration_parameters([experiment("syn-nli", ["pgd"], [1])], quick=False) is None
+    assert batch.calibration_parameters([experiment("xnli", ["standard"], [1])], quick=False) is None
+
+
 def outputs(notebook_path: Path):
     notebook = nbformat.read(notebook_path, as_version=4)
     return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
@@ -53,12 +69,14 @@ def outputs(notebook_path: Path):
 def test_quick_batch_executes_chapters_and_reports_the_failure(built):
     root, manifest, index = built
     assert {name: entry["status"] for name, entry in manifest.items()} == {
-        "nli": "ok", "broken": "failed", "paws": "ok", "synthesis": "ok"}  # fmt: skip
+        "nli": "ok", "broken": "failed", "paws": "ok", "calibration": "ok", "synthesis": "ok"}  # fmt: skip
     assert "eps must be > 0" in manifest["broken"]["error"]
-    for name in ("nli", "paws", "synthesis"):
+    for name, figures in (("nli", 3), ("paws", 3), ("calibration", 1), ("synthesis", 4)):
         chapter = outputs(root / batch.CHAPTERS / f"{name}.ipynb")
         assert not [o for o in chapter if o.output_type == "error"], name
-        assert sum("image/png" in o.get("data", {}) for o in chapter) >= (3 if name != "synthesis" else 4), name
+        assert sum("image/png" in o.get("data", {}) for o in chapter) >= figures, name
+    assert saved_parameters(root, "calibration") == {"tasks": ["syn-nli", "syn-paws"], "seeds": [1], "quick": True,
+                                                     "runs_dir": "runs-quick", "cache_dir": "cache"}  # fmt: skip
     findings = outputs(root / batch.CHAPTERS / "synthesis.ipynb")[-1]["data"]["text/markdown"]
     assert "**syn-nli.**" in findings and "**syn-paws.**" in findings and "Seeds: 1" in findings
     broken = nbformat.read(root / batch.CHAPTERS / "broken.ipynb", as_version=4)
@@ -67,7 +85,7 @@ def test_quick_batch_executes_chapters_and_reports_the_failure(built):
     assert saved["nli"]["parameters"]["seeds"] == [1] and saved["nli"]["seconds"] > 0
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = [entry["file"] for entry in toc["chapters"]]
-    assert files == ["book/methods", "book/chapters/nli", "book/chapters/broken", "book/chapters/paws",
+    assert files == ["book/methods", "book/chapters/calibration", "book/chapters/nli", "book/chapters/broken", "book/chapters/paws",
                      "book/chapters/synthesis", "book/reproducibility"]  # fmt: skip
     assert index.exists() and (root / "_build/html/book/chapters/broken.html").exists()
 

@@ -1,8 +1,9 @@
 """The papermill batch: every experiment of an experiments file becomes one executed chapter.
 
 ``run_batch`` executes ``notebooks/experiment.ipynb`` once per experiment into
-``book/chapters/<name>.ipynb`` (explicit kernel), then ``notebooks/synthesis.ipynb``, and
-writes ``_toc.yml``. Each execution is recorded in ``book/chapters/manifest.json`` (status,
+``book/chapters/<name>.ipynb`` (explicit kernel), then, for the synthetic profile,
+``notebooks/calibration.ipynb`` (the benchmark's calibration, from the experiments' standard
+runs), then ``notebooks/synthesis.ipynb``, and writes ``_toc.yml``. Each execution is recorded in ``book/chapters/manifest.json`` (status,
 duration, parameters, error). A failing notebook does not stop the others: its chapter
 opens with the failure. A finished experiment with the same parameters is skipped unless
 ``force``; one left ``running`` by a killed batch is executed again (its runs resume from
@@ -31,9 +32,12 @@ KERNEL = "xlt-robust-study"
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT_NOTEBOOK = Path("notebooks/experiment.ipynb")
 SYNTHESIS_NOTEBOOK = Path("notebooks/synthesis.ipynb")
+CALIBRATION_NOTEBOOK = Path("notebooks/calibration.ipynb")
 CHAPTERS = Path("book/chapters")
 MANIFEST = CHAPTERS / "manifest.json"
 SYNTHESIS = "synthesis"
+CALIBRATION = "calibration"
+CALIBRATION_TITLE = "The synthetic benchmark: calibration"
 FRONT_PAGES = ("book/intro", "book/methods")
 BACK_PAGES = ("book/reproducibility",)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -63,8 +67,9 @@ def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
     accepted = notebook_parameters(REPO / EXPERIMENT_NOTEBOOK)
     experiments = []
     for name, spec in document["experiments"].items():
-        if not isinstance(name, str) or not _NAME.match(name) or name == SYNTHESIS:
-            raise XltError(f"{path}: experiment name {name!r} must be lower-case letters, digits and '-' (not {SYNTHESIS!r})")
+        if not isinstance(name, str) or not _NAME.match(name) or name in (SYNTHESIS, CALIBRATION):
+            raise XltError(f"{path}: experiment name {name!r} must be lower-case letters, digits and '-' "
+                           f"(not {SYNTHESIS!r} or {CALIBRATION!r})")
         spec = spec or {}
         parameters = dict(spec.get("parameters") or {})
         for key in parameters:
@@ -179,11 +184,37 @@ def run_batch(
         if quick:
             parameters["seeds"] = list(experiment.parameters.get("seeds", [1]))[:1]
         _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
+    calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
+    if calibration is not None:
+        _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
+                 {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip  (always: cheap, reads the runs)
     synthesis = {"runs_dir": runs_dir, "profile": profile}
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
              True, kernel)  # fmt: skip  (always: it reads every run)
-    write_toc(root, experiments, manifest)
+    write_toc(root, experiments, manifest, calibration=calibration is not None)
     return manifest
+
+
+def calibration_parameters(experiments: list[Experiment], quick: bool) -> dict[str, Any] | None:
+    """The calibration chapter's tasks and seeds: the experiments' ``standard`` runs on synthetic tasks.
+
+    Seeds are those every such task has (the first one with ``quick``, as the experiments
+    then run); None when no experiment runs ``standard`` on a synthetic task.
+    """
+    from .tasks import get_task
+
+    seeds_by_task: dict[str, set[int]] = {}
+    for experiment in experiments:
+        parameters = experiment.parameters
+        task = parameters.get("task")
+        if task is None or get_task(task).profile != "synthetic" or "standard" not in parameters.get("methods", ["standard"]):
+            continue
+        seeds = list(parameters.get("seeds", [1, 2, 3]))[: 1 if quick else None]
+        seeds_by_task.setdefault(task, set()).update(seeds)
+    if not seeds_by_task:
+        return None
+    shared = sorted(set.intersection(*seeds_by_task.values()))
+    return {"tasks": sorted(seeds_by_task), "seeds": shared, "quick": quick} if shared else None
 
 
 def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -> None:
@@ -201,9 +232,11 @@ def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -
     log.info("%s: %s in %.0f s%s", name, entry["status"], entry["seconds"], f" ({entry['error']})" if entry["error"] else "")
 
 
-def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any]) -> Path:
-    """``_toc.yml``: front pages, one chapter per experiment, the synthesis, reproducibility."""
+def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any], calibration: bool = False) -> Path:
+    """``_toc.yml``: front pages, the calibration (if asked for), one chapter per experiment, the synthesis, reproducibility."""
     chapters = [{"file": page} for page in FRONT_PAGES[1:]]
+    if calibration and (root / CHAPTERS / f"{CALIBRATION}.ipynb").exists():
+        chapters.append({"file": f"{CHAPTERS}/{CALIBRATION}"})
     for experiment in experiments:
         if (root / CHAPTERS / f"{experiment.name}.ipynb").exists():
             status = manifest.get(experiment.name, {}).get("status")
