@@ -66,5 +66,5 @@ def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
                "ρ(distance, pre-trained cosine gap)": -0.69, "ρ(distance, pre-trained retrieval)": float("nan"),
                "95% CI half-width, two sets of n runs": 0.031}  # fmt: skip
     verdicts = calibration.acceptance({"pass": passing, "fail": failing})
-    assert set(verdicts["figure"]) == set(calibration.TARGETS) == set(passing)
+    assert set(verdicts["figure"]) == set(calibration.ACCEPTANCE) == set(passing)
     assert verdicts[verdicts.task == "pass"]["met"].all() and not verdicts[verdicts.task == "fail"]["met"].any()

@@ -3,11 +3,11 @@
 ``run_batch`` executes ``notebooks/experiment.ipynb`` once per experiment into
 ``book/chapters/<name>.ipynb`` (explicit kernel), then, for the synthetic profile,
 ``notebooks/calibration.ipynb`` (the benchmark's calibration, from the experiments' standard
-runs), then ``notebooks/synthesis.ipynb``, and writes ``_toc.yml``. Each execution is recorded in ``book/chapters/manifest.json`` (status,
-duration, parameters, error). A failing notebook does not stop the others: its chapter
-opens with the failure. A finished experiment with the same parameters is skipped unless
-``force``; one left ``running`` by a killed batch is executed again (its runs resume from
-the run cache, so finished runs cost nothing).
+runs), then ``notebooks/synthesis.ipynb``, and writes ``_toc.yml``. Each execution is
+recorded in ``book/chapters/manifest.json`` (status, duration, parameters, error). A failing
+notebook does not stop the others: its chapter opens with the failure. A finished experiment
+with the same parameters is skipped unless ``force``; one left ``running`` by a killed batch
+is executed again (its runs resume from the run cache, so finished runs cost nothing).
 """
 
 from __future__ import annotations
@@ -185,9 +185,9 @@ def run_batch(
             parameters["seeds"] = list(experiment.parameters.get("seeds", [1]))[:1]
         _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
     calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
-    if calibration is not None:
+    if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
         _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
-                 {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip  (always: cheap, reads the runs)
+                 {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
     synthesis = {"runs_dir": runs_dir, "profile": profile}
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
              True, kernel)  # fmt: skip  (always: it reads every run)
