@@ -10,8 +10,12 @@ to the row above, timed in alternation with the reference so both see the same m
   dropout 0.1, full precision on CPU;
 - sparse head: :func:`xltlib.models.masked_lm_loss` (the same loss, head on masked tokens only);
 - eager attention on CPU (what the build's training loops use there);
-- bf16 autocast (``PretrainSpec.bf16``);
-- no dropout (``PretrainSpec.dropout=0``; a change of recipe, not only of speed).
+- bf16 autocast (``PretrainSpec.bf16``): today's build;
+- three candidate speed-ups, not in the build (README, "Masked-LM pre-training step"):
+  batches of similar length (Hugging Face's ``group_by_length``: the same documents per
+  epoch, less padding), fused AdamW, and dropout masks drawn from numpy random bytes;
+  each changes the draw of the shipped encoder, so they wait for a change of recipe;
+- no dropout (``PretrainSpec.dropout=0``; a change of recipe, rejected), on today's build.
 
 Prints ms per step, reference ÷ row, and time ÷ floor, where the floor is the step's
 matmul FLOPs (6 × (tokens × non-embedding encoder weights + predicted tokens × LM-head
@@ -22,16 +26,90 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from typing import NamedTuple
 
+import numpy as np
 import torch
-from transformers import DataCollatorForLanguageModeling
+from transformers import AttentionInterface, DataCollatorForLanguageModeling
 
 from common import matmul_rate, paired_best_times
 from xltlib import profiles, synthetic
 from xltlib.models import _dropout, _eager_attention_on_cpu, _init_model, _shuffled_batch, _train_tokenizer, masked_lm_loss
 from xltlib.train import autocast_for
 
-VARIANTS = ("reference", "+ sparse head", "+ eager attention", "+ bf16 autocast", "+ no dropout")
+
+class Step(NamedTuple):
+    name: str
+    sparse_head: bool = True
+    eager_attention: bool = True
+    bf16: bool = True
+    length_grouped: bool = False
+    fused_adamw: bool = False
+    numpy_dropout: bool = False
+    dropout: float = 0.1
+
+
+STEPS = (
+    Step("reference", sparse_head=False, eager_attention=False, bf16=False),
+    Step("+ sparse head", eager_attention=False, bf16=False),
+    Step("+ eager attention", bf16=False),
+    Step("+ bf16 autocast (today's build)"),
+    Step("+ length-grouped batches (candidate)", length_grouped=True),
+    Step("+ fused AdamW (candidate)", length_grouped=True, fused_adamw=True),
+    Step("+ numpy dropout masks (candidate)", length_grouped=True, fused_adamw=True, numpy_dropout=True),
+    Step("today's build + no dropout (rejected)", dropout=0.0),
+)
+
+
+def length_grouped(batches: list[np.ndarray], lengths: np.ndarray) -> list[np.ndarray]:
+    """The same rows, regrouped into batches of similar length (one ``group_by_length`` megabatch), in shuffled order."""
+    rows = np.concatenate(batches)
+    grouped = rows[np.argsort(lengths[rows], kind="stable")].reshape(len(batches), -1)
+    return list(grouped[np.random.default_rng(0).permutation(len(batches))])
+
+
+class NumpyMaskDropout(torch.nn.Dropout):
+    """``nn.Dropout`` with masks from 16-bit numpy draws (PCG64 bytes): torch's CPU ``bernoulli_`` costs ~4 ns an element."""
+
+    def __init__(self, p: float, generator: np.random.Generator):
+        super().__init__(p)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        draws = np.frombuffer(self.generator.bytes(2 * x.numel()), dtype=np.uint16).reshape(x.shape)
+        return x * torch.from_numpy(draws >= round(self.p * 65536)).to(x.device) * (1.0 / (1.0 - self.p))
+
+
+def attention_dropping_through_module(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Transformers' eager attention, with attention weights dropped by the module's dropout layer (so by NumpyMaskDropout)."""
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = module.dropout(torch.nn.functional.softmax(weights, dim=-1))
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+AttentionInterface.register("numpy_dropout_eager", attention_dropping_through_module)
+
+
+@contextlib.contextmanager
+def numpy_dropout(model: torch.nn.Module, probability: float) -> contextlib.AbstractContextManager:
+    """Every dropout layer of ``model`` replaced by a NumpyMaskDropout inside the block (attention weights included)."""
+    generator = np.random.default_rng(0)
+    swapped = [(parent, name, child) for parent in list(model.modules()) for name, child in parent.named_children()
+               if isinstance(child, torch.nn.Dropout)]  # fmt: skip
+    kept_attention = model.config._attn_implementation
+    for parent, name, _ in swapped:
+        setattr(parent, name, NumpyMaskDropout(probability, generator))
+    model.set_attn_implementation("numpy_dropout_eager")
+    try:
+        yield
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+        model.set_attn_implementation(kept_attention)
 
 
 def main() -> None:
@@ -49,22 +127,26 @@ def main() -> None:
     ids = tokenizer([a for a, _ in documents], [b for _, b in documents], truncation=True)["input_ids"]
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=profile.pretraining.mask_probability, seed=0)
     batch_size = profile.pretraining.batch_size
-    batches = [{key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in _shuffled_batch(step, len(ids), batch_size, 0)]).items()}
-               for step in range(args.steps)]  # fmt: skip
+    shuffled = [_shuffled_batch(step, len(ids), batch_size, 0) for step in range(args.steps)]
+    row_orders = {False: shuffled, True: length_grouped(shuffled, np.array([len(row) for row in ids]))}
+    batches = {grouped: [{key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
+                         for rows in orders] for grouped, orders in row_orders.items()}  # fmt: skip
 
-    def trainer(variant: int):
+    def trainer(step: Step):
         model = _init_model(profile.encoder, len(tokenizer)).to(device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=step.fused_adamw)
 
         def run() -> None:
             with contextlib.ExitStack() as stack:
-                if variant >= 2:
+                if step.eager_attention:
                     stack.enter_context(_eager_attention_on_cpu(model, device))
-                if variant >= 4:
-                    stack.enter_context(_dropout(model, 0.0))
-                for batch in batches:
-                    with autocast_for(device, cpu_bf16=variant >= 3):
-                        loss = masked_lm_loss(model, batch) if variant >= 1 else model(**batch).loss
+                if step.numpy_dropout:
+                    stack.enter_context(numpy_dropout(model, step.dropout))
+                elif step.dropout != 0.1:
+                    stack.enter_context(_dropout(model, step.dropout))
+                for batch in batches[step.length_grouped]:
+                    with autocast_for(device, cpu_bf16=step.bf16):
+                        loss = masked_lm_loss(model, batch) if step.sparse_head else model(**batch).loss
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                     optimizer.step()
@@ -72,22 +154,24 @@ def main() -> None:
 
         return run, model
 
-    reference, model = trainer(0)
-    tokens = sum(int(batch["attention_mask"].sum()) for batch in batches) / len(batches)
-    predicted = sum(int((batch["labels"] != -100).sum()) for batch in batches) / len(batches)
+    reference, model = trainer(STEPS[0])
+    tokens = np.mean([int(batch["attention_mask"].sum()) for batch in batches[False]])
+    predicted = np.mean([int((batch["labels"] != -100).sum()) for batch in batches[False]])
+    padded = {grouped: np.mean([batch["input_ids"].numel() for batch in chosen]) for grouped, chosen in batches.items()}
     hidden, vocab = model.config.hidden_size, model.config.vocab_size
     encoder_weights = sum(p.numel() for n, p in model.roberta.named_parameters() if "embeddings" not in n)
     floor_flops = 6 * (tokens * encoder_weights + predicted * (hidden * hidden + hidden * vocab))
     rates = {False: matmul_rate(device, torch.float32), True: matmul_rate(device, torch.bfloat16)}
-    print(f"device={device} encoder {profile.encoder.num_layers}x{hidden} vocab {vocab} | batch {batch_size} docs, "
-          f"{tokens:.0f} real tokens, {predicted:.0f} predicted | matmul fp32 {rates[False] / 1e9:.0f} / bf16 {rates[True] / 1e9:.0f} GFLOP/s")  # fmt: skip
+    print(f"device={device} encoder {profile.encoder.num_layers}x{hidden} vocab {vocab} | batch {batch_size} docs, {tokens:.0f} real "
+          f"tokens (padded: {padded[False]:.0f}; length-grouped: {padded[True]:.0f}), {predicted:.0f} predicted | matmul fp32 "
+          f"{rates[False] / 1e9:.0f} / bf16 {rates[True] / 1e9:.0f} GFLOP/s")  # fmt: skip
     print("| step | ms per step | reference ÷ step | time ÷ floor |\n|---|---|---|---|")
-    for variant, name in enumerate(VARIANTS):
-        run, _ = trainer(variant)
-        t_reference, t_variant = paired_best_times(reference, run, device, repeats=3)
-        step = t_variant / args.steps
-        floor = floor_flops / rates[variant >= 3 or device.type == "cuda"]
-        print(f"| {name} | {step * 1e3:.1f} | {t_reference / t_variant:.2f} | {step / floor:.1f} |", flush=True)
+    for step in STEPS:
+        run, _ = trainer(step)
+        t_reference, t_step = paired_best_times(reference, run, device, repeats=3)
+        seconds = t_step / args.steps
+        floor = floor_flops / rates[step.bf16 or device.type == "cuda"]
+        print(f"| {step.name} | {seconds * 1e3:.1f} | {t_reference / t_step:.2f} | {seconds / floor:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
