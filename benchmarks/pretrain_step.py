@@ -4,14 +4,15 @@
 
 The default profile's encoder shape and real batches of its corpora (generated into
 ``--cache`` if absent; a tokenizer is trained on a slice of them). Each row adds one change
-to the row above, timed in alternation with the reference so both see the same machine load:
+to the row above (the last row, to today's build), timed in alternation with the reference
+so both see the same machine load:
 
 - reference: ``model(**batch).loss`` — the LM head on every token, SDPA attention, XLM-R's
   dropout 0.1, full precision on CPU;
 - sparse head: :func:`xltlib.models.masked_lm_loss` (the same loss, head on masked tokens only);
 - eager attention on CPU (what the build's training loops use there);
 - bf16 autocast (``PretrainSpec.bf16``): today's build;
-- three candidate speed-ups, not in the build (README, "Masked-LM pre-training step"):
+- three candidate speed-ups, not in the build (README, "Faster masked-LM steps"):
   batches of similar length (Hugging Face's ``group_by_length``: the same documents per
   epoch, less padding), fused AdamW, and dropout masks drawn from numpy random bytes;
   each changes the draw of the shipped encoder, so they wait for a change of recipe;
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -95,7 +97,7 @@ AttentionInterface.register("numpy_dropout_eager", attention_dropping_through_mo
 
 
 @contextlib.contextmanager
-def numpy_dropout(model: torch.nn.Module, probability: float) -> contextlib.AbstractContextManager:
+def numpy_dropout(model: torch.nn.Module, probability: float) -> Iterator[None]:
     """Every dropout layer of ``model`` replaced by a NumpyMaskDropout inside the block (attention weights included)."""
     generator = np.random.default_rng(0)
     swapped = [(parent, name, child) for parent in list(model.modules()) for name, child in parent.named_children()
