@@ -36,7 +36,7 @@ from transformers import AttentionInterface, DataCollatorForLanguageModeling
 
 from common import matmul_rate, paired_best_times
 from xltlib import profiles, synthetic
-from xltlib.models import _dropout, _eager_attention_on_cpu, _init_model, _shuffled_batch, _train_tokenizer, masked_lm_loss
+from xltlib.models import _dropout, _eager_attention_on_cpu, _init_model, _train_tokenizer, batch_schedule, masked_lm_loss
 from xltlib.train import autocast_for
 
 
@@ -129,7 +129,8 @@ def main() -> None:
     ids = tokenizer([a for a, _ in documents], [b for _, b in documents], truncation=True)["input_ids"]
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=profile.pretraining.mask_probability, seed=0)
     batch_size = profile.pretraining.batch_size
-    shuffled = [_shuffled_batch(step, len(ids), batch_size, 0) for step in range(args.steps)]
+    step_rows = batch_schedule(len(ids), batch_size, 0)
+    shuffled = [step_rows(step) for step in range(args.steps)]
     row_orders = {False: shuffled, True: length_grouped(shuffled, np.array([len(row) for row in ids]))}
     batches = {grouped: [{key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
                          for rows in orders] for grouped, orders in row_orders.items()}  # fmt: skip

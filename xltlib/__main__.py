@@ -17,7 +17,9 @@ log = logging.getLogger("xltlib")
 RUN_FLAGS = [
     ("--task", "task", str, "task name: xnli, pawsx, syn-nli or syn-paws"),
     ("--model", "model", str, "hub id (xlm-roberta-base) or local save_pretrained folder "
-     "(synthetic tasks: default the cached pre-trained synthetic encoder)"),
+     "(synthetic tasks: default the shipped synthetic encoder, see --draw)"),
+    ("--draw", "draw", int, "synthetic tasks: which shipped pre-training draw of the encoder (its masked-LM seed; "
+     "default: the first shipped)"),
     ("--method", "method", str, "training method: standard, pgd, freelb, rs_rp or rs_da (default: standard); "
      "its parameters follow as key=value"),
     ("--data-dir", "data_dir", str, "local XTREME-layout folder with {split}-{lang}.tsv "
@@ -118,13 +120,41 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from .profiles import ensure_encoder
+    from . import shipped
+    from .profiles import check_generated_data, default_draw, ensure_encoder
     from .synthetic import ensure_data
 
     profile = _synthetic_profile(args.quick)
-    path = ensure_encoder(profile, args.cache, _pretrain_device(args.device))
-    print(f"synthetic encoder: {path}")
-    print(f"synthetic data: {ensure_data(profile.data, args.cache)}")
+    if args.rebuild:
+        _rebuild(profile, args)
+        return
+    data_dir = ensure_data(profile.data, args.cache)
+    print(f"synthetic data: {data_dir}")
+    if profile.check is None:
+        print(f"synthetic encoder: {ensure_encoder(profile, args.cache, device=_pretrain_device(args.device))}")
+        return
+    check_generated_data(str(data_dir))
+    for draw in shipped.shipped_draws():
+        print(f"shipped encoder, draw {draw}: {ensure_encoder(profile, args.cache, draw)} (sha256 checked)")
+    print(f"runs use draw {default_draw(profile)} unless given --draw; `pretrain --rebuild` rebuilds the draws")
+
+
+def _rebuild(profile, args: argparse.Namespace) -> None:
+    """Rebuild the draws by the recipe's rule, then print their calibration beside the shipped draws'."""
+    from . import shipped
+    from .calibration import encoder_acceptance, side_by_side
+    from .profiles import build_encoder_set
+
+    if profile.check is None:
+        raise XltError("--rebuild rebuilds the default profile's shipped draws; the quick profile ships none")
+    out = Path(args.out or Path(args.cache) / "synthetic" / f"encoders-{profile.recipe_hash()[:12]}")
+    device = _pretrain_device(args.device)
+    build_encoder_set(out, profile, args.cache, device)
+    encoders = {f"rebuilt {draw}": {"model": str(shipped.draw_folder(out, draw))} for draw in shipped.shipped_draws(out)}
+    if out.resolve() != shipped.SHIPPED_ENCODERS:
+        encoders |= {f"shipped {draw}": {"draw": draw} for draw in shipped.shipped_draws()}
+    print(f"rebuilt set: {out}; calibrating it (standard runs, seeds 1-3, test files; runs in {args.runs})")
+    print(side_by_side(encoder_acceptance(encoders, (1, 2, 3), args.runs, args.cache, device)).to_string())
 
 
 def cmd_batch(args: argparse.Namespace) -> None:
@@ -176,9 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     pretrain = commands.add_parser(
-        "pretrain", help="generate the synthetic languages and pre-train their encoder (cached; once)"
+        "pretrain", help="generate the synthetic languages and check the shipped encoders (--rebuild: build them anew)"
     )
     pretrain.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    pretrain.add_argument("--rebuild", action="store_true", help="rebuild the shipped draws from the recipe (~40 min on "
+                          "2 CPU cores; resumable) and print their calibration beside the shipped draws'")
+    pretrain.add_argument("--out", help="--rebuild: folder of the rebuilt set (default: cache/synthetic/encoders-<recipe>); "
+                          "data/synthetic-encoders replaces the shipped set")
+    pretrain.add_argument("--runs", default="runs", help="--rebuild: runs folder of the calibration (default: runs)")
     _add_cache_flag(pretrain)
     pretrain.set_defaults(handler=cmd_pretrain)
 

@@ -10,9 +10,8 @@ chooses a setting.
 
 from __future__ import annotations
 
-import json
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +92,32 @@ def acceptance(summaries: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_record(encoder_dir: str | Path) -> dict[str, Any]:
-    """How the encoder in ``encoder_dir`` was built: seconds, masked-LM steps and the build check's attempts (if any)."""
-    report = json.loads((Path(encoder_dir) / "pretraining.json").read_text())
-    check = report.get("build_check", {})
-    return {
-        "masked-LM steps": report["pretraining"]["steps"],
-        "seconds": check.get("seconds", report["seconds"]),
-        "attempts": check.get("attempts", []),
-    }
+def encoder_acceptance(
+    encoders: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], runs_dir: str | Path, cache_dir: str | Path = "cache",
+    device: str | None = None, task_names: Sequence[str] = ("syn-nli", "syn-paws"),
+) -> pd.DataFrame:  # fmt: skip
+    """The acceptance figures of several synthetic encoders: tidy rows (encoder, task, figure, value, target, met).
+
+    ``encoders`` maps a label to the RunConfig fields that pick the encoder (``{"draw": 1}``
+    for a shipped draw, ``{"model": folder}`` for another). Each gets ``standard`` runs on
+    the test files with ``seeds`` (computed where missing in ``runs_dir``).
+    """
+    from .experiment import ensure_runs
+    from .profiles import synthetic_run_config
+
+    frames = []
+    for label, choice in encoders.items():
+        configs = [synthetic_run_config(task, cache_dir, device=device or "cpu", progress=False, seed=seed, **choice)
+                   for task in task_names for seed in seeds]  # fmt: skip
+        results = ensure_runs(configs, str(runs_dir), device)
+        distances = synthetic.language_distances(configs[0].data_dir)
+        summaries = {task: calibration_table(results, task, distances)[1] for task in task_names}
+        frames.append(acceptance(summaries).assign(encoder=label))
+    return pd.concat(frames, ignore_index=True)
+
+
+def side_by_side(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """(task, figure) × encoder table of ``value`` strings, each marked when its target is missed."""
+    cells = verdicts.assign(cell=verdicts["value"].map("{:.3f}".format) + np.where(verdicts["met"], "", " (NOT MET)"))
+    table = cells.pivot(index=["task", "figure"], columns="encoder", values="cell")
+    return table.reindex(columns=list(dict.fromkeys(verdicts["encoder"])))

@@ -19,7 +19,7 @@ POOLINGS = ("mean", "cls")
 PRETRAINED = "pretrained"
 """Method name of the alignment-only run of the encoder before fine-tuning (no training)."""
 ALIGNMENT_FIELDS = (
-    "task", "model", "max_seq_length", "src_lang", "tgt_langs", "data_dir", "profile", "align_pooling",
+    "task", "model", "draw", "max_seq_length", "src_lang", "tgt_langs", "data_dir", "profile", "align_pooling",
     "max_align_sentences",
 )  # fmt: skip
 """The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
@@ -37,6 +37,10 @@ class RunConfig:
         task: registered task name (``xnli``, ``pawsx``; see :mod:`xltlib.tasks`).
         model: Hugging Face encoder, a hub id (``xlm-roberta-base``) or a local folder
             saved with ``save_pretrained``. Local folders are stored as absolute paths.
+        draw: which pre-training draw of the synthetic profile's encoder ``model`` is (its
+            masked-LM seed; :mod:`xltlib.shipped`), so that the draw is a factor of the
+            analysis; ``None`` for every other model. Synthetic tasks only;
+            :func:`xltlib.profiles.synthetic_run_config` fills it in.
         method: training method (``standard``, ``pgd``, ``freelb``, ``rs_rp``, ``rs_da``; see
             :mod:`xltlib.robust`), or ``pretrained``
             for the alignment of the encoder before fine-tuning (see :meth:`pretrained`).
@@ -76,6 +80,7 @@ class RunConfig:
 
     task: str
     model: str
+    draw: int | None = None
     method: str = "standard"
     method_params: dict[str, Any] = field(default_factory=dict)
     learning_rate: float = 2e-5
@@ -123,6 +128,10 @@ class RunConfig:
         _check_choice("profile", self.profile, PROFILES)
         if self.profile != task.profile:
             raise XltError(f"task {task.name} belongs to profile {task.profile!r}, not {self.profile!r}")
+        if self.draw is not None:
+            _check_number("draw", self.draw, int, low=0)
+            if self.profile != "synthetic":
+                raise XltError(f"draw names a pre-training draw of the synthetic encoders; task {task.name} has none")
         object.__setattr__(self, "src_lang", self.src_lang or task.source_language)
         _check_choice("align_pooling", self.align_pooling, POOLINGS)
         _check_choice("src_lang", self.src_lang, task.languages)

@@ -31,7 +31,7 @@ from .errors import XltError
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
-    "run_id", "profile", "task", "model", "method", "seed",
+    "run_id", "profile", "task", "model", "draw", "method", "seed",
     "src_lang", "tgt_lang", "layer", "pooling", "metric", "value",
 ]  # fmt: skip
 METRICS_FILE = "metrics.parquet"
@@ -105,10 +105,20 @@ def env_info(device) -> dict[str, Any]:
         "packages": versions,
         "git_commit": git_commit(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; ``platform.processor()``, often just the architecture, elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
 
 
 def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFrame:
@@ -118,12 +128,13 @@ def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFram
         "profile": config.profile,
         "task": config.task,
         "model": config.model,
+        "draw": config.draw,
         "method": config.method,
         "seed": config.seed,
         "src_lang": config.src_lang,
     }
     frame = pd.DataFrame([{**base, "layer": None, "pooling": None, **row} for row in metrics], columns=RESULT_COLUMNS)
-    return frame.astype({"layer": "Int64", "pooling": "string", "seed": "int64", "value": "float64"})
+    return frame.astype({"draw": "Int64", "layer": "Int64", "pooling": "string", "seed": "int64", "value": "float64"})
 
 
 def is_complete(run_dir: Path) -> bool:

@@ -494,10 +494,11 @@ class DataSpec:
         return (BASE, *self.targets)
 
     def config_hash(self) -> str:
-        return _hash({"data": asdict(self), "generator": GENERATOR_VERSION})
+        return canonical_sha256({"data": asdict(self), "generator": GENERATOR_VERSION})
 
 
-def _hash(value) -> str:
+def canonical_sha256(value) -> str:
+    """sha256 of ``value``'s canonical JSON (sorted keys, no spaces): the same on every machine."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -723,6 +724,20 @@ def ensure_data(spec: DataSpec = DataSpec(), cache_dir: str | Path = "cache", pr
     """The generated data folder for ``spec`` under ``cache_dir``, generated on first use."""
     path = Path(cache_dir).resolve() / "synthetic" / f"data-{spec.config_hash()[:12]}"
     return build_once(path, lambda out: write_data(spec, out, progress))
+
+
+def data_sha256(data_dir: str | Path) -> str:
+    """sha256 over every file of a generated data folder (relative paths and contents, in path order).
+
+    The shipped encoders record it: their tokenizers and calibration belong to these exact
+    files, so generated data that differ (a changed generator) are caught before a run.
+    """
+    root = Path(data_dir)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def language_distances(data_dir: str | Path) -> dict[str, float]:
