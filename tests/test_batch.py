@@ -60,6 +60,13 @@ def test_calibration_reads_the_standard_runs_every_synthetic_task_has():
     assert batch.calibration_parameters([experiment("xnli", ["standard"], [1])], quick=False) is None
 
 
+def test_the_synthesis_reads_the_draws_the_experiments_ran_on():
+    study = [batch.Experiment("nli", "nli", {"task": "syn-nli"}),
+             batch.Experiment("paws", "paws", {"task": "syn-paws", "overrides": {"draw": 2, "learning_rate": 1e-3}})]  # fmt: skip
+    assert batch.experiment_draws(study, quick=True) == [0, 2]  # the quick profile's default draw is its masked-LM seed 0
+    assert batch.experiment_draws(study[:1], quick=True) == [0]
+
+
 def outputs(notebook_path: Path):
     notebook = nbformat.read(notebook_path, as_version=4)
     return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
@@ -77,6 +84,7 @@ def test_quick_batch_executes_chapters_and_reports_the_failure(built):
         assert sum("image/png" in o.get("data", {}) for o in chapter) >= figures, name
     assert saved_parameters(root, "calibration") == {"tasks": ["syn-nli", "syn-paws"], "seeds": [1], "quick": True,
                                                      "runs_dir": "runs-quick", "cache_dir": "cache"}  # fmt: skip
+    assert saved_parameters(root, "synthesis")["draws"] == [0]
     findings = outputs(root / batch.CHAPTERS / "synthesis.ipynb")[-1]["data"]["text/markdown"]
     assert "**syn-nli.**" in findings and "**syn-paws.**" in findings and "Seeds: 1" in findings
     broken = nbformat.read(root / batch.CHAPTERS / "broken.ipynb", as_version=4)

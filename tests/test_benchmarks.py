@@ -32,8 +32,8 @@ def test_calibration_reports_only_its_own_runs(tmp_path):
     cache, runs = tmp_path / "cache", tmp_path / "runs"
     two_seeds = calibrate(cache, runs, "--seeds", "1,2")
     assert table_row(two_seeds, "seeds") == ["2.000", "2.000"]
-    other_draw = calibrate(cache, runs, "--seeds", "1", "--eval-split", "dev", "--pretrain-seed", "1")
-    assert "dev files" in other_draw
+    other_draw = calibrate(cache, runs, "--seeds", "1", "--eval-split", "dev", "--draws", "1")
+    assert "syn-nli, draw 1" in other_draw and "dev files" in other_draw
     assert table_row(other_draw, "seeds") == ["1.000", "1.000"]  # the folder's earlier runs are left out
     assert len(list((cache / "synthetic").glob("encoder-*"))) == 2  # another masked-LM seed, another encoder
     assert len(list(runs.glob("syn-nli-standard-*"))) == 3  # that folder held three standard runs

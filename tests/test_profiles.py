@@ -3,15 +3,16 @@
 import json
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from xltlib import models, profiles, synthetic
+from xltlib import models, profiles, shipped, synthetic
 from xltlib.errors import XltError
 from xltlib.models import DetectionSpec, PretrainSpec, TinyXlmrSpec, pretrain_encoder
 from xltlib.runs import ensure_run
@@ -154,10 +155,11 @@ def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, d
     mlm = PretrainSpec(steps=20, batch_size=32, learning_rate=3e-3)
     stage = DetectionSpec(steps=150, batch_size=16, learning_rate=3e-3, held_out=200)
     first, second = (pretrain_encoder(tmp_path / name, corpus, TINY, mlm, progress=False, detection_pairs=detection_pairs,
-                                      detection=stage) for name in "ab")  # fmt: skip
+                                      stages=[stage]) for name in "ab")  # fmt: skip
     weights = [AutoModelForMaskedLM.from_pretrained(path).state_dict() for path in (first, second)]
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
-    report = json.loads((first / "pretraining.json").read_text())
+    [report] = json.loads((first / "pretraining.json").read_text())["stages"]
+    assert report["spec"] == asdict(stage)
     losses = report["detection_loss_every_100_steps"]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert 0 <= report["detection_held_out_recall"] <= 1 and 0 <= report["detection_held_out_false_positive_rate"] <= 1
@@ -167,7 +169,7 @@ def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, d
     assert all(0 <= recall <= 1 for recall in by_kind.values())
     assert min(by_kind.values()) <= report["detection_held_out_recall"] <= max(by_kind.values())
     without = pretrain_encoder(tmp_path / "c", corpus, TINY, mlm, progress=False)
-    assert "detection_loss_every_100_steps" not in json.loads((without / "pretraining.json").read_text())
+    assert json.loads((without / "pretraining.json").read_text())["stages"] == []
     assert not torch.equal(AutoModelForMaskedLM.from_pretrained(without).state_dict()["roberta.encoder.layer.0.attention.self.query.weight"],
                            weights[0]["roberta.encoder.layer.0.attention.self.query.weight"])  # fmt: skip
     assert AutoModelForSequenceClassification.from_pretrained(first, num_labels=2).config.hidden_dropout_prob == 0.0
@@ -185,8 +187,8 @@ def test_the_pair_objective_trains_the_encoder_and_reports_its_accuracy(document
     reports, weights = [], []
     for name, pair_weight in (("plain", 0.0), ("pair", 0.5), ("again", 0.5)):
         path = pretrain_encoder(tmp_path / name, corpus, TINY, mlm, progress=False, detection_pairs=detection_pairs,
-                                detection=DetectionSpec(steps=20, batch_size=16, held_out=200, pair_weight=pair_weight))  # fmt: skip
-        reports.append(json.loads((path / "pretraining.json").read_text()))
+                                stages=[DetectionSpec(steps=20, batch_size=16, held_out=200, pair_weight=pair_weight)])  # fmt: skip
+        reports.append(json.loads((path / "pretraining.json").read_text())["stages"][0])
         weights.append(AutoModelForMaskedLM.from_pretrained(path).state_dict()["roberta.encoder.layer.0.attention.self.query.weight"])
     assert "detection_held_out_pair_accuracy" not in reports[0]
     assert 0 <= reports[1]["detection_held_out_pair_accuracy"] <= 1 and reports[1] == {**reports[2], "seconds": reports[1]["seconds"]}
@@ -200,8 +202,8 @@ def test_an_unformed_detection_stage_is_reported(documents, detection_pairs, tmp
     stage = DetectionSpec(steps=2, batch_size=16, held_out=200)
     with caplog.at_level("WARNING", logger="xltlib.models"):
         path = pretrain_encoder(tmp_path / "u", corpus, TINY, PretrainSpec(steps=2, batch_size=32), progress=False,
-                                detection_pairs=detection_pairs, detection=stage)  # fmt: skip
-    recall = json.loads((path / "pretraining.json").read_text())["detection_held_out_recall"]
+                                detection_pairs=detection_pairs, stages=[stage])  # fmt: skip
+    recall = json.loads((path / "pretraining.json").read_text())["stages"][0]["detection_held_out_recall"]
     assert recall < 0.5 and "did not form" in caplog.text
 
 
@@ -209,8 +211,8 @@ def test_pairs_without_kinds_report_one_recall(documents, detection_pairs, tmp_p
     corpus = documents + [pair[:2] for pair in detection_pairs]
     path = pretrain_encoder(tmp_path / "k", corpus, TINY, PretrainSpec(steps=2, batch_size=32), progress=False,
                             detection_pairs=[pair[:4] for pair in detection_pairs],
-                            detection=DetectionSpec(steps=20, batch_size=16, held_out=200))  # fmt: skip
-    report = json.loads((path / "pretraining.json").read_text())
+                            stages=[DetectionSpec(steps=20, batch_size=16, held_out=200)])  # fmt: skip
+    [report] = json.loads((path / "pretraining.json").read_text())["stages"]
     assert report["detection_held_out_recall_by_kind"] == {"word": report["detection_held_out_recall"]}
 
 
@@ -228,28 +230,49 @@ def test_a_kind_of_word_the_stage_missed_is_reported(caplog):
 def test_detection_stage_with_too_few_pairs_fails_before_compute(documents, detection_pairs, tmp_path):
     with pytest.raises(XltError, match="more than 900 pairs"):
         pretrain_encoder(tmp_path / "x", documents, TINY, PretrainSpec(steps=1), progress=False,
-                         detection_pairs=detection_pairs, detection=DetectionSpec(steps=5, held_out=900))  # fmt: skip
+                         detection_pairs=detection_pairs, stages=[DetectionSpec(steps=5, held_out=900)])  # fmt: skip
     assert not (tmp_path / "x").exists()
 
 
-def test_a_further_stage_trains_a_copy_and_records_the_repair(documents, detection_pairs, tmp_path):
+def test_stages_run_in_order_after_the_masked_lm_and_a_stage_of_no_steps_is_skipped(documents, detection_pairs, tmp_path):
     corpus = documents + [pair[:2] for pair in detection_pairs]
-    built = pretrain_encoder(tmp_path / "built", corpus, TINY, PretrainSpec(steps=2, batch_size=32), progress=False,
-                             detection_pairs=detection_pairs, detection=DetectionSpec(steps=10, batch_size=16, held_out=200))  # fmt: skip
-    before = (built / "model.safetensors").read_bytes()
-    repair = DetectionSpec(steps=20, batch_size=16, held_out=200, pair_weight=0.5, seed=1)
-    first, second = (models.extend_detection_stage(built, tmp_path / name, detection_pairs, repair, progress=False) for name in "ab")
-    assert (built / "model.safetensors").read_bytes() == before
-    weights = [AutoModelForMaskedLM.from_pretrained(path).state_dict() for path in (built, first, second)]
-    name = "roberta.encoder.layer.0.attention.self.query.weight"
-    assert not torch.equal(weights[0][name], weights[1][name]) and torch.equal(weights[1][name], weights[2][name])
-    original, repaired = (json.loads((path / "pretraining.json").read_text()) for path in (built, first))
-    assert {key: value for key, value in repaired.items() if key != "repair"} == original
-    assert repaired["repair"]["detection"]["pair_weight"] == 0.5
-    assert 0 <= repaired["repair"]["detection_held_out_pair_accuracy"] <= 1
-    with pytest.raises(XltError, match="more than 900 pairs"):
-        models.extend_detection_stage(built, tmp_path / "x", detection_pairs, DetectionSpec(steps=5, held_out=900))
-    assert not (tmp_path / "x").exists()
+    mlm = PretrainSpec(steps=2, batch_size=32)
+    words = DetectionSpec(steps=10, batch_size=16, held_out=200)
+    sentence = DetectionSpec(steps=20, batch_size=16, held_out=200, pair_weight=0.5, seed=1)
+
+    def build(name, stages):
+        path = pretrain_encoder(tmp_path / name, corpus, TINY, mlm, progress=False, detection_pairs=detection_pairs, stages=stages)
+        return path, AutoModelForMaskedLM.from_pretrained(path).state_dict()["roberta.encoder.layer.0.attention.self.query.weight"]
+
+    one, one_weights = build("one", [words])
+    two, two_weights = build("two", [words, DetectionSpec(steps=0), sentence])
+    swapped, swapped_weights = build("swapped", [sentence, words])
+    assert not torch.equal(one_weights, two_weights) and not torch.equal(two_weights, swapped_weights)
+    reports = json.loads((two / "pretraining.json").read_text())["stages"]
+    assert [report["spec"] for report in reports] == [asdict(words), asdict(sentence)]
+    assert "detection_held_out_pair_accuracy" not in reports[0] and 0 <= reports[1]["detection_held_out_pair_accuracy"] <= 1
+    first_only = json.loads((one / "pretraining.json").read_text())["stages"][0]
+    assert first_only["detection_held_out_recall"] == reports[0]["detection_held_out_recall"]  # the first stage is the same
+
+
+def test_length_grouped_batches_hold_each_epochs_rows_once_with_less_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 60, size=1000).tolist()
+    plain, grouped = models.batch_schedule(1000, 32, 7), models.batch_schedule(1000, 32, 7, lengths)
+    steps = 1000 // 32
+    for schedule in (plain, grouped):
+        epoch = np.concatenate([schedule(step) for step in range(steps)])
+        assert len(set(epoch.tolist())) == len(epoch) == steps * 32  # full batches, no row twice in an epoch
+        assert not np.array_equal(epoch, np.concatenate([schedule(step) for step in range(steps, 2 * steps)]))  # reshuffled
+
+    def padding(schedule):
+        return sum(max(lengths[i] for i in schedule(step)) * 32 - sum(lengths[i] for i in schedule(step)) for step in range(steps))
+
+    assert padding(grouped) < 0.5 * padding(plain)
+    again = models.batch_schedule(1000, 32, 7, lengths)
+    assert all(np.array_equal(grouped(step), again(step)) for step in (0, steps + 3))  # fixed by the seed
+    with pytest.raises(XltError, match="group_by_length"):
+        PretrainSpec(group_by_length="yes")
 
 
 @pytest.fixture(scope="module")
@@ -259,99 +282,118 @@ def quick_cache(tmp_path_factory):
     return cache
 
 
-def test_encoder_is_cached_by_profile(quick_cache):
+def test_encoder_is_cached_by_profile_and_draw(quick_cache):
     profile = profiles.quick_synthetic_profile()
     path = profiles.encoder_path(profile, quick_cache)
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert profiles.ensure_encoder(profile, quick_cache, progress=False) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
-    longer = profiles.SyntheticProfile(profile.data, profile.encoder, PretrainSpec(steps=31, batch_size=32), profile.detection)
+    longer = replace(profile, pretraining=PretrainSpec(steps=31, batch_size=32))
     assert profiles.encoder_path(longer, quick_cache) != path
-    no_stage = profiles.SyntheticProfile(profile.data, profile.encoder, profile.pretraining, DetectionSpec())
-    assert profiles.encoder_path(no_stage, quick_cache) != path
-    assert profiles.encoder_path(_checked_quick_profile(), quick_cache) != path
-    assert profiles.encoder_path(_checked_quick_profile(draws=2), quick_cache) != profiles.encoder_path(_checked_quick_profile(), quick_cache)
-    assert "detection_held_out_recall" in json.loads((path / "pretraining.json").read_text())
+    assert profiles.encoder_path(profiles.without_detection_stage(profile), quick_cache) != path
+    assert profiles.encoder_path(profiles.with_draw(profile, 1), quick_cache) != path
+    assert json.loads((path / "pretraining.json").read_text())["stages"][0]["spec"] == asdict(profile.stages[0])
 
 
 def _checked_quick_profile(**check):
     quick = profiles.quick_synthetic_profile()
-    repair = DetectionSpec(steps=5, batch_size=16, held_out=50, pair_weight=0.5, seed=1)
-    return replace(quick, check=profiles.BuildCheck(repair=repair, **check))
+    sentence = DetectionSpec(steps=5, batch_size=16, held_out=50, pair_weight=0.5, seed=1)
+    return replace(quick, stages=(*quick.stages, sentence), check=profiles.BuildCheck(**check))
 
 
 def _weights(path):
     return AutoModelForMaskedLM.from_pretrained(path).state_dict()
 
 
-def test_a_passing_first_draw_is_the_unchecked_build(quick_cache, tmp_path):
-    profile = _checked_quick_profile(floor=0.0)
-    path = profiles.ensure_encoder(profile, tmp_path, progress=False)
-    assert path != profiles.encoder_path(profiles.quick_synthetic_profile(), tmp_path)
-    unchecked, checked = _weights(profiles.encoder_path(profiles.quick_synthetic_profile(), quick_cache)), _weights(path)
-    assert all(torch.equal(unchecked[name], checked[name]) for name in unchecked)
-    report = json.loads((path / "pretraining.json").read_text())["build_check"]
-    [attempt] = report["attempts"]
-    assert report["kept"] == 0 and attempt["masked_lm_seed"] == 0 and attempt["passed"] and not attempt["repaired"]
-    assert set(attempt["base_dev_accuracy"]) == {"syn-nli", "syn-paws"}
-    assert all(0 <= value <= 1 for value in attempt["base_dev_accuracy"].values())
-    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir() if p.name.startswith(("encoder", "."))) == [path.name]
-
-
-def test_a_failed_draw_is_repaired_when_its_stage_formed_and_redrawn_when_not(tmp_path, monkeypatch):
-    scores = {"seed-0": 0.3, "seed-1": 0.4, "seed-1-repaired": 0.85}
+def _scripted_check(monkeypatch, scores):
+    """Make the build check return ``scores[masked-LM seed]`` (a number for every task, or a dict) and record the seeds it saw."""
     checked = []
 
-    def scripted_check(encoder, data_dir, check, device="cpu"):
-        checked.append(Path(encoder).name)
-        return {task: scores[Path(encoder).name] for task in check.tasks}
+    def check(encoder, data_dir, check, device="cpu"):
+        seed = json.loads((Path(encoder) / "pretraining.json").read_text())["pretraining"]["seed"]
+        checked.append(seed)
+        score = scores[seed]
+        return score if isinstance(score, dict) else {task: score for task in check.tasks}
 
-    monkeypatch.setattr(profiles, "source_dev_accuracy", scripted_check)
-    monkeypatch.setattr(models, "stage_not_formed", lambda report: {} if report["pretraining"]["seed"] == 1 else {"overall": 0.0})
-    path = profiles.ensure_encoder(_checked_quick_profile(floor=0.8, draws=3), tmp_path, progress=False)
-    assert checked == ["seed-0", "seed-1", "seed-1-repaired"]  # seed 0's stage did not form: redrawn, not repaired
-    report = json.loads((path / "pretraining.json").read_text())
-    attempts = report["build_check"]["attempts"]
-    assert [(a["masked_lm_seed"], a["repaired"], a["passed"]) for a in attempts] == [(0, False, False), (1, False, False), (1, True, True)]
-    assert report["build_check"]["kept"] == 2 and report["pretraining"]["seed"] == 1 and "repair" in report
-    assert not (path / "draws").exists()
+    monkeypatch.setattr(profiles, "source_dev_accuracy", check)
+    return checked
+
+
+def test_the_set_ships_the_first_passing_draws_each_as_its_unchecked_build(quick_cache, tmp_path, monkeypatch):
+    checked = _scripted_check(monkeypatch, {0: 0.95, 1: 0.5, 2: 0.91, 3: 0.97, 4: 0.99})
+    profile = _checked_quick_profile(ship=3, max_draws=6)
+    out = profiles.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
+    assert checked == [0, 1, 2, 3]  # stops at the third passing draw
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["draws"]) == ["0", "2", "3"] and shipped.shipped_draws(out) == [0, 2, 3]
+    assert [(a["masked_lm_seed"], a["passed"]) for a in manifest["attempts"]] == [(0, True), (1, False), (2, True), (3, True)]
+    assert manifest["recipe_hash"] == profile.recipe_hash()
+    assert manifest["data_sha256"] == synthetic.data_sha256(synthetic.ensure_data(profile.data, quick_cache))
+    unchecked = profiles.ensure_encoder(replace(profile, check=None), tmp_path / "unchecked", draw=2, progress=False)
+    shipped_weights, built_weights = _weights(shipped.draw_folder(out, 2)), _weights(unchecked)
+    assert all(torch.equal(shipped_weights[name], built_weights[name]) for name in built_weights)
+    record = json.loads((shipped.draw_folder(out, 2) / "pretraining.json").read_text())
+    assert record["recipe_hash"] == profile.recipe_hash() and record["build_check"]["base_dev_accuracy"]["syn-nli"] == 0.91
+    assert {"device_name", "packages", "git_commit", "started"} <= set(record["environment"])
+    assert shipped.verified_encoder(3, profile.recipe_hash(), out) == shipped.draw_folder(out, 3)
+
+
+def test_an_interrupted_build_resumes_at_the_draw_it_was_building(tmp_path, monkeypatch):
+    checked = _scripted_check(monkeypatch, {0: 0.95, 1: 0.95})
+    profile = _checked_quick_profile(ship=2, max_draws=2)
+    built, original = [], models.pretrain_encoder
+
+    def crashing_second_draw(out, corpus, spec, pretraining, *args, **kwargs):
+        built.append(pretraining.seed)
+        if pretraining.seed == 1 and built.count(1) == 1:
+            raise KeyboardInterrupt
+        return original(out, corpus, spec, pretraining, *args, **kwargs)
+
+    monkeypatch.setattr(models, "pretrain_encoder", crashing_second_draw)
+    with pytest.raises(KeyboardInterrupt):
+        profiles.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
+    assert not (tmp_path / "set").exists()
+    profiles.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
+    assert built == [0, 1, 1] and checked == [0, 1]  # draw 0 was neither rebuilt nor checked again
+    assert shipped.shipped_draws(tmp_path / "set") == [0, 1]
 
 
 def test_a_draw_below_the_floor_on_one_task_fails_even_when_its_mean_clears_it(tmp_path, monkeypatch):
-    scores = {"seed-0": {"syn-nli": 0.85, "syn-paws": 0.97}, "seed-0-repaired": {"syn-nli": 0.97, "syn-paws": 0.99}}
-    monkeypatch.setattr(profiles, "source_dev_accuracy", lambda encoder, data_dir, check, device="cpu": scores[Path(encoder).name])
-    monkeypatch.setattr(models, "stage_not_formed", lambda report: {})
-    path = profiles.ensure_encoder(_checked_quick_profile(floor=0.9), tmp_path, progress=False)
-    attempts = json.loads((path / "pretraining.json").read_text())["build_check"]["attempts"]
-    assert [(a["repaired"], a["lowest"], a["passed"]) for a in attempts] == [(False, 0.85, False), (True, 0.97, True)]
+    _scripted_check(monkeypatch, {0: {"syn-nli": 0.85, "syn-paws": 0.97}, 1: {"syn-nli": 0.91, "syn-paws": 0.92}})
+    out = profiles.build_encoder_set(tmp_path / "set", _checked_quick_profile(floor=0.9, ship=1), tmp_path, progress=False)
+    attempts = json.loads((out / "manifest.json").read_text())["attempts"]
+    assert [(a["lowest"], a["passed"]) for a in attempts] == [(0.85, False), (0.91, True)]
 
 
-def test_a_build_that_never_passes_keeps_the_best_draw_and_warns(tmp_path, monkeypatch, caplog):
-    scores = {"seed-0": 0.5, "seed-1": 0.6}
-    monkeypatch.setattr(profiles, "source_dev_accuracy",
-                        lambda encoder, data_dir, check, device="cpu": {task: scores[Path(encoder).name] for task in check.tasks})
+def test_a_build_short_of_passing_draws_ships_what_passed_and_one_without_any_fails(tmp_path, monkeypatch, caplog):
+    _scripted_check(monkeypatch, {0: 0.5, 1: 0.95, 2: 0.6})
     with caplog.at_level("WARNING", logger="xltlib.profiles"):
-        path = profiles.ensure_encoder(_checked_quick_profile(floor=0.8, draws=2), tmp_path, progress=False)
-    report = json.loads((path / "pretraining.json").read_text())
-    assert report["build_check"]["kept"] == 1 and report["pretraining"]["seed"] == 1
-    assert "no build of the synthetic encoder passed the check (2 masked-LM seeds)" in caplog.text
+        out = profiles.build_encoder_set(tmp_path / "set", _checked_quick_profile(ship=2, max_draws=3), tmp_path, progress=False)
+    assert shipped.shipped_draws(out) == [1] and "only 1 of 3 masked-LM seeds passed" in caplog.text
+    _scripted_check(monkeypatch, {0: 0.5, 1: 0.6})
+    with pytest.raises(XltError, match="no draw of 2 passed the build check"):
+        profiles.build_encoder_set(tmp_path / "none", _checked_quick_profile(ship=1, max_draws=2), tmp_path / "c2", progress=False)
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(XltError, match="already exists"):
+        profiles.build_encoder_set(out, _checked_quick_profile(), tmp_path, progress=False)
+    with pytest.raises(XltError, match="no build rule"):
+        profiles.build_encoder_set(tmp_path / "x", profiles.quick_synthetic_profile(), tmp_path, progress=False)
 
 
 def test_bad_build_check_settings_fail_before_compute():
-    repair = DetectionSpec(steps=5, pair_weight=0.5)
     with pytest.raises(XltError, match="did you mean 'syn-nli'"):
-        profiles.BuildCheck(repair=repair, tasks=("syn-nly",))
+        profiles.BuildCheck(tasks=("syn-nly",))
     with pytest.raises(XltError, match="xnli is not a synthetic task"):
-        profiles.BuildCheck(repair=repair, tasks=("xnli",))
+        profiles.BuildCheck(tasks=("xnli",))
     with pytest.raises(XltError, match="BuildCheck.floor"):
-        profiles.BuildCheck(repair=repair, floor=1.5)
-    with pytest.raises(XltError, match="BuildCheck.draws"):
-        profiles.BuildCheck(repair=repair, draws=0)
-    with pytest.raises(XltError, match="pair_weight"):
-        profiles.BuildCheck(repair=DetectionSpec(steps=5))
+        profiles.BuildCheck(floor=1.5)
+    with pytest.raises(XltError, match="BuildCheck.ship"):
+        profiles.BuildCheck(ship=0)
+    with pytest.raises(XltError, match="BuildCheck.max_draws must be >= 3"):
+        profiles.BuildCheck(ship=3, max_draws=2)
 
 
-def test_a_default_encoder_below_its_calibrated_source_accuracy_is_flagged(quick_cache, tmp_path):
+def test_a_shipped_encoder_below_its_calibrated_source_accuracy_is_flagged(quick_cache, tmp_path):
     from xltlib.experiment import source_accuracy_warning
 
     def results(base_accuracy):
@@ -359,7 +401,7 @@ def test_a_default_encoder_below_its_calibrated_source_accuracy_is_flagged(quick
                              for method, shift in (("standard", 0.0), ("pgd", -0.02)) for seed in (1, 2, 3)
                              for lang, value in (("base", base_accuracy + shift + 0.01 * seed), ("a0", 0.5))])  # fmt: skip
 
-    default = str(profiles.encoder_path(profiles.default_synthetic_profile(), tmp_path))
+    default = str(shipped.draw_folder(shipped.SHIPPED_ENCODERS, 0))
     failing = source_accuracy_warning(results(0.68), default, "base")
     assert "0.700" in failing and "`base`" in failing  # the best method's mean: 0.68 + 0.02
     floor = profiles.SOURCE_ACCURACY_FLOOR
@@ -395,7 +437,7 @@ def test_own_model_and_data_keep_the_synthetic_fine_tuning_defaults(quick_cache,
         experiment_configs("syn-nli", ["standard"], [1], model=model, cache_dir=str(empty_cache), data_dir=data_dir)[0],
     ]
     for config in configs:
-        assert (config.model, config.data_dir) == (model, data_dir)
+        assert (config.model, config.data_dir, config.draw) == (model, data_dir, None)
         assert {key: getattr(config, key) for key in profiles.SYNTHETIC_FINETUNING} == profiles.SYNTHETIC_FINETUNING
     assert configs[0] == configs[1]
     assert not empty_cache.exists()  # neither data nor encoder was built for a run that brings its own
@@ -404,8 +446,9 @@ def test_own_model_and_data_keep_the_synthetic_fine_tuning_defaults(quick_cache,
 @pytest.mark.parametrize("task", ["syn-nli", "syn-paws"])
 def test_synthetic_run_evaluates_and_aligns_every_language(quick_cache, tmp_path, task):
     config = profiles.synthetic_run_config(task, quick_cache, profiles.quick_synthetic_profile(), progress=False)
-    assert config.profile == "synthetic" and config.src_lang == "base" and config.eval_split == "test"
+    assert config.profile == "synthetic" and config.src_lang == "base" and config.eval_split == "test" and config.draw == 0
     results = ensure_run(config, tmp_path)
+    assert (results["draw"] == 0).all()
     languages = set(synthetic.language_distances(config.data_dir))
     accuracy = results[results["metric"] == "accuracy"]
     mixed = {f"{a}|{b}" for a in languages for b in languages if a != b}  # the generalized setting
@@ -414,6 +457,19 @@ def test_synthetic_run_evaluates_and_aligns_every_language(quick_cache, tmp_path
     assert set(alignment["tgt_lang"]) == languages - {"base"}
     pretrained = pd.concat([pd.read_parquet(p) for p in tmp_path.glob(f"{task}-pretrained-*/metrics.parquet")])
     assert set(pretrained["tgt_lang"]) == languages - {"base"}
+
+
+def test_a_run_names_its_draw_and_the_draw_names_its_encoder(quick_cache, tmp_path):
+    quick = profiles.quick_synthetic_profile()
+    first = profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False)
+    second = profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=1)
+    assert (first.draw, second.draw) == (0, 1) and first.run_id() != second.run_id()
+    assert second.model == str(profiles.encoder_path(profiles.with_draw(quick, 1), quick_cache))
+    assert Path(second.model, "model.safetensors").is_file() and first.pretrained().draw == 0
+    with pytest.raises(XltError, match="cannot be combined with model"):
+        profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=1, model=first.model)
+    with pytest.raises(XltError, match="draw must be >= 0"):
+        profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=-1)
 
 
 def test_cli_runs_a_synthetic_task_without_model_or_data(quick_cache, tmp_path):

@@ -189,6 +189,8 @@ def run_batch(
         _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
                  {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
     synthesis = {"runs_dir": runs_dir, "profile": profile}
+    if profile == "synthetic":
+        synthesis["draws"] = experiment_draws(experiments, quick)
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
              True, kernel)  # fmt: skip  (always: it reads every run)
     write_toc(root, experiments, manifest, calibration=calibration is not None)
@@ -215,6 +217,19 @@ def calibration_parameters(experiments: list[Experiment], quick: bool) -> dict[s
         return None
     shared = sorted(set.intersection(*seeds_by_task.values()))
     return {"tasks": sorted(seeds_by_task), "seeds": shared, "quick": quick} if shared else None
+
+
+def experiment_draws(experiments: list[Experiment], quick: bool) -> list[int]:
+    """The pre-training draws the experiments' synthetic runs use: each one's ``overrides['draw']``, else the profile's default.
+
+    The synthesis reads only these, so the calibration chapter's runs on the other draws
+    are never pooled with the experiments' (runs with their own ``model`` have no draw and
+    are always read).
+    """
+    from .profiles import default_draw, default_synthetic_profile, quick_synthetic_profile
+
+    default = default_draw(quick_synthetic_profile() if quick else default_synthetic_profile())
+    return sorted({(experiment.parameters.get("overrides") or {}).get("draw", default) for experiment in experiments})
 
 
 def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -> None:

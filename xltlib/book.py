@@ -68,6 +68,8 @@ def ensure_mathjax(root: Path = REPO) -> Path:
 
 def write_reproducibility(root: Path = REPO, runs_dir: str = "runs") -> Path:
     """``book/reproducibility.md``: versions, the batch's chapters, the runs behind them, how to rerun."""
+    import pandas as pd
+
     from .runs import git_commit, load_results
 
     manifest = read_manifest(root)
@@ -83,8 +85,9 @@ def write_reproducibility(root: Path = REPO, runs_dir: str = "runs") -> Path:
         for name, entry in manifest.items()
     ]
     results = load_results(root / runs_dir)
-    runs = results.drop_duplicates("run_id")[["run_id", "task", "method", "seed"]].sort_values("run_id")
-    run_rows = [f"| `{row.run_id}` | {row.task} | {row.method} | {row.seed} |" for row in runs.itertuples()]
+    runs = results.drop_duplicates("run_id")[["run_id", "task", "draw", "method", "seed"]].sort_values("run_id")
+    run_rows = [f"| `{row.run_id}` | {row.task} | {'' if pd.isna(row.draw) else row.draw} | {row.method} | {row.seed} |"
+                for row in runs.itertuples()]  # fmt: skip
     text = f"""# Reproducibility
 
 Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from commit `{git_commit() or 'unknown'}`
@@ -95,6 +98,8 @@ on {platform.platform()} with Python {platform.python_version()}.
 | package | version |
 |---|---|
 {chr(10).join(versions)}
+
+{_encoders_line()}
 
 ## Chapters of this build
 
@@ -107,9 +112,9 @@ on {platform.platform()} with Python {platform.python_version()}.
 Every number in the book comes from these runs, in `{runs_dir}/<run id>/` (`config.json`
 holds the full configuration; the id ends with the first 12 hex digits of its sha256).
 
-| run id | task | method | seed |
-|---|---|---|---|
-{chr(10).join(run_rows) or '| (none) | | | |'}
+| run id | task | draw | method | seed |
+|---|---|---|---|---|
+{chr(10).join(run_rows) or '| (none) | | | | |'}
 
 ## Rerunning
 
@@ -122,6 +127,19 @@ holds the full configuration; the id ends with the first 12 hex digits of its sh
     path = root / "book" / "reproducibility.md"
     path.write_text(text)
     return path
+
+
+def _encoders_line() -> str:
+    """Which shipped synthetic encoders the synthetic runs fine-tuned (README, "Shipped encoders")."""
+    from . import shipped
+
+    try:
+        manifest = shipped.read_manifest()
+    except XltError:
+        return "The shipped synthetic encoders are missing from this checkout."
+    return (f"Synthetic runs fine-tune the shipped encoders of `{shipped.SHIPPED_ENCODERS.relative_to(REPO)}` (recipe "
+            f"`{manifest['recipe_hash'][:12]}`, draws {', '.join(map(str, shipped.shipped_draws()))}; their sha256 is "
+            "checked before every run).")
 
 
 def build_book(root: Path = REPO) -> Path:

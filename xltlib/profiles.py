@@ -348,6 +348,7 @@ def synthetic_run_config(
     data_dir = own_data or str(synthetic.ensure_data(profile.data, cache_dir, progress))
     if own_model is None:
         draw = default_draw(profile) if overrides.get("draw") is None else overrides["draw"]
+        _check_number("draw", draw, int, low=0)
         if profile.check is not None:  # shipped: checked now, before the config
             overrides["model"] = str(ensure_encoder(profile, cache_dir, draw))
             if own_data is None:

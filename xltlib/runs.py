@@ -285,4 +285,4 @@ def load_results(runs_dir: str | Path = "runs") -> pd.DataFrame:
     frames = [pd.read_parquet(path) for path in sorted(Path(runs_dir).glob(f"*/{METRICS_FILE}"))]
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)  # runs older than a column lack it
