@@ -15,7 +15,7 @@ copies. Base dev data only.
 
 The profile's encoder after its detection stage keeps a masked-LM head that was not trained
 with it, so by default this probes the profile's masked-LM encoder *before* that stage
-(built and cached apart on first use; the README's figures are of the earlier profile's
+(built and cached apart on first use; the design notes' figures are of the earlier profile's
 2,000-step masked-LM encoder).
 
     python benchmarks/copy_probe.py --cache cache                  # the profile's masked-LM encoder

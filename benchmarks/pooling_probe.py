@@ -7,7 +7,7 @@ mean or the max over tokens, and reports base dev accuracy and the recall of eac
 If a pooling over all tokens learned neutral pairs where `<s>` does not, the signal would
 be present and only badly routed.
 
-    python benchmarks/pooling_probe.py --cache cache --steps 125 625 --mlm-only   # the README's table
+    python benchmarks/pooling_probe.py --cache cache --steps 125 625 --mlm-only   # the design notes' table
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ SYNTHESIS = "synthesis"
 CALIBRATION = "calibration"
 CALIBRATION_TITLE = "The synthetic benchmark: calibration"
 FRONT_PAGES = ("book/intro", "book/methods")
-BACK_PAGES = ("book/reproducibility",)
+BACK_PAGES = ("book/design-notes", "book/speed", "book/reproducibility")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 

@@ -283,7 +283,7 @@ class DetectionSpec:
     which segments hold a new word (neither, the second, the first, both). Why: the word-level
     stage can form (held-out recall 0.96) while ``<s>`` never learns to gather its verdicts,
     and then fine-tuning, which reads ``<s>``, stalls at the 0.66 that negation alone gives
-    (README, "How robust the profile is"). The default profile runs such a ``<s>`` stage
+    (book, design notes, "How robust the profile is"). The default profile runs such a ``<s>`` stage
     after the word-level one on every draw (:func:`xltlib.profiles.default_synthetic_profile`).
 
     Attributes:
@@ -396,7 +396,7 @@ def warn_if_bf16_is_emulated(device: torch.device, *specs: PretrainSpec | Detect
     wanted = device.type == "cpu" and any(spec.bf16 and spec.steps for spec in specs)
     if wanted and not cpu_has_native_bf16():
         log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX), so the build's bf16 autocast is emulated: "
-                    "expect it to take several times longer than the README's timings")  # fmt: skip
+                    "expect it to take several times longer than the book's speed chapter")  # fmt: skip
 
 
 def cpu_has_native_bf16() -> bool:
@@ -431,11 +431,11 @@ def _warn_if_not_formed(stage: dict) -> None:
     missed = _not_formed(stage)
     if "overall" in missed:
         log.warning("the detection stage did not form: held-out recall of new words %.2f < %.2f; fine-tuning "
-                    "will hardly compare the two segments (README: 'Why the change-detection stage')",
+                    "will hardly compare the two segments (book, design notes: 'Why the change-detection stage')",
                     missed["overall"], DETECTION_FORMED_RECALL)  # fmt: skip
     elif missed:
         log.warning("the detection stage did not form for %s (held-out recall %s < %.2f): fine-tuning will hardly "
-                    "notice a change of these words (README: 'Why no verb synonyms')", ", ".join(missed),
+                    "notice a change of these words (book, design notes: 'Why no verb synonyms')", ", ".join(missed),
                     ", ".join(f"{recall:.2f}" for recall in missed.values()), DETECTION_FORMED_RECALL)  # fmt: skip
 
 

@@ -34,7 +34,7 @@ SOURCE_ACCURACY_FLOOR = 0.90
 
 The issue's calibration target. Pre-training fails for some draws, and which ones depends
 even on float rounding; failed draws fine-tune to 0.64–0.79 on ``base`` dev with standard
-fine-tuning (README, "How robust the profile is"). The build rule (:class:`BuildCheck`)
+fine-tuning (book, design notes, "How robust the profile is"). The build rule (:class:`BuildCheck`)
 ships only draws that reach it, and the experiment chapters warn when no method reaches
 it all the same.
 """
@@ -55,7 +55,7 @@ class BuildCheck:
         seed: the check's fine-tuning seed.
         floor: ``base`` dev accuracy that every task of ``tasks`` must reach, by default the
             study's :data:`SOURCE_ACCURACY_FLOOR` (per task: a mean of 0.80 over the tasks once
-            let a draw through at 0.851 / 0.949 that fine-tuned unevenly; README, "The build
+            let a draw through at 0.851 / 0.949 that fine-tuned unevenly; book, design notes, "The build
             check's floor").
         ship: draws to ship (at least three let the study treat the pre-training draw as a
             source of variance, as MultiBERTs does for BERT).
@@ -109,7 +109,7 @@ class SyntheticProfile:
 def default_synthetic_profile() -> SyntheticProfile:
     """The study's encoders: 10,000 masked-LM steps, the word-level stage, then the ``<s>`` stage, on every draw.
 
-    Settings chosen on ``base`` dev only (README, "How robust the profile is"): 8,000–10,000
+    Settings chosen on ``base`` dev only (book, design notes, "How robust the profile is"): 8,000–10,000
     steps cleared every target there, and the ``<s>`` stage on every draw makes a draw that
     passes the check fine-tune evenly across seeds.
     """

@@ -33,7 +33,7 @@ from .synonyms import SYNONYMS_HELP, SynonymTable
 
 # Defaults of eps / sigma / rate: the strongest setting of `benchmarks/robust_sweep.py` that
 # kept base-language dev accuracy within 2 points of `standard` on both synthetic tasks
-# (seeds 1-2); the README has the table.
+# (seeds 1-2); the book's design notes have the table.
 
 if TYPE_CHECKING:
     from .config import RunConfig

@@ -105,7 +105,7 @@ class GrammarSpec:
             ``adjective``). Not verbs by default: with verb synonyms the synthetic encoder never
             learned to tell a verb's synonym from another verb (the detection stage's recall of
             changed verbs stayed 0.00 after 3,000 steps; 0.92 without them), so a hypothesis
-            with another verb was recognised as neutral 2–6% of the time (README, "Why no
+            with another verb was recognised as neutral 2–6% of the time (book, design notes, "Why no
             verb synonyms").
         seed: seeds the lexicon, the class assignment and the anchor ranking.
     """
@@ -620,7 +620,7 @@ def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = B
     Why: the pair tasks hinge on whether a word of one segment is stated in the other, and
     one label per pair does not teach that comparison to a small encoder — fine-tuned on
     10k pairs, ``syn-nli`` stalls at the 0.67 that the negation word alone gives. A label on
-    every word does (measurements in the README, "Why the change-detection stage"). Several
+    every word does (measurements in the book's design notes, "Why the change-detection stage"). Several
     changes per pair make the signal dense, as ELECTRA's 15% replaced tokens do: with one
     change in half of the pairs the comparison formed late or not at all, depending on the
     seed.
