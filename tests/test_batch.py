@@ -19,7 +19,8 @@ EXPERIMENTS = {
     "experiments": {
         "nli": {"title": "Quick NLI", "parameters": {"task": "syn-nli", "methods": ["standard", "rs_rp"], "seeds": [1]}},
         "broken": {"title": "Broken on purpose",
-                   "parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"eps": -1}}}},
+                   # a value only RunConfig checks: the file is valid, the chapter's notebook fails
+                   "parameters": {"task": "syn-nli", "methods": ["pgd"], "overrides": {"batch_size": 0}}},
         "paws": {"title": "Quick PAWS", "parameters": {"task": "syn-paws", "methods": ["standard"], "seeds": [1]}},
     },
 }  # fmt: skip
@@ -77,7 +78,7 @@ def test_quick_batch_executes_chapters_and_reports_the_failure(built):
     root, manifest, index = built
     assert {name: entry["status"] for name, entry in manifest.items()} == {
         "nli": "ok", "broken": "failed", "paws": "ok", "calibration": "ok", "synthesis": "ok"}  # fmt: skip
-    assert "eps must be > 0" in manifest["broken"]["error"]
+    assert "batch_size must be >= 1" in manifest["broken"]["error"]
     for name, figures in (("nli", 3), ("paws", 3), ("calibration", 1), ("synthesis", 4)):
         chapter = outputs(root / batch.CHAPTERS / f"{name}.ipynb")
         assert not [o for o in chapter if o.output_type == "error"], name
@@ -205,3 +206,29 @@ def test_cli_lists_the_book_commands():
     done = subprocess.run([".venv/bin/python" if (REPO / ".venv").exists() else "python", "-m", "xltlib", "--help"],
                           cwd=REPO, capture_output=True, text=True)  # fmt: skip
     assert all(command in done.stdout for command in ("batch", "book", "study"))
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"profil": "synthetic", "experiments": {"x": {}}}, "unknown key 'profil' in the experiments file.*did you mean 'profile'"),
+    ({"experiments": {"x": {"parameter": {"task": "syn-nli"}}}}, "unknown key 'parameter' in .* at experiments.x.*did you mean 'parameters'"),
+    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "overrides": {"learning_rat": 1e-3}}}}},
+     "experiment 'x': overrides has 'learning_rat'.*did you mean 'learning_rate'"),
+    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"epss": 0.1}}}}}},
+     "experiment 'x': method 'pgd' has no parameter 'epss'.*did you mean 'eps'"),
+    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pdg": {}}}}}},
+     "method_params names 'pdg'.*did you mean 'pgd'"),
+    ({"experiments": {"x": {"parameters": {"task": "syn-nil"}}}}, "unknown task 'syn-nil'.*did you mean 'syn-nli'"),
+    ({"profile": "real", "experiments": {"x": {}}}, "profile: Input should be 'synthetic' or 'xtreme'"),
+    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"eps": -1}}}}}},
+     "experiment 'x': method 'pgd': eps must be > 0"),
+])  # fmt: skip
+def test_a_misspelt_key_at_any_level_names_itself_before_any_run(tmp_path, monkeypatch, document, message):
+    def no_execution(*args, **kwargs):
+        raise AssertionError("a notebook was executed before the experiments file was checked")
+
+    monkeypatch.setattr(batch, "execute", no_execution)
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(XltError, match=message) as raised:
+        batch.run_batch(path, root=tmp_path)
+    assert str(path) in str(raised.value)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from .errors import XltError, did_you_mean
+from .experiments_file import RESERVED_NAMES, read_experiments_file
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,10 @@ SYNTHESIS_NOTEBOOK = Path("notebooks/synthesis.ipynb")
 CALIBRATION_NOTEBOOK = Path("notebooks/calibration.ipynb")
 CHAPTERS = Path("book/chapters")
 MANIFEST = CHAPTERS / "manifest.json"
-SYNTHESIS = "synthesis"
-CALIBRATION = "calibration"
+SYNTHESIS, CALIBRATION = RESERVED_NAMES
 CALIBRATION_TITLE = "The synthetic benchmark: calibration"
 FRONT_PAGES = ("book/intro", "book/methods")
 BACK_PAGES = ("book/design-notes", "book/speed", "book/reproducibility")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
@@ -53,31 +51,14 @@ class Experiment:
 
 
 def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
-    """The profile and experiments of an experiments file, checked against the notebook's parameters."""
+    """The profile and experiments of an experiments file, every key checked before anything runs."""
     path = Path(path)
     if not path.is_file():
         known = sorted(p.name for p in (REPO / "notebooks" / "experiments").glob("*.yaml"))
         raise XltError(f"experiments file {path} not found; the project's are notebooks/experiments/{{{','.join(known)}}}")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise XltError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("experiments"), dict) or not document["experiments"]:
-        raise XltError(f"{path} must have a non-empty 'experiments:' mapping of name → {{title, parameters}}")
-    accepted = notebook_parameters(REPO / EXPERIMENT_NOTEBOOK)
-    experiments = []
-    for name, spec in document["experiments"].items():
-        if not isinstance(name, str) or not _NAME.match(name) or name in (SYNTHESIS, CALIBRATION):
-            raise XltError(f"{path}: experiment name {name!r} must be lower-case letters, digits and '-' "
-                           f"(not {SYNTHESIS!r} or {CALIBRATION!r})")
-        spec = spec or {}
-        parameters = dict(spec.get("parameters") or {})
-        for key in parameters:
-            if key not in accepted:
-                raise XltError(f"{path}: experiment {name!r} has parameter {key!r}, which the notebook does not take"
-                               f"{did_you_mean(key, accepted)}; it takes: {', '.join(accepted)}")  # fmt: skip
-        experiments.append(Experiment(name, str(spec.get("title") or name), parameters))
-    return str(document.get("profile", "")), experiments
+    parsed = read_experiments_file(path, notebook_parameters(REPO / EXPERIMENT_NOTEBOOK))
+    experiments = [Experiment(name, spec.title or name, dict(spec.parameters)) for name, spec in parsed.experiments.items()]
+    return parsed.profile or "", experiments
 
 
 def notebook_parameters(notebook: Path) -> list[str]:
