@@ -91,3 +91,17 @@ def test_pretrained_run_is_shared_by_every_fine_tuning_run_of_a_model_and_task()
     for changed in ({"model": "xlm-roberta-large"}, {"align_pooling": "cls"}, {"max_align_sentences": 100},
                     {"max_seq_length": 64}, {"tgt_langs": ("de",)}):  # fmt: skip
         assert make(**{"tgt_langs": ("de", "fr"), **changed}).pretrained().run_id() != pretrained.run_id()
+
+
+def test_importing_the_config_loads_no_torch():
+    check = "import sys, xltlib.config; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_method_has_its_parameters_model_and_no_other():
+    from xltlib import robust
+    from xltlib.method_params import METHOD_PARAMS
+
+    assert set(METHOD_PARAMS) == set(robust.METHODS)
+    assert all(robust.METHODS[name].Params is METHOD_PARAMS[name] for name in METHOD_PARAMS)

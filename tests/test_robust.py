@@ -258,6 +258,9 @@ def test_method_names_and_parameters_are_validated():
         make_method("rs_da", {"rate": 1.5})
     assert make_method("pgd", {"perturb_layer": "none", "steps": "2"}).params.steps == 2
     assert make_method("rs_rp", {"perturb_layer": "3"}).params.perturb_layer == 3
+    assert make_method("pgd", {"adversarial_only": "yes"}).params.adversarial_only is True
+    with pytest.raises(XltError, match=r"pgd.steps: .*integer.*\(got 2.5\)"):
+        make_method("pgd", {"steps": 2.5})
 
 
 def test_method_parameters_are_in_the_run_hash_and_checked_before_compute(tiny, tmp_path, monkeypatch):

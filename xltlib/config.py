@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import robust, tasks
+from . import tasks
 from .errors import XltError, did_you_mean
+from .method_params import normalize_params
 
 PROFILES = ("xtreme", "synthetic")
 EVAL_SPLITS = ("dev", "test")
@@ -143,7 +144,7 @@ class RunConfig:
             if self.method_params:
                 raise XltError(f"method {PRETRAINED!r} trains nothing and takes no method_params")
         else:
-            object.__setattr__(self, "method_params", robust.normalize_params(self.method, self.method_params))
+            object.__setattr__(self, "method_params", normalize_params(self.method, self.method_params))
         object.__setattr__(self, "model", _absolute_if_local(self.model))
         for name in ("data_dir", "train_file"):
             path = getattr(self, name)
@@ -162,6 +163,8 @@ class RunConfig:
                 "English training set (pass --train-file, or drop --data-dir to use the hub)"
             )
         if self.method != PRETRAINED:
+            from . import robust  # the method's own checks (files, layers) need the method, and torch
+
             robust.make_method(self.method, self.method_params).check(self)
 
     @classmethod

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import XltError, did_you_mean
+from .method_params import params_class, validated_params
 
 RESERVED_NAMES = ("synthesis", "calibration")  # chapters the batch writes itself
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -102,7 +103,7 @@ def read_experiments_file(path: Path, notebook_parameters: list[str]) -> Experim
 
 def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None:
     """The registries' part: task, methods, each method's parameters, and the RunConfig fields overridden."""
-    from . import robust, tasks
+    from . import tasks
     from .config import RunConfig
 
     try:
@@ -110,11 +111,11 @@ def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None
             tasks.get_task(parameters["task"])
         methods = list(parameters.get("methods") or [])
         for method in methods:
-            robust.method_class(method)
+            params_class(method)
         for method, params in (parameters.get("method_params") or {}).items():
             if method not in methods:
                 raise XltError(f"method_params names {method!r}, which is not in methods{did_you_mean(method, methods)}")
-            robust.normalize_params(method, params or {})
+            validated_params(method, params or {})
         fields = list(RunConfig.__dataclass_fields__)
         for key in parameters.get("overrides") or {}:
             if key not in fields:

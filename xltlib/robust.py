@@ -16,10 +16,7 @@ the same for a 128-wide synthetic encoder and for XLM-R large.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,12 +25,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 
 from .batches import SynonymAugmentedPairs, TokenizedPairs, TrainingData
-from .errors import XltError, did_you_mean, unknown
+from .errors import XltError, unknown
+from .method_params import (
+    FreeLBParams,
+    MethodParams,
+    PGDParams,
+    RandomPerturbationParams,
+    SynonymAugmentationParams,
+    validated_params,
+)
 from .synonyms import SYNONYMS_HELP, SynonymTable
-
-# Defaults of eps / sigma / rate: the strongest setting of `benchmarks/robust_sweep.py` that
-# kept base-language dev accuracy within 2 points of `standard` on both synthetic tasks
-# (seeds 1-2); the book's design notes have the table.
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -57,15 +58,13 @@ class ModelCall:
 
 
 class TrainingMethod:
-    """Base class: a named method with a validated ``Params`` dataclass."""
+    """Base class: a named method and its parameters' model (:mod:`xltlib.method_params`)."""
 
     name: ClassVar[str]
 
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        """No parameters."""
+    Params = MethodParams
 
-    def __init__(self, params: Params):
+    def __init__(self, params: MethodParams):
         self.params = params
 
     def backward(self, call: ModelCall, batch: Batch, scale: float) -> torch.Tensor:
@@ -211,12 +210,6 @@ def check_perturb_layer(layer: int | None, model: str) -> None:
         raise XltError(f"perturb_layer={layer} but {model} has {layers} layers (0…{layers - 1})")
 
 
-def _check_range(name: str, value: float, low: float = 0.0, high: float | None = None, low_open: bool = True) -> None:
-    if not math.isfinite(value) or (value <= low if low_open else value < low) or (high is not None and value > high):
-        bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-
-
 # ---------------------------------------------------------------------------------------
 # The methods.
 
@@ -231,34 +224,7 @@ class PGD(TrainingMethod):
 
     name = "pgd"
 
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        """
-        Attributes:
-            steps: ascent steps K.
-            eps: radius of each token's ball, relative to the mean token norm at the site.
-            alpha: ascent step size per token, relative like ``eps``.
-            norm: ``l2`` (each token's δ in an L2 ball) or ``linf`` (every coordinate
-                within ``eps/√d``, the same per-coordinate scale).
-            adv_weight: λ in ``clean + λ · adversarial``.
-            adversarial_only: train on λ · adversarial loss alone (no clean pass).
-            perturb_layer: ``None`` for the input embeddings, else the encoder layer whose output is perturbed.
-        """
-
-        steps: int = 3
-        eps: float = 0.002
-        alpha: float = 0.001
-        norm: Norm = "l2"
-        adv_weight: float = 1.0
-        adversarial_only: bool = False
-        perturb_layer: int | None = None
-
-        def __post_init__(self):
-            if self.steps < 1:
-                raise ValueError(f"steps must be >= 1, got {self.steps}")
-            _check_range("eps", self.eps)
-            _check_range("alpha", self.alpha)
-            _check_range("adv_weight", self.adv_weight)
+    Params = PGDParams
 
     def check(self, config: RunConfig) -> None:
         check_perturb_layer(self.params.perturb_layer, config.model)
@@ -299,27 +265,7 @@ class FreeLB(TrainingMethod):
 
     name = "freelb"
 
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        """
-        Attributes:
-            steps: ascent steps K (each costs one standard step).
-            eps: per-example bound on δ's root-mean-square token norm (relative); 0: unbounded.
-            alpha: ascent step, in the same units.
-            init_mag: initial δ drawn uniformly with per-coordinate bound ``init_mag/√d``; 0: start at 0.
-        """
-
-        steps: int = 3
-        eps: float = 0.01
-        alpha: float = 0.005
-        init_mag: float = 0.005
-
-        def __post_init__(self):
-            if self.steps < 1:
-                raise ValueError(f"steps must be >= 1, got {self.steps}")
-            _check_range("eps", self.eps, low_open=False)
-            _check_range("alpha", self.alpha)
-            _check_range("init_mag", self.init_mag, low_open=False)
+    Params = FreeLBParams
 
     @staticmethod
     def _example_norms(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -361,27 +307,7 @@ class RandomPerturbation(TrainingMethod):
 
     name = "rs_rp"
 
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        """
-        Attributes:
-            sigma: noise size relative to the mean token norm: a Gaussian with per-coordinate
-                sd ``sigma/√d`` (so each token's noise has RMS norm ``sigma``), or uniform in
-                each token's L2 ball of radius ``sigma``.
-            distribution: ``gaussian`` or ``ball``.
-            eval_copies: noisy copies per test input for the smoothed vote; 0: plain prediction.
-            perturb_layer: ``None`` for the input embeddings, else the encoder layer whose output is perturbed.
-        """
-
-        sigma: float = 0.3
-        distribution: Literal["gaussian", "ball"] = "gaussian"
-        eval_copies: int = 0
-        perturb_layer: int | None = None
-
-        def __post_init__(self):
-            _check_range("sigma", self.sigma)
-            if self.eval_copies < 0:
-                raise ValueError(f"eval_copies must be >= 0, got {self.eval_copies}")
+    Params = RandomPerturbationParams
 
     def check(self, config: RunConfig) -> None:
         check_perturb_layer(self.params.perturb_layer, config.model)
@@ -434,22 +360,7 @@ class SynonymAugmentation(Standard):
 
     name = "rs_da"
 
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        """
-        Attributes:
-            rate: probability that a word with synonyms is replaced.
-            synonyms_file: JSON ``word → [synonyms]`` (the counter-fitted neighbours format);
-                empty: the profile's own table, ``{data_dir}/synonyms-base.json``.
-        """
-
-        rate: float = 0.6
-        synonyms_file: str = ""
-
-        def __post_init__(self):
-            _check_range("rate", self.rate, high=1.0)
-            if self.synonyms_file:  # absolute, so the run's hash names one file
-                object.__setattr__(self, "synonyms_file", str(Path(self.synonyms_file).resolve()))
+    Params = SynonymAugmentationParams
 
     def synonyms_path(self, config: RunConfig) -> Path:
         if self.params.synonyms_file:
@@ -480,57 +391,7 @@ def method_class(name: str) -> type[TrainingMethod]:
     return METHODS[name]
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Turn a CLI string (``eps=0.1``) into the field's declared type."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) is typing.Literal:
-        choices = typing.get_args(annotation)
-        if value not in choices:
-            raise XltError(f"{where} must be one of {choices}, got {value!r}{did_you_mean(value, choices)}")
-        return value
-    if annotation is bool:
-        if isinstance(value, str):
-            lowered = value.lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise XltError(f"{where} must be true or false, got {value!r}")
-            return lowered in ("true", "1", "yes")
-        return bool(value)
-    if annotation in (int, float):
-        try:
-            number = annotation(value)
-        except (TypeError, ValueError):
-            raise XltError(f"{where} must be {annotation.__name__}, got {value!r}") from None
-        if annotation is int and isinstance(value, float) and not value.is_integer():
-            raise XltError(f"{where} must be int, got {value!r}")
-        return number
-    return value
-
-
-def normalize_params(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``raw`` against method ``name``'s Params; return every field, defaults filled.
-
-    Filling defaults makes ``pgd`` and ``pgd eps=<default>`` the same run (same hash).
-    """
-    params_cls = method_class(name).Params
-    hints = typing.get_type_hints(params_cls)
-    fields = {f.name for f in dataclasses.fields(params_cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in fields:
-            choices = sorted(fields)
-            takes = f"takes: {', '.join(choices)}" if choices else "takes no parameters"
-            raise XltError(f"method {name!r} has no parameter {key!r}{did_you_mean(key, choices)}; it {takes}")
-        kwargs[key] = _coerce(value, hints[key], f"{name}.{key}")
-    try:
-        return dataclasses.asdict(params_cls(**kwargs))
-    except (TypeError, ValueError) as error:
-        raise XltError(f"method {name!r}: {error}") from None
-
-
 def make_method(name: str, params: Mapping[str, Any]) -> TrainingMethod:
     """Instantiate method ``name`` with validated parameters."""
     cls = method_class(name)
-    return cls(cls.Params(**normalize_params(name, params)))
+    return cls(validated_params(name, params))
