@@ -60,8 +60,7 @@ def _validate(model: type[BaseModel], values: Any, path: Path, where: str, prefi
         location = prefix + tuple(first["loc"])
         if first["type"] == "extra_forbidden":
             key = str(location[-1])
-            allowed = _allowed_keys(location[:-1])
-            allowed = allowed if allowed is not None else list(model.model_fields)
+            allowed = _allowed_keys(location[:-1]) or list(model.model_fields)
             raise XltError(f"{path}: unknown key {key!r} in {where}{_place(location[:-1])}{did_you_mean(key, allowed)}; "
                            f"allowed: {', '.join(allowed)}") from None  # fmt: skip
         raise XltError(f"{path}: {where}{_place(location)}: {first['msg']}") from None

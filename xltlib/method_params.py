@@ -29,6 +29,7 @@ def _none_word(value: Any) -> Any:
 
 
 PerturbLayer = Annotated[int | None, BeforeValidator(_none_word)]
+Norm = Literal["l2", "linf"]
 
 
 def check_range(name: str, value: float, low: float = 0.0, high: float | None = None, low_open: bool = True) -> None:
@@ -67,7 +68,7 @@ class PGDParams(MethodParams):
     steps: int = 3
     eps: float = 0.002
     alpha: float = 0.001
-    norm: Literal["l2", "linf"] = "l2"
+    norm: Norm = "l2"
     adv_weight: float = 1.0
     adversarial_only: bool = False
     perturb_layer: PerturbLayer = None

@@ -20,18 +20,20 @@ import math
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from .batches import SynonymAugmentedPairs, TokenizedPairs, TrainingData
-from .errors import XltError, unknown
+from .errors import XltError
 from .method_params import (
     FreeLBParams,
     MethodParams,
+    Norm,
     PGDParams,
     RandomPerturbationParams,
     SynonymAugmentationParams,
+    params_class,
     validated_params,
 )
 from .synonyms import SYNONYMS_HELP, SynonymTable
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
 Batch = dict[str, torch.Tensor]
 Predictor = Callable[["ModelCall", Batch], torch.Tensor]
 """``predict(call, batch)`` → predicted class ids ``[batch]``."""
-Norm = Literal["l2", "linf"]
 
 
 class ModelCall:
@@ -386,8 +387,7 @@ METHODS: dict[str, type[TrainingMethod]] = {
 
 def method_class(name: str) -> type[TrainingMethod]:
     """The registered class of method ``name``; unknown names get a "did you mean"."""
-    if name not in METHODS:
-        raise unknown("method", name, METHODS)
+    params_class(name)  # the parameters' registry has the same names and says "did you mean"
     return METHODS[name]
 
 
