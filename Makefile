@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
 	# MathJax for the offline book, from the npm registry (checked against its sha512).
-	$(PY) -c "from xltlib.book import ensure_mathjax; ensure_mathjax()"
+	$(PY) -c "from xltlib.report.book import ensure_mathjax; ensure_mathjax()"
 	touch $@
 
 study: setup  # the default study is offline: never wait on hub retries

@@ -20,9 +20,9 @@ import argparse
 
 import numpy as np
 import torch
-
 from common import best_time, matmul_rate, paired_best_times
-from xltlib import align
+
+from xltlib.evaluation import kernels
 
 
 def faiss_knn(x: np.ndarray, y: np.ndarray, k: int):
@@ -97,18 +97,18 @@ def main() -> None:
             print(" | ".join(cells))
             return ours_t
 
-        cosine_t = row("retrieval cosine", lambda: align.retrieval_accuracy(x, y, "cosine"),
+        cosine_t = row("retrieval cosine", lambda: kernels.retrieval_accuracy(x, y, "cosine"),
                        "faiss IndexFlatIP k=1", lambda: faiss_cosine(x_hat, y_hat), retrieval_floor)  # fmt: skip
         if n <= 30000 and not args.no_reference:
-            row("retrieval cosine", lambda: align.retrieval_accuracy(x, y, "cosine"),
+            row("retrieval cosine", lambda: kernels.retrieval_accuracy(x, y, "cosine"),
                 "numpy full matrix", lambda: numpy_cosine(x_hat, y_hat), retrieval_floor)  # fmt: skip
-        margin_t = row("retrieval margin", lambda: align.retrieval_accuracy(x, y, "margin"),
+        margin_t = row("retrieval margin", lambda: kernels.retrieval_accuracy(x, y, "margin"),
                        "faiss 2×k=4 + rescoring", lambda: faiss_margin(x_hat, y_hat), retrieval_floor)  # fmt: skip
         print(f"{n:,} | margin ÷ cosine (ours) = {margin_t / cosine_t:.2f}")
         gram = (lambda: gram_cka(x.float(), y.float())) if n <= args.gram_max else None
-        row("linear CKA", lambda: align.linear_cka(x, y), "Gram-matrix CKA", gram, 6 * n * args.dim**2 / rate)
-        row("debiased CKA", lambda: align.linear_cka(x, y, debiased=True), floor=6 * n * args.dim**2 / rate)
-        row("cosine gap", lambda: align.cosine_gap(x, y))
+        row("linear CKA", lambda: kernels.linear_cka(x, y), "Gram-matrix CKA", gram, 6 * n * args.dim**2 / rate)
+        row("debiased CKA", lambda: kernels.linear_cka(x, y, debiased=True), floor=6 * n * args.dim**2 / rate)
+        row("cosine gap", lambda: kernels.cosine_gap(x, y))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ so both see the same machine load:
 
 - reference: ``model(**batch).loss`` — the LM head on every token, SDPA attention, XLM-R's
   dropout 0.1, full precision on CPU;
-- sparse head: :func:`xltlib.models.masked_lm_loss` (the same loss, head on masked tokens only);
+- sparse head: :func:`xltlib.synthetic.pretraining.masked_lm_loss` (the same loss, head on masked tokens only);
 - eager attention on CPU (what the build's training loops use there);
 - bf16 autocast (``PretrainSpec.bf16``);
 - batches of similar length (``PretrainSpec.group_by_length``, Hugging Face's
@@ -33,12 +33,14 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from common import matmul_rate, paired_best_times
 from transformers import AttentionInterface, DataCollatorForLanguageModeling
 
-from common import matmul_rate, paired_best_times
-from xltlib import profiles, synthetic
-from xltlib.models import _dropout, _eager_attention_on_cpu, _init_model, _train_tokenizer, batch_schedule, masked_lm_loss
-from xltlib.train import autocast_for
+from xltlib.data import generated
+from xltlib.models import autocast_for, init_model, train_tokenizer
+from xltlib.synthetic import recipe
+from xltlib.synthetic.pretraining import _dropout, eager_attention_on_cpu, masked_lm_loss
+from xltlib.training import StepPlan
 
 
 class Step(NamedTuple):
@@ -122,28 +124,28 @@ def main() -> None:
     parser.add_argument("--cache", default="cache")
     args = parser.parse_args()
     device = torch.device(args.device)
-    profile = profiles.default_synthetic_profile()
-    data_dir = synthetic.ensure_data(profile.data, args.cache)
-    documents = [tuple(line.split("\t")) for recipe in profile.data.recipes
-                 for line in (data_dir / f"mono-{recipe.code}.tsv").read_text(encoding="utf-8").splitlines()[:4000]]  # fmt: skip
-    tokenizer = _train_tokenizer([text for document in documents for text in document], profile.encoder)
+    profile = recipe.default_synthetic_profile()
+    data_dir = generated.ensure_data(profile.data, args.cache)
+    documents = [tuple(line.split("\t")) for language in profile.data.recipes
+                 for line in (data_dir / f"mono-{language.code}.tsv").read_text(encoding="utf-8").splitlines()[:4000]]  # fmt: skip
+    tokenizer = train_tokenizer([text for document in documents for text in document], profile.encoder)
     ids = tokenizer([a for a, _ in documents], [b for _, b in documents], truncation=True)["input_ids"]
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=profile.pretraining.mask_probability, seed=0)
     batch_size = profile.pretraining.batch_size
-    step_rows = batch_schedule(len(ids), batch_size, 0)
-    shuffled = [step_rows(step) for step in range(args.steps)]
+    plan = StepPlan(len(ids), batch_size, 0, steps=args.steps, drop_last=True)
+    shuffled = [plan.micro_batches(step)[0] for step in range(args.steps)]
     row_orders = {False: shuffled, True: length_grouped(shuffled, np.array([len(row) for row in ids]))}
     batches = {grouped: [{key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
                          for rows in orders] for grouped, orders in row_orders.items()}  # fmt: skip
 
     def trainer(step: Step):
-        model = _init_model(profile.encoder, len(tokenizer)).to(device).train()
+        model = init_model(profile.encoder, len(tokenizer)).to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=step.fused_adamw)
 
         def run() -> None:
             with contextlib.ExitStack() as stack:
                 if step.eager_attention:
-                    stack.enter_context(_eager_attention_on_cpu(model, device))
+                    stack.enter_context(eager_attention_on_cpu(model, device))
                 if step.numpy_dropout:
                     stack.enter_context(numpy_dropout(model, step.dropout))
                 elif step.dropout != 0.1:

@@ -3,7 +3,7 @@
     python benchmarks/robust_step.py                               # synthetic encoder shape, CPU
     python benchmarks/robust_step.py --shape base --device cuda    # xlm-roberta-base shape, bf16
 
-Every method runs the real step of :mod:`xltlib.train` (its training data, its backward,
+Every method runs the real step of :mod:`xltlib.training` (its training data, its backward,
 clipping, AdamW) on the same synthetic base-language pairs, same batch size and length,
 random weights. Steps of all methods are timed in alternation (so they share the
 machine's load), and the median per method is divided by the standard step's median.
@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from common import sync
 from transformers import AutoModelForSequenceClassification, XLMRobertaConfig
 
-from common import sync
-from xltlib import synthetic
 from xltlib.config import RunConfig
-from xltlib.models import build_tiny_xlmr, load_classifier
-from xltlib.profiles import default_synthetic_profile
-from xltlib.robust import ModelCall, make_method
-from xltlib.train import _train_step, autocast_for, make_optimizer
+from xltlib.data import generated, languages
+from xltlib.methods import make_method
+from xltlib.methods.base import ModelCall
+from xltlib.models import autocast_for, build_tiny_xlmr, load_classifier
+from xltlib.synthetic.recipe import default_synthetic_profile
+from xltlib.training import OptimizerSettings, accumulate_gradients, make_optimizer
 
 SHAPES = {  # hidden, layers, heads, intermediate (synthetic: the profile's default encoder)
     "base": (768, 12, 12, 3072),
@@ -51,15 +52,15 @@ def predicted_ratio(method: str, params: dict) -> float:
 
 def pairs_frame(n: int, words: int) -> pd.DataFrame:
     """Base-language sentence pairs of about ``words`` words per side (place phrase and adjectives on)."""
-    spec = synthetic.DataSpec()
-    lexicon = synthetic.build_lexicon(spec.grammar, spec.recipes)
+    spec = generated.DataSpec()
+    lexicon = languages.build_lexicon(spec.grammar, spec.recipes)
     rng = np.random.default_rng(0)
 
     def sentence() -> str:
         text = []
         while len(text) < words:
-            frame = synthetic.sample_frame(lexicon, rng, adjective_rate=1.0, place_rate=1.0)
-            text += synthetic.render(frame, lexicon, synthetic.BASE, rng).split()
+            frame = languages.sample_frame(lexicon, rng, adjective_rate=1.0, place_rate=1.0)
+            text += languages.render(frame, lexicon, languages.BASE, rng).split()
         return " ".join(text[:words])
 
     return pd.DataFrame({"text_a": [sentence() for _ in range(n)], "text_b": [sentence() for _ in range(n)],
@@ -94,8 +95,8 @@ def main() -> None:
     encoder = default_synthetic_profile().encoder
     tokenizer_dir = build_tiny_xlmr(Path(tempfile.mkdtemp()) / "enc", [*frame.text_a, *frame.text_b], encoder)
     synonyms = Path(tempfile.mkdtemp()) / "synonyms.json"
-    lexicon = synthetic.build_lexicon(synthetic.DataSpec().grammar, synthetic.DataSpec().recipes)
-    synonyms.write_text(pd.Series(synthetic.synonym_table(lexicon)).to_json())
+    lexicon = languages.build_lexicon(generated.DataSpec().grammar, generated.DataSpec().recipes)
+    synonyms.write_text(pd.Series(generated.synonym_table(lexicon)).to_json())
 
     torch.manual_seed(0)
     model, tokenizer = build_model(args.shape, tokenizer_dir, device)
@@ -116,12 +117,15 @@ def main() -> None:
                            batch_size=args.batch_size, max_seq_length=2 * args.words + 4)  # fmt: skip
         method = make_method(name, config.method_params)
         data = method.training_data(frame, tokenizer, config, device)
-        optimizer = make_optimizer(model, config)
+        optimizer = make_optimizer(model, OptimizerSettings.of_run(config))
         rows = np.arange(args.batch_size)
 
         def step(method=method, data=data, optimizer=optimizer, counter=[0]):
             counter[0] += 1
-            _train_step(method, call, data, [rows], counter[0], device)
+            def backward(micro, step, weight):
+                return method.backward(call, data.batch(micro, step), scale=weight)
+
+            accumulate_gradients(backward, [rows], counter[0], device)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -5,7 +5,7 @@
 
 Random weights at the real shapes (timing does not need trained weights), full-length
 sequences (no padding) so FLOPs are exact. Prints, from one run:
-- ours ÷ plain: a step of our real loop (:func:`xltlib.train.fit`: collation and dynamic
+- ours ÷ plain: a step of our real loop (:func:`xltlib.training.fit`: collation and dynamic
   padding, method object, schedule, deferred loss checks, fused AdamW on CUDA) against a
   bare ``loss.backward(); clip; optimizer.step()`` loop on pre-built device tensors with
   the same precision (bf16 autocast on CUDA);
@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 import torch
+from common import matmul_rate, sync
 from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizer
 
-from common import matmul_rate, sync
-from xltlib.batches import TokenizedPairs
 from xltlib.config import RunConfig
-from xltlib.train import autocast_for, fit
+from xltlib.data.batches import TokenizedPairs
+from xltlib.models import autocast_for
+from xltlib.training import fit
 
 SHAPES = {  # hidden, layers, heads, intermediate
     "tiny": (64, 2, 2, 128),

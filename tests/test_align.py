@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from xltlib import align
+from xltlib.config import POOLINGS
+from xltlib.evaluation import alignment, kernels
 from xltlib.models import load_encoder
 
 # ---- float64 references: the textbook formulas with full N×N matrices ----
@@ -82,84 +83,84 @@ def f32(a):
 def test_parallel_cosine_and_gap_match_reference(pair):
     x, y = pair
     sim = ref_cosine_matrix(x, y)
-    assert align.parallel_cosine(f32(x), f32(y)) == pytest.approx(np.diag(sim).mean(), rel=1e-5, abs=1e-6)
-    assert align.cosine_gap(f32(x), f32(y)) == pytest.approx(ref_cosine_gap(x, y), rel=1e-5, abs=1e-6)
+    assert kernels.parallel_cosine(f32(x), f32(y)) == pytest.approx(np.diag(sim).mean(), rel=1e-5, abs=1e-6)
+    assert kernels.cosine_gap(f32(x), f32(y)) == pytest.approx(ref_cosine_gap(x, y), rel=1e-5, abs=1e-6)
 
 
-@pytest.mark.parametrize("scoring", align.SCORINGS)
+@pytest.mark.parametrize("scoring", kernels.SCORINGS)
 @pytest.mark.parametrize("tile", [None, (7, 11), (300, 3)])
 def test_retrieval_matches_reference_in_both_directions(pair, scoring, tile):
     x, y = pair
-    forward, backward = align.retrieval_accuracy_both(torch.tensor(f32(x)), torch.tensor(f32(y)), scoring, tile=tile)
+    forward, backward = kernels.retrieval_accuracy_both(torch.tensor(f32(x)), torch.tensor(f32(y)), scoring, tile=tile)
     assert forward == pytest.approx(ref_retrieval(x, y, scoring))
     assert backward == pytest.approx(ref_retrieval(y, x, scoring))
-    assert align.retrieval_accuracy(f32(x), f32(y), scoring, tile=tile) == forward
+    assert kernels.retrieval_accuracy(f32(x), f32(y), scoring, tile=tile) == forward
     assert 0.05 < forward < 1  # the inputs make a non-trivial test
 
 
 @pytest.mark.parametrize("debiased", [False, True])
 def test_cka_matches_gram_matrix_reference(pair, debiased):
     x, y = pair
-    assert align.linear_cka(f32(x), f32(y), debiased) == pytest.approx(ref_cka(x, y, debiased), rel=1e-5)
+    assert kernels.linear_cka(f32(x), f32(y), debiased) == pytest.approx(ref_cka(x, y, debiased), rel=1e-5)
 
 
 def test_cka_handles_different_widths():
     rng = np.random.default_rng()
     x, y = rng.standard_normal((100, 16)), rng.standard_normal((100, 40))
-    assert align.linear_cka(f32(x), f32(y)) == pytest.approx(ref_cka(x, y, False), rel=1e-5)
+    assert kernels.linear_cka(f32(x), f32(y)) == pytest.approx(ref_cka(x, y, False), rel=1e-5)
 
 
 def test_identical_inputs_retrieve_everything_and_have_cka_one(pair):
     x = f32(pair[0])
-    for scoring in align.SCORINGS:
-        assert align.retrieval_accuracy_both(x, x, scoring) == (1.0, 1.0)
-    assert align.linear_cka(x, x) == pytest.approx(1.0, rel=1e-5)
-    assert align.linear_cka(x, x, debiased=True) == pytest.approx(1.0, rel=1e-5)
+    for scoring in kernels.SCORINGS:
+        assert kernels.retrieval_accuracy_both(x, x, scoring) == (1.0, 1.0)
+    assert kernels.linear_cka(x, x) == pytest.approx(1.0, rel=1e-5)
+    assert kernels.linear_cka(x, x, debiased=True) == pytest.approx(1.0, rel=1e-5)
 
 
 def test_cosine_gap_of_identical_inputs_is_one_minus_mean_off_diagonal(pair):
     x = pair[0]
     sim = ref_cosine_matrix(x, x)
     expected = 1 - sim[~np.eye(len(x), dtype=bool)].mean()
-    assert align.cosine_gap(f32(x), f32(x)) == pytest.approx(expected, rel=1e-5)
+    assert kernels.cosine_gap(f32(x), f32(x)) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("debiased", [False, True])
 def test_cka_is_invariant_to_rotation_and_isotropic_scaling(pair, debiased):
     x, y = pair
     q, _ = np.linalg.qr(np.random.default_rng().standard_normal((48, 48)))
-    base = align.linear_cka(f32(x), f32(y), debiased)
-    assert align.linear_cka(f32(x @ q * 7.5), f32(y), debiased) == pytest.approx(base, rel=1e-4)
+    base = kernels.linear_cka(f32(x), f32(y), debiased)
+    assert kernels.linear_cka(f32(x @ q * 7.5), f32(y), debiased) == pytest.approx(base, rel=1e-4)
 
 
 def test_permuted_targets_drop_retrieval_to_chance():
     rng = np.random.default_rng()
     x = rng.standard_normal((2000, 32)).astype(np.float32)
     y = x + 0.1 * rng.standard_normal(x.shape).astype(np.float32)
-    assert align.retrieval_accuracy(x, y) > 0.99
+    assert kernels.retrieval_accuracy(x, y) > 0.99
     shuffled = y[rng.permutation(len(y))]
-    for scoring in align.SCORINGS:
-        assert align.retrieval_accuracy(x, shuffled, scoring) < 0.01  # chance is 1/2000
+    for scoring in kernels.SCORINGS:
+        assert kernels.retrieval_accuracy(x, shuffled, scoring) < 0.01  # chance is 1/2000
 
 
 def test_low_precision_inputs_accumulate_in_float32(pair):
     x, y = (torch.tensor(f32(a)).to(torch.bfloat16) for a in pair)
-    assert align.linear_cka(x, y) == pytest.approx(ref_cka(*pair, False), rel=2e-2)
-    assert align.parallel_cosine(x, y) == pytest.approx(np.diag(ref_cosine_matrix(*pair)).mean(), rel=2e-2)
+    assert kernels.linear_cka(x, y) == pytest.approx(ref_cka(*pair, False), rel=2e-2)
+    assert kernels.parallel_cosine(x, y) == pytest.approx(np.diag(ref_cosine_matrix(*pair)).mean(), rel=2e-2)
 
 
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="row-aligned"):
-        align.cosine_gap(np.ones((3, 4)), np.ones((4, 4)))
+        kernels.cosine_gap(np.ones((3, 4)), np.ones((4, 4)))
     with pytest.raises(Exception, match="did you mean 'margin'"):
-        align.retrieval_accuracy(np.eye(3), np.eye(3), scoring="margn")
+        kernels.retrieval_accuracy(np.eye(3), np.eye(3), scoring="margn")
 
 
 def test_metric_rows_are_flat_and_named():
     rng = np.random.default_rng(0)
     src = torch.tensor(rng.standard_normal((3, 50, 8)), dtype=torch.float32)
-    rows = align.alignment_metrics(src, src, layers=[0, 6, 12], pooling="cls")
-    assert {row["metric"] for row in rows} == set(align.METRICS)
+    rows = alignment.alignment_metrics(src, src, layers=[0, 6, 12], pooling="cls")
+    assert {row["metric"] for row in rows} == set(alignment.METRICS)
     assert {row["layer"] for row in rows} == {0, 6, 12} and {row["pooling"] for row in rows} == {"cls"}
     assert all(row["value"] == pytest.approx(1.0, rel=1e-5) for row in rows if row["metric"] != "cosine_gap")
 
@@ -171,15 +172,15 @@ def encoder(tiny_xlmr):
     return model, tokenizer, corpus
 
 
-@pytest.mark.parametrize("pooling", align.POOLINGS)
+@pytest.mark.parametrize("pooling", POOLINGS)
 def test_encode_excludes_padding_and_keeps_input_order(encoder, pooling):
     model, tokenizer, corpus = encoder
     sentence = corpus[3]
-    alone = align.encode(model, tokenizer, [sentence], pooling=pooling)
+    alone = alignment.encode(model, tokenizer, [sentence], pooling=pooling)
     long_neighbours = [s for s in corpus if len(s) > 3 * len(sentence)][:5]
-    batched = align.encode(model, tokenizer, long_neighbours + [sentence], pooling=pooling, batch_size=8)
+    batched = alignment.encode(model, tokenizer, long_neighbours + [sentence], pooling=pooling, batch_size=8)
     assert alone.shape == (model.config.num_hidden_layers + 1, 1, model.config.hidden_size)
     torch.testing.assert_close(batched[:, -1], alone[:, 0], rtol=1e-5, atol=1e-5)
-    many = align.encode(model, tokenizer, corpus[:40], layers=[0, 2], pooling=pooling, batch_size=4)
-    one_by_one = torch.cat([align.encode(model, tokenizer, [s], layers=[0, 2], pooling=pooling) for s in corpus[:40]], 1)
+    many = alignment.encode(model, tokenizer, corpus[:40], layers=[0, 2], pooling=pooling, batch_size=4)
+    one_by_one = torch.cat([alignment.encode(model, tokenizer, [s], layers=[0, 2], pooling=pooling) for s in corpus[:40]], 1)
     torch.testing.assert_close(many, one_by_one, rtol=1e-5, atol=1e-5)

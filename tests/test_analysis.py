@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from xltlib import analysis
 from xltlib.errors import XltError
-from xltlib.runs import RESULT_COLUMNS
+from xltlib.report import analysis
+from xltlib.store import RESULT_COLUMNS
 
 SOURCE = "src"
 HIDDEN_LAYERS = (1, 2)

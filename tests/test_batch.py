@@ -9,9 +9,9 @@ import nbformat
 import pytest
 import yaml
 
-from xltlib import batch
-from xltlib.book import build_book, ensure_mathjax, write_reproducibility
 from xltlib.errors import XltError
+from xltlib.report import batch
+from xltlib.report.book import build_book, ensure_mathjax, write_reproducibility
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = {

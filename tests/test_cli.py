@@ -70,12 +70,37 @@ def test_help_lists_every_run_flag():
 
 
 def test_help_states_the_synthetic_learning_rate_in_use():
-    from xltlib.__main__ import RUN_FLAGS
-    from xltlib.profiles import SYNTHETIC_FINETUNING
+    from xltlib.__main__ import run_flags
+    from xltlib.config import SYNTHETIC_FINETUNING
 
-    help_text = next(text for flag, *_, text in RUN_FLAGS if flag == "--lr")
+    help_text = next(text for flag, *_, text in run_flags() if flag == "--lr")
     stated = re.search(r"synthetic tasks: ([0-9.e-]+)\)", help_text)
     assert stated and float(stated.group(1)) == SYNTHETIC_FINETUNING["learning_rate"]
+
+
+def test_every_run_config_field_has_a_flag_whose_help_is_its_docstring_and_defaults():
+    """The CLI states no default or description of its own: both come from RunConfig (and SYNTHETIC_FINETUNING)."""
+    import dataclasses
+
+    from xltlib.__main__ import build_parser
+    from xltlib.config import SYNTHETIC_FINETUNING, RunConfig
+    from xltlib.config.run import attribute_docs
+
+    run = next(action for action in build_parser()._subparsers._group_actions[0].choices.values() if action.prog.endswith(" run"))
+    actions = {action.dest: action for action in run._actions}
+    docs = attribute_docs(RunConfig)
+    for field in dataclasses.fields(RunConfig):
+        if field.name == "method_params":
+            assert actions["params"].nargs == "*"  # method parameters arrive as key=value
+            continue
+        help_text = actions[field.name].help
+        assert set(re.sub(r"``|:[a-z]+:`~?|`", "", docs[field.name]).split()) <= set(help_text.replace("%%", "%").split())
+        if field.default not in (dataclasses.MISSING, None, ()):
+            assert f"default: {field.default}" in help_text
+        if field.name in SYNTHETIC_FINETUNING:
+            assert f"synthetic tasks: {SYNTHETIC_FINETUNING[field.name]}" in help_text
+        assert actions[field.name].default is None  # unset flags leave RunConfig's defaults in charge
+    assert "default: 2.0; synthetic tasks: 1.0" in actions["epochs"].help  # the defaults that once drifted
 
 
 @pytest.mark.parametrize("method, params, field, value", [

@@ -4,8 +4,8 @@ import sys
 import pytest
 
 from xltlib.config import RunConfig
+from xltlib.data.tasks import TASKS
 from xltlib.errors import XltError
-from xltlib.tasks import TASKS
 
 
 def make(**overrides):
@@ -100,8 +100,8 @@ def test_importing_the_config_loads_no_torch():
 
 
 def test_every_method_has_its_parameters_model_and_no_other():
-    from xltlib import robust
-    from xltlib.method_params import METHOD_PARAMS
+    from xltlib import methods
+    from xltlib.config.methods import METHOD_PARAMS
 
-    assert set(METHOD_PARAMS) == set(robust.METHODS)
-    assert all(robust.METHODS[name].Params is METHOD_PARAMS[name] for name in METHOD_PARAMS)
+    assert set(METHOD_PARAMS) == set(methods.METHODS)
+    assert all(methods.METHODS[name].Params is METHOD_PARAMS[name] for name in METHOD_PARAMS)

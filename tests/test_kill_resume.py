@@ -8,8 +8,9 @@ import time
 import pandas as pd
 import pytest
 
+from xltlib.data.loading import load_train_file
+from xltlib.data.tasks import TASKS
 from xltlib.models import TinyXlmrSpec, build_tiny_xlmr
-from xltlib.tasks import TASKS, load_train_file
 
 
 @pytest.mark.slow

@@ -169,7 +169,7 @@ def test_build_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     def crash(*_: object) -> None:
         raise RuntimeError("simulated crash while building")
 
-    monkeypatch.setattr(models, "_init_model", crash)
+    monkeypatch.setattr(models, "init_model", crash)
     with pytest.raises(RuntimeError):
         build_tiny_xlmr(tmp_path / "tiny", ["ka lo mi"])
     assert list(tmp_path.iterdir()) == []  # neither the model folder nor a temporary one

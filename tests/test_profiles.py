@@ -12,10 +12,16 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from xltlib import models, profiles, shipped, synthetic
+from xltlib import models
+from xltlib.config import SYNTHETIC_FINETUNING
+from xltlib.data import generated, languages
 from xltlib.errors import XltError
-from xltlib.models import DetectionSpec, PretrainSpec, TinyXlmrSpec, pretrain_encoder
-from xltlib.runs import ensure_run
+from xltlib.models import TinyXlmrSpec
+from xltlib.pipeline import ensure_run
+from xltlib.synthetic import build, detection, pretraining, recipe, run_config, shipped
+from xltlib.synthetic.build import pretrain_encoder
+from xltlib.synthetic.recipe import DetectionSpec, PretrainSpec
+from xltlib.training import StepPlan
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 TINY = TinyXlmrSpec(vocab_size=1000, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
@@ -23,10 +29,10 @@ TINY = TinyXlmrSpec(vocab_size=1000, hidden_size=32, num_layers=2, num_heads=2, 
 
 @pytest.fixture(scope="module")
 def documents():
-    spec = synthetic.DataSpec(mono_documents=400)
-    lexicon = synthetic.build_lexicon(spec.grammar, spec.recipes)
-    return synthetic.monolingual_corpus(spec, lexicon, synthetic.BASE) + synthetic.monolingual_corpus(
-        spec, lexicon, synthetic.TARGETS[3]
+    spec = generated.DataSpec(mono_documents=400)
+    lexicon = languages.build_lexicon(spec.grammar, spec.recipes)
+    return generated.monolingual_corpus(spec, lexicon, languages.BASE) + generated.monolingual_corpus(
+        spec, lexicon, languages.TARGETS[3]
     )
 
 
@@ -94,7 +100,7 @@ def test_masked_lm_loss_equals_the_full_head_loss_and_gradients(seed):
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
     full = model(**batch).loss
     full_grads = torch.autograd.grad(full, list(model.parameters()), allow_unused=True)
-    ours = models.masked_lm_loss(model, batch)
+    ours = pretraining.masked_lm_loss(model, batch)
     our_grads = torch.autograd.grad(ours, list(model.parameters()), allow_unused=True)
     torch.testing.assert_close(ours, full, rtol=1e-12, atol=1e-12)
     for expected, got in zip(full_grads, our_grads):
@@ -105,14 +111,14 @@ def test_masked_lm_loss_equals_the_full_head_loss_and_gradients(seed):
 
 def test_pretraining_dropout_and_cpu_attention_last_only_for_the_masked_lm_steps(documents, tmp_path):
     seen = []
-    original = models.masked_lm_loss
+    original = pretraining.masked_lm_loss
 
     def spying(model, batch):
         seen.append(({m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}, model.config._attn_implementation))
         return original(model, batch)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(models, "masked_lm_loss", spying)
+        patch.setattr(pretraining, "masked_lm_loss", spying)
         path = pretrain_encoder(tmp_path / "d", documents, TINY, PretrainSpec(steps=3, batch_size=32, dropout=0.0), progress=False)
     assert seen == [({0.0}, "eager")] * 3
     config = json.loads((path / "config.json").read_text())
@@ -120,14 +126,14 @@ def test_pretraining_dropout_and_cpu_attention_last_only_for_the_masked_lm_steps
 
 
 def test_bf16_on_a_cpu_without_it_warns_before_training(monkeypatch, caplog):
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
-    models.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(), DetectionSpec(steps=0, bf16=True))
+    monkeypatch.setattr(pretraining, "cpu_has_native_bf16", lambda: False)
+    pretraining.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(), DetectionSpec(steps=0, bf16=True))
     assert not caplog.records  # neither spec trains in bf16
-    models.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(bf16=True))
+    pretraining.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(bf16=True))
     assert "no native bf16" in caplog.text
     caplog.clear()
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
-    models.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(bf16=True))
+    monkeypatch.setattr(pretraining, "cpu_has_native_bf16", lambda: True)
+    pretraining.warn_if_bf16_is_emulated(torch.device("cpu"), PretrainSpec(bf16=True))
     assert not caplog.records
 
 
@@ -146,8 +152,8 @@ def test_cpu_bf16_pretraining_is_deterministic_learns_and_saves_float32(document
 
 @pytest.fixture(scope="module")
 def detection_pairs():
-    spec = synthetic.DataSpec(detection_pairs=700)
-    return synthetic.detection_pairs(spec, synthetic.build_lexicon(spec.grammar, spec.recipes))
+    spec = generated.DataSpec(detection_pairs=700)
+    return generated.detection_pairs(spec, languages.build_lexicon(spec.grammar, spec.recipes))
 
 
 def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, detection_pairs, tmp_path):
@@ -178,7 +184,7 @@ def test_detection_stage_is_deterministic_learns_and_leaves_an_xlmr(documents, d
 
 def test_pair_labels_name_the_segments_that_say_something_new():
     rows = [("a b", "a b", "0 0", "0 -"), ("a b", "a c", "0 1", "0 1"), ("a b", "a", "0 1", "0"), ("a", "a c", "0", "0 1")]
-    assert models._pair_labels(rows) == [0, 3, 2, 1]
+    assert detection._pair_labels(rows) == [0, 3, 2, 1]
 
 
 def test_the_pair_objective_trains_the_encoder_and_reports_its_accuracy(documents, detection_pairs, tmp_path):
@@ -219,11 +225,11 @@ def test_pairs_without_kinds_report_one_recall(documents, detection_pairs, tmp_p
 def test_a_kind_of_word_the_stage_missed_is_reported(caplog):
     report = {"detection_held_out_recall": 0.77, "detection_held_out_recall_by_kind": {"subject": 0.96, "verb": 0.0}}
     with caplog.at_level("WARNING", logger="xltlib.models"):
-        models._warn_if_not_formed(report)
+        detection.warn_if_not_formed(report)
     assert "did not form for verb" in caplog.text and "subject" not in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="xltlib.models"):
-        models._warn_if_not_formed({**report, "detection_held_out_recall_by_kind": {"subject": 0.96, "verb": 0.92}})
+        detection.warn_if_not_formed({**report, "detection_held_out_recall_by_kind": {"subject": 0.96, "verb": 0.92}})
     assert not caplog.text
 
 
@@ -255,10 +261,16 @@ def test_stages_run_in_order_after_the_masked_lm_and_a_stage_of_no_steps_is_skip
     assert first_only["detection_held_out_recall"] == reports[0]["detection_held_out_recall"]  # the first stage is the same
 
 
+def schedule_of(plan: StepPlan):
+    """Row indices of each step (one micro-batch per step)."""
+    return lambda step: np.concatenate(plan.micro_batches(step))
+
+
 def test_length_grouped_batches_hold_each_epochs_rows_once_with_less_padding():
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 60, size=1000).tolist()
-    plain, grouped = models.batch_schedule(1000, 32, 7), models.batch_schedule(1000, 32, 7, lengths)
+    plain, grouped = schedule_of(StepPlan(1000, 32, 7, steps=100, drop_last=True)), schedule_of(
+        StepPlan(1000, 32, 7, steps=100, drop_last=True, lengths=lengths))
     steps = 1000 // 32
     for schedule in (plain, grouped):
         epoch = np.concatenate([schedule(step) for step in range(steps)])
@@ -269,7 +281,7 @@ def test_length_grouped_batches_hold_each_epochs_rows_once_with_less_padding():
         return sum(max(lengths[i] for i in schedule(step)) * 32 - sum(lengths[i] for i in schedule(step)) for step in range(steps))
 
     assert padding(grouped) < 0.5 * padding(plain)
-    again = models.batch_schedule(1000, 32, 7, lengths)
+    again = schedule_of(StepPlan(1000, 32, 7, steps=100, drop_last=True, lengths=lengths))
     assert all(np.array_equal(grouped(step), again(step)) for step in (0, steps + 3))  # fixed by the seed
     with pytest.raises(XltError, match="group_by_length"):
         PretrainSpec(group_by_length="yes")
@@ -278,27 +290,27 @@ def test_length_grouped_batches_hold_each_epochs_rows_once_with_less_padding():
 @pytest.fixture(scope="module")
 def quick_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    profiles.ensure_encoder(profiles.quick_synthetic_profile(), cache, progress=False)
+    build.ensure_encoder(recipe.quick_synthetic_profile(), cache, progress=False)
     return cache
 
 
 def test_encoder_is_cached_by_profile_and_draw(quick_cache):
-    profile = profiles.quick_synthetic_profile()
-    path = profiles.encoder_path(profile, quick_cache)
+    profile = recipe.quick_synthetic_profile()
+    path = recipe.encoder_path(profile, quick_cache)
     stamp = (path / "model.safetensors").stat().st_mtime_ns
-    assert profiles.ensure_encoder(profile, quick_cache, progress=False) == path
+    assert build.ensure_encoder(profile, quick_cache, progress=False) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
     longer = replace(profile, pretraining=PretrainSpec(steps=31, batch_size=32))
-    assert profiles.encoder_path(longer, quick_cache) != path
-    assert profiles.encoder_path(profiles.without_detection_stage(profile), quick_cache) != path
-    assert profiles.encoder_path(profiles.with_draw(profile, 1), quick_cache) != path
+    assert recipe.encoder_path(longer, quick_cache) != path
+    assert recipe.encoder_path(recipe.without_detection_stage(profile), quick_cache) != path
+    assert recipe.encoder_path(recipe.with_draw(profile, 1), quick_cache) != path
     assert json.loads((path / "pretraining.json").read_text())["stages"][0]["spec"] == asdict(profile.stages[0])
 
 
 def _checked_quick_profile(**check):
-    quick = profiles.quick_synthetic_profile()
+    quick = recipe.quick_synthetic_profile()
     sentence = DetectionSpec(steps=5, batch_size=16, held_out=50, pair_weight=0.5, seed=1)
-    return replace(quick, stages=(*quick.stages, sentence), check=profiles.BuildCheck(**check))
+    return replace(quick, stages=(*quick.stages, sentence), check=recipe.BuildCheck(**check))
 
 
 def _weights(path):
@@ -315,21 +327,21 @@ def _scripted_check(monkeypatch, scores):
         score = scores[seed]
         return score if isinstance(score, dict) else {task: score for task in check.tasks}
 
-    monkeypatch.setattr(profiles, "source_dev_accuracy", check)
+    monkeypatch.setattr(build, "source_dev_accuracy", check)
     return checked
 
 
 def test_the_set_ships_the_first_passing_draws_each_as_its_unchecked_build(quick_cache, tmp_path, monkeypatch):
     checked = _scripted_check(monkeypatch, {0: 0.95, 1: 0.5, 2: 0.91, 3: 0.97, 4: 0.99})
     profile = _checked_quick_profile(ship=3, max_draws=6)
-    out = profiles.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
+    out = build.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
     assert checked == [0, 1, 2, 3]  # stops at the third passing draw
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(manifest["draws"]) == ["0", "2", "3"] and shipped.shipped_draws(out) == [0, 2, 3]
     assert [(a["masked_lm_seed"], a["passed"]) for a in manifest["attempts"]] == [(0, True), (1, False), (2, True), (3, True)]
     assert manifest["recipe_hash"] == profile.recipe_hash()
-    assert manifest["data_sha256"] == synthetic.data_sha256(synthetic.ensure_data(profile.data, quick_cache))
-    unchecked = profiles.ensure_encoder(replace(profile, check=None), tmp_path / "unchecked", draw=2, progress=False)
+    assert manifest["data_sha256"] == generated.data_sha256(generated.ensure_data(profile.data, quick_cache))
+    unchecked = build.ensure_encoder(replace(profile, check=None), tmp_path / "unchecked", draw=2, progress=False)
     shipped_weights, built_weights = _weights(shipped.draw_folder(out, 2)), _weights(unchecked)
     assert all(torch.equal(shipped_weights[name], built_weights[name]) for name in built_weights)
     record = json.loads((shipped.draw_folder(out, 2) / "pretraining.json").read_text())
@@ -341,7 +353,7 @@ def test_the_set_ships_the_first_passing_draws_each_as_its_unchecked_build(quick
 def test_an_interrupted_build_resumes_at_the_draw_it_was_building(tmp_path, monkeypatch):
     checked = _scripted_check(monkeypatch, {0: 0.95, 1: 0.95})
     profile = _checked_quick_profile(ship=2, max_draws=2)
-    built, original = [], models.pretrain_encoder
+    built, original = [], build.pretrain_encoder
 
     def crashing_second_draw(out, corpus, spec, pretraining, *args, **kwargs):
         built.append(pretraining.seed)
@@ -349,52 +361,52 @@ def test_an_interrupted_build_resumes_at_the_draw_it_was_building(tmp_path, monk
             raise KeyboardInterrupt
         return original(out, corpus, spec, pretraining, *args, **kwargs)
 
-    monkeypatch.setattr(models, "pretrain_encoder", crashing_second_draw)
+    monkeypatch.setattr(build, "pretrain_encoder", crashing_second_draw)
     with pytest.raises(KeyboardInterrupt):
-        profiles.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
+        build.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
     assert not (tmp_path / "set").exists()
-    profiles.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
+    build.build_encoder_set(tmp_path / "set", profile, tmp_path / "cache", progress=False)
     assert built == [0, 1, 1] and checked == [0, 1]  # draw 0 was neither rebuilt nor checked again
     assert shipped.shipped_draws(tmp_path / "set") == [0, 1]
 
 
 def test_a_draw_below_the_floor_on_one_task_fails_even_when_its_mean_clears_it(tmp_path, monkeypatch):
     _scripted_check(monkeypatch, {0: {"syn-nli": 0.85, "syn-paws": 0.97}, 1: {"syn-nli": 0.91, "syn-paws": 0.92}})
-    out = profiles.build_encoder_set(tmp_path / "set", _checked_quick_profile(floor=0.9, ship=1), tmp_path, progress=False)
+    out = build.build_encoder_set(tmp_path / "set", _checked_quick_profile(floor=0.9, ship=1), tmp_path, progress=False)
     attempts = json.loads((out / "manifest.json").read_text())["attempts"]
     assert [(a["lowest"], a["passed"]) for a in attempts] == [(0.85, False), (0.91, True)]
 
 
 def test_a_build_short_of_passing_draws_ships_what_passed_and_one_without_any_fails(tmp_path, monkeypatch, caplog):
     _scripted_check(monkeypatch, {0: 0.5, 1: 0.95, 2: 0.6})
-    with caplog.at_level("WARNING", logger="xltlib.profiles"):
-        out = profiles.build_encoder_set(tmp_path / "set", _checked_quick_profile(ship=2, max_draws=3), tmp_path, progress=False)
+    with caplog.at_level("WARNING", logger="xltlib.synthetic.build"):
+        out = build.build_encoder_set(tmp_path / "set", _checked_quick_profile(ship=2, max_draws=3), tmp_path, progress=False)
     assert shipped.shipped_draws(out) == [1] and "only 1 of 3 masked-LM seeds passed" in caplog.text
     _scripted_check(monkeypatch, {0: 0.5, 1: 0.6})
     with pytest.raises(XltError, match="no draw of 2 passed the build check"):
-        profiles.build_encoder_set(tmp_path / "none", _checked_quick_profile(ship=1, max_draws=2), tmp_path / "c2", progress=False)
+        build.build_encoder_set(tmp_path / "none", _checked_quick_profile(ship=1, max_draws=2), tmp_path / "c2", progress=False)
     assert not (tmp_path / "none").exists()
     with pytest.raises(XltError, match="already exists"):
-        profiles.build_encoder_set(out, _checked_quick_profile(), tmp_path, progress=False)
+        build.build_encoder_set(out, _checked_quick_profile(), tmp_path, progress=False)
     with pytest.raises(XltError, match="no build rule"):
-        profiles.build_encoder_set(tmp_path / "x", profiles.quick_synthetic_profile(), tmp_path, progress=False)
+        build.build_encoder_set(tmp_path / "x", recipe.quick_synthetic_profile(), tmp_path, progress=False)
 
 
 def test_bad_build_check_settings_fail_before_compute():
     with pytest.raises(XltError, match="did you mean 'syn-nli'"):
-        profiles.BuildCheck(tasks=("syn-nly",))
+        recipe.BuildCheck(tasks=("syn-nly",))
     with pytest.raises(XltError, match="xnli is not a synthetic task"):
-        profiles.BuildCheck(tasks=("xnli",))
+        recipe.BuildCheck(tasks=("xnli",))
     with pytest.raises(XltError, match="BuildCheck.floor"):
-        profiles.BuildCheck(floor=1.5)
+        recipe.BuildCheck(floor=1.5)
     with pytest.raises(XltError, match="BuildCheck.ship"):
-        profiles.BuildCheck(ship=0)
+        recipe.BuildCheck(ship=0)
     with pytest.raises(XltError, match="BuildCheck.max_draws must be >= 3"):
-        profiles.BuildCheck(ship=3, max_draws=2)
+        recipe.BuildCheck(ship=3, max_draws=2)
 
 
 def test_a_shipped_encoder_below_its_calibrated_source_accuracy_is_flagged(quick_cache, tmp_path):
-    from xltlib.experiment import source_accuracy_warning
+    from xltlib.report.experiment import source_accuracy_warning
 
     def results(base_accuracy):
         return pd.DataFrame([{"method": method, "seed": seed, "tgt_lang": lang, "metric": "accuracy", "value": value}
@@ -404,31 +416,31 @@ def test_a_shipped_encoder_below_its_calibrated_source_accuracy_is_flagged(quick
     default = str(shipped.draw_folder(shipped.SHIPPED_ENCODERS, 0))
     failing = source_accuracy_warning(results(0.68), default, "base")
     assert "0.700" in failing and "`base`" in failing  # the best method's mean: 0.68 + 0.02
-    floor = profiles.SOURCE_ACCURACY_FLOOR
+    floor = recipe.SOURCE_ACCURACY_FLOOR
     assert source_accuracy_warning(results(floor - 0.015), default, "base") is None  # best mean just above the floor
     assert source_accuracy_warning(results(floor - 0.025), default, "base") is not None  # just below
-    quick = str(profiles.encoder_path(profiles.quick_synthetic_profile(), quick_cache))
+    quick = str(recipe.encoder_path(recipe.quick_synthetic_profile(), quick_cache))
     assert source_accuracy_warning(results(0.68), quick, "base") is None
     assert source_accuracy_warning(results(0.68), "xlm-roberta-base", "base") is None
 
 
 def test_bad_run_parameter_fails_before_pretraining(tmp_path):
     with pytest.raises(XltError, match="learning_rate"):
-        profiles.synthetic_run_config("syn-nli", tmp_path, profiles.quick_synthetic_profile(), progress=False,
+        run_config.synthetic_run_config("syn-nli", tmp_path, recipe.quick_synthetic_profile(), progress=False,
                                       learning_rate=-1.0)  # fmt: skip
     assert not list((tmp_path / "synthetic").glob("encoder-*"))
     with pytest.raises(XltError, match="did you mean 'seed'"):
-        profiles.synthetic_run_config("syn-nli", tmp_path, progress=False, sed=3)
+        run_config.synthetic_run_config("syn-nli", tmp_path, progress=False, sed=3)
     with pytest.raises(XltError, match="not a synthetic task"):
-        profiles.synthetic_run_config("xnli", tmp_path, progress=False)
+        run_config.synthetic_run_config("xnli", tmp_path, progress=False)
 
 
 def test_own_model_and_data_keep_the_synthetic_fine_tuning_defaults(quick_cache, tmp_path):
     from xltlib.__main__ import _config_from_args, build_parser
-    from xltlib.experiment import experiment_configs
+    from xltlib.report.experiment import experiment_configs
 
-    profile = profiles.quick_synthetic_profile()
-    model, data_dir = str(profiles.encoder_path(profile, quick_cache)), str(synthetic.ensure_data(profile.data, quick_cache))
+    profile = recipe.quick_synthetic_profile()
+    model, data_dir = str(recipe.encoder_path(profile, quick_cache)), str(generated.ensure_data(profile.data, quick_cache))
     empty_cache = tmp_path / "cache"
     args = build_parser().parse_args(["run", "--task", "syn-nli", "--model", model, "--data-dir", data_dir,
                                       "--cache", str(empty_cache)])  # fmt: skip
@@ -438,18 +450,18 @@ def test_own_model_and_data_keep_the_synthetic_fine_tuning_defaults(quick_cache,
     ]
     for config in configs:
         assert (config.model, config.data_dir, config.draw) == (model, data_dir, None)
-        assert {key: getattr(config, key) for key in profiles.SYNTHETIC_FINETUNING} == profiles.SYNTHETIC_FINETUNING
+        assert {key: getattr(config, key) for key in SYNTHETIC_FINETUNING} == SYNTHETIC_FINETUNING
     assert configs[0] == configs[1]
     assert not empty_cache.exists()  # neither data nor encoder was built for a run that brings its own
 
 
 @pytest.mark.parametrize("task", ["syn-nli", "syn-paws"])
 def test_synthetic_run_evaluates_and_aligns_every_language(quick_cache, tmp_path, task):
-    config = profiles.synthetic_run_config(task, quick_cache, profiles.quick_synthetic_profile(), progress=False)
+    config = run_config.synthetic_run_config(task, quick_cache, recipe.quick_synthetic_profile(), progress=False)
     assert config.profile == "synthetic" and config.src_lang == "base" and config.eval_split == "test" and config.draw == 0
     results = ensure_run(config, tmp_path)
     assert (results["draw"] == 0).all()
-    languages = set(synthetic.language_distances(config.data_dir))
+    languages = set(generated.language_distances(config.data_dir))
     accuracy = results[results["metric"] == "accuracy"]
     mixed = {f"{a}|{b}" for a in languages for b in languages if a != b}  # the generalized setting
     assert set(accuracy["tgt_lang"]) == languages | mixed and accuracy["value"].between(0, 1).all()
@@ -460,16 +472,16 @@ def test_synthetic_run_evaluates_and_aligns_every_language(quick_cache, tmp_path
 
 
 def test_a_run_names_its_draw_and_the_draw_names_its_encoder(quick_cache, tmp_path):
-    quick = profiles.quick_synthetic_profile()
-    first = profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False)
-    second = profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=1)
+    quick = recipe.quick_synthetic_profile()
+    first = run_config.synthetic_run_config("syn-nli", quick_cache, quick, progress=False)
+    second = run_config.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=1)
     assert (first.draw, second.draw) == (0, 1) and first.run_id() != second.run_id()
-    assert second.model == str(profiles.encoder_path(profiles.with_draw(quick, 1), quick_cache))
+    assert second.model == str(recipe.encoder_path(recipe.with_draw(quick, 1), quick_cache))
     assert Path(second.model, "model.safetensors").is_file() and first.pretrained().draw == 0
     with pytest.raises(XltError, match="cannot be combined with model"):
-        profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=1, model=first.model)
+        run_config.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=1, model=first.model)
     with pytest.raises(XltError, match="draw must be >= 0"):
-        profiles.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=-1)
+        run_config.synthetic_run_config("syn-nli", quick_cache, quick, progress=False, draw=-1)
 
 
 def test_cli_runs_a_synthetic_task_without_model_or_data(quick_cache, tmp_path):

@@ -7,14 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from xltlib import robust
-from xltlib.batches import SynonymAugmentedPairs, TokenizedPairs
 from xltlib.config import RunConfig
+from xltlib.data.batches import SynonymAugmentedPairs, TokenizedPairs
+from xltlib.data.synonyms import Substituter, SynonymTable
 from xltlib.errors import XltError
+from xltlib.methods import make_method, perturbation, rs_rp
+from xltlib.methods.base import ModelCall
+from xltlib.methods.perturbation import PerturbationSite
+from xltlib.methods.pgd import PGD
 from xltlib.models import load_classifier
-from xltlib.robust import ModelCall, PerturbationSite, make_method
-from xltlib.synonyms import Substituter, SynonymTable
-from xltlib.train import fit
+from xltlib.training import fit
 
 CPU = torch.device("cpu")
 
@@ -97,7 +99,7 @@ def test_perturbations_are_in_units_of_the_mean_token_norm(tiny, pairs):
     model = eval_model(tiny[0])
     batch = padded_batch(tiny[0], pairs)
     site = PerturbationSite(ModelCall(model), batch, None)
-    delta = robust.sample_noise(site.shape, 0.5, "gaussian", CPU)
+    delta = perturbation.sample_noise(site.shape, 0.5, "gaussian", CPU)
     embeds = model.get_input_embeddings()(batch["input_ids"])
     mask = batch["attention_mask"].unsqueeze(-1).float()
     unit = (embeds.norm(dim=-1, keepdim=True) * mask).sum() / mask.sum()
@@ -152,7 +154,7 @@ def test_freelb_keeps_each_example_within_eps():
 @pytest.mark.parametrize("distribution", ["gaussian", "ball"])
 def test_rs_rp_noise_has_the_requested_mean_and_scale(distribution):
     torch.manual_seed(0)
-    noise = robust.sample_noise((64, 32, 128), 0.4, distribution, CPU)
+    noise = perturbation.sample_noise((64, 32, 128), 0.4, distribution, CPU)
     norms = noise.norm(dim=-1)
     assert abs(noise.mean().item()) < 0.002
     if distribution == "gaussian":
@@ -168,7 +170,7 @@ def test_smoothed_prediction_with_tiny_noise_is_the_plain_prediction(tiny, pairs
     batch = padded_batch(tiny[0], pairs, range(32))
     with torch.no_grad():
         plain = model(**batch).logits.argmax(-1)
-    assert torch.equal(robust.predict_smoothed(ModelCall(model), batch, copies=5, sigma=1e-6), plain)
+    assert torch.equal(rs_rp.predict_smoothed(ModelCall(model), batch, copies=5, sigma=1e-6), plain)
     method = make_method("rs_rp", {"sigma": 0.5, "eval_copies": 9})
     torch.manual_seed(0)
     smoothed = method.predictor()(ModelCall(model), batch)
@@ -266,8 +268,8 @@ def test_method_names_and_parameters_are_validated():
 def test_method_parameters_are_in_the_run_hash_and_checked_before_compute(tiny, tmp_path, monkeypatch):
     model = str(tiny[0])
     pgd = RunConfig(task="pawsx", model=model, method="pgd")
-    assert pgd.method_params["eps"] == robust.PGD.Params().eps and pgd.method_params["steps"] == 3
-    assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": robust.PGD.Params().eps}).run_id() == pgd.run_id()
+    assert pgd.method_params["eps"] == PGD.Params().eps and pgd.method_params["steps"] == 3
+    assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": PGD.Params().eps}).run_id() == pgd.run_id()
     assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": 0.2}).run_id() != pgd.run_id()
     with pytest.raises(XltError, match="rs_da needs synonyms_file"):
         RunConfig(task="pawsx", model=model, method="rs_da")

@@ -7,13 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-import xltlib.train
-from xltlib import align, runs
+import xltlib.training
+from xltlib import pipeline, store
 from xltlib.config import RunConfig
+from xltlib.data import loading
+from xltlib.data.loading import load_train_file
+from xltlib.data.tasks import TASKS
 from xltlib.errors import XltError
+from xltlib.evaluation import alignment
+from xltlib.methods.base import Standard
 from xltlib.models import TinyXlmrSpec, build_tiny_xlmr
-from xltlib.robust import Standard
-from xltlib.tasks import TASKS, load_train_file
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +50,9 @@ def config(pawsx, tiny_model):
 
 
 def test_run_trains_evaluates_every_language_and_writes_tidy_results(config, tmp_path):
-    results = runs.ensure_run(config, tmp_path, device="cpu", checkpoint_every=4)
+    results = pipeline.ensure_run(config, tmp_path, device="cpu", checkpoint_every=4)
     run_dir = tmp_path / config.run_id()
-    assert list(results.columns) == runs.RESULT_COLUMNS
+    assert list(results.columns) == store.RESULT_COLUMNS
     accuracy = results[results["metric"] == "accuracy"]
     assert sorted(accuracy["tgt_lang"]) == sorted(TASKS["pawsx"].languages)
     assert accuracy["layer"].isna().all() and accuracy["pooling"].isna().all()
@@ -58,26 +61,26 @@ def test_run_trains_evaluates_every_language_and_writes_tidy_results(config, tmp
     assert {"config.json", "env.json", "log.txt", "metrics.parquet"} <= {p.name for p in run_dir.iterdir()}
     assert not (run_dir / "checkpoint.pt").exists()
     assert RunConfig.from_dict(pd.read_json(run_dir / "config.json", typ="series").to_dict()) == config
-    stored = runs.load_results(tmp_path)
+    stored = store.load_results(tmp_path)
     pd.testing.assert_frame_equal(stored[stored["run_id"] == config.run_id()].reset_index(drop=True), results)
 
 
 def assert_alignment_rows(rows, config, layers):
     """Every metric at every layer (0 = embeddings … L) for every target except the source."""
     targets = sorted(set(config.tgt_langs) - {config.src_lang})
-    assert len(rows) == len(targets) * layers * len(align.METRICS)
+    assert len(rows) == len(targets) * layers * len(alignment.METRICS)
     assert sorted(rows["tgt_lang"].unique()) == targets
     assert set(rows["layer"]) == set(range(layers)) and set(rows["pooling"]) == {config.align_pooling}
-    assert set(rows["metric"]) == set(align.METRICS)
+    assert set(rows["metric"]) == set(alignment.METRICS)
     assert rows["value"].notna().all()
 
 
 def test_run_measures_alignment_after_fine_tuning_and_before_once(config, tmp_path, monkeypatch):
-    results = runs.ensure_run(config, tmp_path, device="cpu")
+    results = pipeline.ensure_run(config, tmp_path, device="cpu")
     layers = TinyXlmrSpec().num_layers + 1
     assert_alignment_rows(results[results["metric"] != "accuracy"], config, layers)
 
-    pretrained = pd.read_parquet(tmp_path / config.pretrained().run_id() / runs.METRICS_FILE)
+    pretrained = pd.read_parquet(tmp_path / config.pretrained().run_id() / store.METRICS_FILE)
     assert (pretrained["method"] == "pretrained").all() and (pretrained["seed"] == 0).all()
     assert_alignment_rows(pretrained, config, layers)
     # Fine-tuning moved the encoder: some alignment number differs from the starting point.
@@ -87,31 +90,31 @@ def test_run_measures_alignment_after_fine_tuning_and_before_once(config, tmp_pa
     def refuse(*args, **kwargs):
         raise AssertionError("the pre-trained encoder's alignment was measured twice")
 
-    monkeypatch.setattr(runs, "_pretrained_alignment", refuse)
-    runs.ensure_run(dataclasses.replace(config, seed=2), tmp_path, device="cpu")
-    assert set(runs.load_results(tmp_path)["method"]) == {"standard", "pretrained"}
+    monkeypatch.setattr(pipeline, "_pretrained_alignment", refuse)
+    pipeline.ensure_run(dataclasses.replace(config, seed=2), tmp_path, device="cpu")
+    assert set(store.load_results(tmp_path)["method"]) == {"standard", "pretrained"}
 
 
 def test_complete_run_is_never_recomputed(config, tmp_path, monkeypatch):
-    first = runs.ensure_run(config, tmp_path, device="cpu")
+    first = pipeline.ensure_run(config, tmp_path, device="cpu")
 
     def refuse(*args, **kwargs):
         raise AssertionError("a complete run was recomputed")
 
-    monkeypatch.setattr(runs, "_train_and_evaluate", refuse)
-    pd.testing.assert_frame_equal(runs.ensure_run(config, tmp_path, device="cpu"), first)
+    monkeypatch.setattr(pipeline, "_train_and_evaluate", refuse)
+    pd.testing.assert_frame_equal(pipeline.ensure_run(config, tmp_path, device="cpu"), first)
 
 
 def test_same_seed_same_numbers(config, tmp_path):
-    first = runs.ensure_run(config, tmp_path / "a", device="cpu")
-    second = runs.ensure_run(config, tmp_path / "b", device="cpu")
+    first = pipeline.ensure_run(config, tmp_path / "a", device="cpu")
+    second = pipeline.ensure_run(config, tmp_path / "b", device="cpu")
     pd.testing.assert_frame_equal(first, second)
 
 
 def test_interrupted_run_resumes_to_the_same_metrics(config, tmp_path, monkeypatch, caplog):
-    uninterrupted = runs.ensure_run(config, tmp_path / "whole", device="cpu", checkpoint_every=4)
+    uninterrupted = pipeline.ensure_run(config, tmp_path / "whole", device="cpu", checkpoint_every=4)
 
-    real_step = xltlib.train._train_step
+    real_step = xltlib.training.accumulate_gradients
 
     calls = {"n": 0}
 
@@ -121,46 +124,46 @@ def test_interrupted_run_resumes_to_the_same_metrics(config, tmp_path, monkeypat
             raise KeyboardInterrupt("simulated kill")
         return real_step(*args)
 
-    monkeypatch.setattr(xltlib.train, "_train_step", crash_at_step_7)
+    monkeypatch.setattr(xltlib.training, "accumulate_gradients", crash_at_step_7)
     with pytest.raises(KeyboardInterrupt):
-        runs.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
+        pipeline.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
     run_dir = tmp_path / "split" / config.run_id()
-    assert (run_dir / "checkpoint.pt").exists() and not runs.is_complete(run_dir)
+    assert (run_dir / "checkpoint.pt").exists() and not store.is_complete(run_dir)
 
-    monkeypatch.setattr(xltlib.train, "_train_step", real_step)
+    monkeypatch.setattr(xltlib.training, "accumulate_gradients", real_step)
     with caplog.at_level(logging.INFO, logger="xltlib"):
-        resumed = runs.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
+        resumed = pipeline.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
     assert "resuming from checkpoint" in caplog.text and "at step 4/" in caplog.text
     pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
 def test_run_failing_after_training_resumes_without_retraining(config, tmp_path, monkeypatch):
-    uninterrupted = runs.ensure_run(config, tmp_path / "whole", device="cpu")
-    real_alignment = runs._alignment
+    uninterrupted = pipeline.ensure_run(config, tmp_path / "whole", device="cpu")
+    real_alignment = pipeline._alignment
 
     def crash_after_training(run_config, *args):
         if run_config.method == "pretrained":
             return real_alignment(run_config, *args)
         raise RuntimeError("alignment crashed")
 
-    monkeypatch.setattr(runs, "_alignment", crash_after_training)
+    monkeypatch.setattr(pipeline, "_alignment", crash_after_training)
     with pytest.raises(RuntimeError, match="alignment crashed"):
-        runs.ensure_run(config, tmp_path / "crashed", device="cpu")
+        pipeline.ensure_run(config, tmp_path / "crashed", device="cpu")
     assert (tmp_path / "crashed" / config.run_id() / "checkpoint.pt").exists()
 
     def refuse(*args, **kwargs):
         raise AssertionError("training ran again")
 
-    monkeypatch.setattr(runs, "_alignment", real_alignment)
-    monkeypatch.setattr(xltlib.train, "_train_step", refuse)
-    resumed = runs.ensure_run(config, tmp_path / "crashed", device="cpu")
+    monkeypatch.setattr(pipeline, "_alignment", real_alignment)
+    monkeypatch.setattr(xltlib.training, "accumulate_gradients", refuse)
+    resumed = pipeline.ensure_run(config, tmp_path / "crashed", device="cpu")
     pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
 def test_a_locked_run_is_refused(config, tmp_path):
-    with runs.run_lock(tmp_path / config.run_id()):
+    with store.run_lock(tmp_path / config.run_id()):
         with pytest.raises(XltError, match="being written by another process"):
-            runs.ensure_run(config, tmp_path, device="cpu")
+            pipeline.ensure_run(config, tmp_path, device="cpu")
 
 
 def test_nan_loss_stops_with_the_step_named(config, tmp_path, monkeypatch):
@@ -173,16 +176,16 @@ def test_nan_loss_stops_with_the_step_named(config, tmp_path, monkeypatch):
         return torch.tensor(float("nan")) if calls["n"] == 3 else loss
 
     monkeypatch.setattr(Standard, "backward", nan_on_third_batch)
-    with pytest.raises(xltlib.train.NonFiniteLossError, match="at optimizer step 3"):
-        runs.ensure_run(config, tmp_path, device="cpu")
-    assert not runs.is_complete(tmp_path / config.run_id())
+    with pytest.raises(xltlib.training.NonFiniteLossError, match="at optimizer step 3"):
+        pipeline.ensure_run(config, tmp_path, device="cpu")
+    assert not store.is_complete(tmp_path / config.run_id())
 
 
 def test_unlabeled_test_split_is_refused_before_training(config, tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "_train_and_evaluate", lambda *a: pytest.fail("trained on an unlabeled split"))
+    monkeypatch.setattr(pipeline, "_train_and_evaluate", lambda *a: pytest.fail("trained on an unlabeled split"))
     unlabeled = RunConfig.from_dict({**config.to_dict(), "eval_split": "test"})
     with pytest.raises(XltError, match="no label"):
-        runs.ensure_run(unlabeled, tmp_path, device="cpu")
+        pipeline.ensure_run(unlabeled, tmp_path, device="cpu")
 
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
@@ -215,7 +218,7 @@ def test_training_learns_a_learnable_task(tmp_path, device):
         task="pawsx", model=str(model), learning_rate=2e-3, epochs=3.0, batch_size=16, warmup_ratio=0.0,
         data_dir=str(data), train_file=str(data / "train.tsv"), tgt_langs=("en", "de"),
     )  # fmt: skip
-    results = runs.ensure_run(config, tmp_path / "runs", device=device)
+    results = pipeline.ensure_run(config, tmp_path / "runs", device=device)
     accuracy = results[results["metric"] == "accuracy"]
     assert (accuracy["value"] > 0.9).all(), accuracy
 
@@ -227,7 +230,7 @@ def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny
         data_dir=str(xnli / "test-labeled"), train_file=str(xnli / "xtreme" / "dev-en.tsv"), eval_split="test",
         max_train_examples=96, max_eval_examples=30, max_align_sentences=40,
     )  # fmt: skip
-    results = runs.ensure_run(config, tmp_path, device="cpu")
+    results = pipeline.ensure_run(config, tmp_path, device="cpu")
     accuracy = results[results["metric"] == "accuracy"]
     assert sorted(accuracy["tgt_lang"]) == sorted(TASKS["xnli"].languages)
     assert accuracy["value"].between(0, 1).all()
@@ -236,23 +239,23 @@ def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny
 
 def test_generalized_setting_scores_every_ordered_language_pair(config, tmp_path, monkeypatch):
     """Mixed pairs are built from the line-aligned eval files: text_a in a, text_b in b."""
-    import xltlib.evaluate
+    import xltlib.evaluation.accuracy
 
     scored = {}
-    real = xltlib.evaluate.accuracy
+    real = xltlib.evaluation.accuracy.accuracy
 
     def spy(predictions, frame):
         scored[frame.attrs["source"]] = frame
         return real(predictions, frame)
 
-    monkeypatch.setattr(xltlib.evaluate, "accuracy", spy)
+    monkeypatch.setattr(xltlib.evaluation.accuracy, "accuracy", spy)
     mixed = dataclasses.replace(config, tgt_langs=("de", "fr"), generalized_examples=10)
-    results = runs.ensure_run(mixed, tmp_path, device="cpu")
+    results = pipeline.ensure_run(mixed, tmp_path, device="cpu")
     accuracy = results[results.metric == "accuracy"].set_index("tgt_lang").value
     assert sorted(accuracy.index) == ["de", "de|en", "de|fr", "en|de", "en|fr", "fr", "fr|de", "fr|en"]
     mixed_sources = [source.split(" | ") for source in scored if " | " in source]
     assert len(mixed_sources) == 6
     de_fr = next(scored[" | ".join(pair)] for pair in mixed_sources if "dev-de" in pair[0] and "dev-fr" in pair[1])
-    de, fr = (runs.tasks.load_split(TASKS["pawsx"], lang, "dev", config.data_dir, limit=10) for lang in ("de", "fr"))
+    de, fr = (loading.load_split(TASKS["pawsx"], lang, "dev", config.data_dir, limit=10) for lang in ("de", "fr"))
     assert len(de_fr) == 10 and list(de_fr.text_a) == list(de.text_a) and list(de_fr.text_b) == list(fr.text_b)
     assert dataclasses.replace(config, generalized_examples=10).run_id() != config.run_id()

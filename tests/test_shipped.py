@@ -9,11 +9,12 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from xltlib import models, profiles, shipped, synthetic
+from xltlib.data import generated
 from xltlib.errors import XltError
+from xltlib.synthetic import build, recipe, run_config, shipped
 
 SHIPPED = shipped.SHIPPED_ENCODERS
-RECIPE = profiles.default_synthetic_profile().recipe_hash()
+RECIPE = recipe.default_synthetic_profile().recipe_hash()
 
 
 def test_the_shipped_encoders_were_built_from_the_recipe_in_the_code():
@@ -34,7 +35,7 @@ def test_every_shipped_draw_passed_its_check_verifies_and_loads_like_xlmr_in_flo
         folder = shipped.verified_encoder(draw, RECIPE)
         record = json.loads((folder / "pretraining.json").read_text())
         assert record["recipe_hash"] == RECIPE and record["pretraining"]["seed"] == draw
-        assert record["build_check"]["passed"] and record["build_check"]["lowest"] >= profiles.SOURCE_ACCURACY_FLOOR
+        assert record["build_check"]["passed"] and record["build_check"]["lowest"] >= recipe.SOURCE_ACCURACY_FLOOR
         assert {"device_name", "packages", "started"} <= set(record["environment"])
         model = AutoModelForMaskedLM.from_pretrained(folder)
         assert {tensor.dtype for tensor in model.state_dict().values() if tensor.is_floating_point()} == {torch.float32}
@@ -87,10 +88,10 @@ def test_the_restore_hint_names_the_shipped_folder_inside_the_repository():
 
 
 def test_generated_data_that_differ_from_the_shipped_sets_are_refused(tmp_path):
-    data_dir = synthetic.ensure_data(profiles.quick_synthetic_profile().data, tmp_path, progress=False)
+    data_dir = generated.ensure_data(recipe.quick_synthetic_profile().data, tmp_path, progress=False)
     root = tmp_path / "set"
     root.mkdir()
-    (root / shipped.MANIFEST).write_text(json.dumps({"data_sha256": synthetic.data_sha256(data_dir)}))
+    (root / shipped.MANIFEST).write_text(json.dumps({"data_sha256": generated.data_sha256(data_dir)}))
     shipped.check_data(data_dir, root)
     with open(data_dir / "syn-nli" / "test-a0.tsv", "a", encoding="utf-8") as handle:
         handle.write("one\tmore\tentailment\n")
@@ -103,12 +104,12 @@ def test_a_default_run_takes_a_shipped_draw_of_its_data_and_never_pretrains(tmp_
     def no_pretraining(*args, **kwargs):
         raise AssertionError("a run of the default profile pre-trained an encoder")
 
-    monkeypatch.setattr(models, "pretrain_encoder", no_pretraining)
+    monkeypatch.setattr(build, "pretrain_encoder", no_pretraining)
     draws = shipped.shipped_draws()
-    config = profiles.synthetic_run_config("syn-nli", tmp_path, progress=False)
+    config = run_config.synthetic_run_config("syn-nli", tmp_path, progress=False)
     assert (config.model, config.draw) == (str(shipped.draw_folder(SHIPPED, draws[0])), draws[0])
-    assert synthetic.data_sha256(config.data_dir) == shipped.read_manifest()["data_sha256"]
-    other = profiles.synthetic_run_config("syn-paws", tmp_path, progress=False, draw=draws[-1], seed=2)
+    assert generated.data_sha256(config.data_dir) == shipped.read_manifest()["data_sha256"]
+    other = run_config.synthetic_run_config("syn-paws", tmp_path, progress=False, draw=draws[-1], seed=2)
     assert (other.model, other.draw) == (str(shipped.draw_folder(SHIPPED, draws[-1])), draws[-1])
     done = subprocess.run([sys.executable, "-m", "xltlib", "run", "--task", "syn-nli", "--draw", "99", "--cache", str(tmp_path),
                            "--out", str(tmp_path / "runs")], capture_output=True, text=True, cwd=shipped.REPO)  # fmt: skip

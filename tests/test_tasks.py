@@ -9,20 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from xltlib.data.loading import load_split, load_train_file, read_tsv, require_labels
+from xltlib.data.parallel import parallel_corpus, parallel_rows
+from xltlib.data.tasks import TASKS, Task, get_task, local_split_path, register_task
 from xltlib.errors import XltError
-from xltlib.tasks import (
-    TASKS,
-    Task,
-    get_task,
-    load_split,
-    load_train_file,
-    local_split_path,
-    parallel_corpus,
-    parallel_rows,
-    read_tsv,
-    register_task,
-    require_labels,
-)
 
 XNLI, PAWSX = TASKS["xnli"], TASKS["pawsx"]
 
@@ -55,7 +45,7 @@ def test_unknown_task_and_language_suggest_near_miss():
 
 
 def test_register_task_adds_and_refuses_redefinition(monkeypatch):
-    monkeypatch.setattr("xltlib.tasks.TASKS", dict(TASKS))
+    monkeypatch.setattr("xltlib.data.tasks.TASKS", dict(TASKS))
     syn = Task("toy-nli", ("en", "xx"), XNLI.labels, "", ("premise", "hypothesis"))
     register_task(syn)
     assert get_task("toy-nli") is syn
@@ -65,7 +55,7 @@ def test_register_task_adds_and_refuses_redefinition(monkeypatch):
 
 
 def test_import_stays_light():
-    code = "import sys, xltlib.tasks; print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))"
+    code = "import sys, xltlib.data.tasks; print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"

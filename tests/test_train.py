@@ -4,11 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from xltlib.batches import TokenizedPairs
+
 from xltlib.config import RunConfig
-from xltlib.models import load_classifier
-from xltlib.robust import ModelCall, make_method
-from xltlib.train import StepPlan, _train_step, autocast_for, make_optimizer
+from xltlib.data.batches import TokenizedPairs
+from xltlib.methods import make_method
+from xltlib.methods.base import ModelCall
+from xltlib.models import autocast_for, load_classifier
+from xltlib.training import OptimizerSettings, StepPlan, accumulate_gradients, make_optimizer
 
 
 def test_every_epoch_visits_every_example_once_in_a_seeded_order():
@@ -20,12 +22,12 @@ def test_every_epoch_visits_every_example_once_in_a_seeded_order():
     assert not np.array_equal(epochs[0], epochs[1])
     assert [len(m) for m in plan.micro_batches(0)] == [4, 4]
     assert [len(m) for m in plan.micro_batches(6)] == [2]  # the epoch's ragged last batch
-    same_seed = StepPlan(50, 8, 2, 2.0, seed=3)
+    same_seed = StepPlan(50, 8, seed=3, epochs=2.0, grad_accum_steps=2)
     assert all(np.array_equal(a, b) for a, b in zip(plan.micro_batches(9), same_seed.micro_batches(9)))
 
 
 def test_fractional_epochs_round_up_to_whole_steps():
-    assert StepPlan(100, 10, 1, 0.25, 0).total_steps == 3
+    assert StepPlan(100, 10, 0, epochs=0.25).total_steps == 3
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,10 @@ def test_accumulated_gradients_equal_full_batch_gradients(tiny):
 
     def gradients(micro_batches):
         model.zero_grad()
-        loss = _train_step(method, ModelCall(model), data, micro_batches, 0, torch.device("cpu"))
+        def backward(rows, step, weight):
+            return method.backward(ModelCall(model), data.batch(rows, step), scale=weight)
+
+        loss = accumulate_gradients(backward, micro_batches, 0, torch.device("cpu"))
         return loss, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
     whole_loss, whole = gradients([np.arange(10)])
@@ -55,10 +60,17 @@ def test_accumulated_gradients_equal_full_batch_gradients(tiny):
 
 def test_no_weight_decay_on_biases_and_layer_norms(tiny):
     model, _ = load_classifier(tiny[0], num_labels=2)
-    decay, no_decay = make_optimizer(model, RunConfig(task="pawsx", model=str(tiny[0]))).param_groups
+    decay, no_decay = make_optimizer(model, OptimizerSettings.of_run(RunConfig(task="pawsx", model=str(tiny[0])))).param_groups
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_pretraining_stages_decay_every_weight_as_the_shipped_recipe_did(tiny):
+    model, _ = load_classifier(tiny[0], num_labels=2)
+    settings = OptimizerSettings(1e-3, 0.01, 0.05, decay_everything=True, fused=True)
+    (group,) = make_optimizer(model, settings).param_groups
+    assert group["weight_decay"] == 0.01 and len(group["params"]) == len(list(model.parameters()))
 
 
 def test_cpu_autocast_is_bf16_only_when_asked():

@@ -3,47 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import re
 import sys
 from pathlib import Path
 
-from .errors import XltError
+from xltlib.errors import XltError
 
 log = logging.getLogger("xltlib")
 
 
-# (flag, RunConfig field, type, help); defaults live in RunConfig (and, for synthetic tasks,
-# in xltlib.profiles.SYNTHETIC_FINETUNING).
-RUN_FLAGS = [
-    ("--task", "task", str, "task name: xnli, pawsx, syn-nli or syn-paws"),
-    ("--model", "model", str, "hub id (xlm-roberta-base) or local save_pretrained folder "
-     "(synthetic tasks: default the shipped synthetic encoder, see --draw)"),
-    ("--draw", "draw", int, "synthetic tasks: which shipped pre-training draw of the encoder (its masked-LM seed; "
-     "default: the first shipped)"),
-    ("--method", "method", str, "training method: standard, pgd, freelb, rs_rp or rs_da (default: standard); "
-     "its parameters follow as key=value"),
-    ("--data-dir", "data_dir", str, "local XTREME-layout folder with {split}-{lang}.tsv "
-     "(default: dataset hub; synthetic tasks: the generated data)"),
-    ("--train-file", "train_file", str, "English training TSV (default: the hub's train split)"),
-    ("--eval-split", "eval_split", str, "dev or test (default: dev; synthetic tasks: test)"),
-    ("--seed", "seed", int, "random seed (default: 1)"),
-    ("--src-lang", "src_lang", str, "source language (default: en; synthetic tasks: base)"),
-    ("--langs", "tgt_langs", str, "comma-separated target languages (default: all of the task)"),
-    ("--lr", "learning_rate", float, "peak learning rate (default: 2e-5; synthetic tasks: 5e-4)"),
-    ("--epochs", "epochs", float, "training epochs, fractions allowed (default: 2)"),
-    ("--batch-size", "batch_size", int, "examples per optimizer step (default: 32)"),
-    ("--grad-accum", "grad_accum_steps", int, "micro-batches per optimizer step (default: 1)"),
-    ("--max-seq-length", "max_seq_length", int, "tokens per pair (default: 128)"),
-    ("--warmup-ratio", "warmup_ratio", float, "fraction of steps warming up (default: 0.1)"),
-    ("--weight-decay", "weight_decay", float, "AdamW weight decay (default: 0.01)"),
-    ("--max-train-examples", "max_train_examples", int, "use the first N training examples"),
-    ("--max-eval-examples", "max_eval_examples", int, "evaluate on the first N examples per language"),
-    ("--profile", "profile", str, "xtreme or synthetic (default: the task's)"),
-    ("--align-pooling", "align_pooling", str, "sentence embedding for alignment: mean or cls (default: mean)"),
-    ("--max-align-sentences", "max_align_sentences", int, "measure alignment on the first N parallel rows"),
-    ("--generalized", "generalized_examples", int, "also score mixed-language pairs (text_a in a, text_b in b) on the "
-     "first N rows per language pair (default: 0 = off; synthetic tasks: 200)"),
-]
+FLAG_ALIASES = {"learning_rate": "--lr", "grad_accum_steps": "--grad-accum", "tgt_langs": "--langs",
+                "generalized_examples": "--generalized"}  # fmt: skip
+"""Short flags of some RunConfig fields; every other field's flag is its name with dashes (``--max-seq-length``)."""
+
+
+def run_flags() -> list[tuple[str, str, type, str]]:
+    """``(flag, field, type, help)`` of every RunConfig field but ``method_params`` (the ``key=value`` arguments).
+
+    The help is the field's docstring in :class:`~xltlib.config.RunConfig` and its defaults,
+    RunConfig's and :data:`~xltlib.config.SYNTHETIC_FINETUNING`'s: the CLI states no default of its own.
+    """
+    from xltlib.config import SYNTHETIC_FINETUNING, RunConfig
+    from xltlib.config.run import attribute_docs
+
+    docs = attribute_docs(RunConfig)
+    flags = []
+    for field in dataclasses.fields(RunConfig):
+        if field.name == "method_params":
+            continue
+        defaults = [] if field.default in (dataclasses.MISSING, None, ()) else [f"default: {field.default}"]
+        if field.name in SYNTHETIC_FINETUNING:
+            defaults.append(f"synthetic tasks: {SYNTHETIC_FINETUNING[field.name]}")
+        text = _plain(docs[field.name]) + (f" ({'; '.join(defaults)})" if defaults else "")
+        flag = FLAG_ALIASES.get(field.name, "--" + field.name.replace("_", "-"))
+        flags.append((flag, field.name, _flag_type(field.type), text))
+    return flags
+
+
+def _plain(docstring: str) -> str:
+    """Docstring text as help text: reST roles and literals unwrapped, ``%`` escaped for argparse."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", docstring)
+    return text.replace("``", "").replace("%", "%%")
+
+
+def _flag_type(annotation: str) -> type:
+    """The argparse type of a RunConfig field (annotations are strings here); tuples arrive comma-separated."""
+    return int if annotation.startswith("int") else float if annotation.startswith("float") else str
 
 
 def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
@@ -70,17 +77,17 @@ def _parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .config import RunConfig
+    from xltlib.config import RunConfig
 
-    values = {field: getattr(args, field) for _, field, _, _ in RUN_FLAGS if getattr(args, field) is not None}
+    values = {field: getattr(args, field) for _, field, _, _ in run_flags() if getattr(args, field) is not None}
     if "tgt_langs" in values:
         values["tgt_langs"] = tuple(lang.strip() for lang in values["tgt_langs"].split(",") if lang.strip())
     values["method_params"] = _parse_overrides(args.params)
-    from .tasks import get_task
+    from xltlib.data.tasks import get_task
 
     task = get_task(values["task"])
     if task.profile == "synthetic":
-        from .profiles import synthetic_run_config
+        from xltlib.synthetic.run_config import synthetic_run_config
 
         return synthetic_run_config(
             cache_dir=args.cache, profile=_synthetic_profile(args.quick), device=_pretrain_device(args.device), **values
@@ -93,13 +100,13 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def _synthetic_profile(quick: bool):
-    from .profiles import default_synthetic_profile, quick_synthetic_profile
+    from xltlib.synthetic.recipe import default_synthetic_profile, quick_synthetic_profile
 
     return quick_synthetic_profile() if quick else default_synthetic_profile()
 
 
 def _pretrain_device(device: str) -> str:
-    from .runs import resolve_device
+    from xltlib.models import resolve_device
 
     return str(resolve_device(device))
 
@@ -111,18 +118,23 @@ def _print_accuracy(results) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from .runs import ensure_run
+    from xltlib.data.run_data import load_run_data
 
-    config = _config_from_args(args)
+    config = _config_from_args(args)  # a bad flag or file fails here, before torch is imported
+    load_run_data(config)
+    from xltlib.pipeline import ensure_run
+
     results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size)
     print(f"run {config.run_id()} → {Path(args.out) / config.run_id()}")
     _print_accuracy(results)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from . import shipped
-    from .profiles import check_generated_data, default_draw, ensure_encoder
-    from .synthetic import ensure_data
+    from xltlib.data.generated import ensure_data
+    from xltlib.synthetic import shipped
+    from xltlib.synthetic.build import ensure_encoder
+    from xltlib.synthetic.recipe import default_draw
+    from xltlib.synthetic.run_config import check_generated_data
 
     profile = _synthetic_profile(args.quick)
     if args.rebuild:
@@ -141,9 +153,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 def _rebuild(profile, args: argparse.Namespace) -> None:
     """Rebuild the draws by the recipe's rule, then print their calibration beside the shipped draws'."""
-    from . import shipped
-    from .calibration import encoder_acceptance, side_by_side
-    from .profiles import build_encoder_set
+    from xltlib.synthetic import shipped
+    from xltlib.synthetic.build import build_encoder_set
+    from xltlib.synthetic.calibration import encoder_acceptance, side_by_side
 
     if profile.check is None:
         raise XltError("--rebuild rebuilds the default profile's shipped draws; the quick profile ships none")
@@ -158,22 +170,22 @@ def _rebuild(profile, args: argparse.Namespace) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> None:
-    from .batch import run_batch
+    from xltlib.report.batch import run_batch
 
     manifest = run_batch(args.experiments, force=args.force, quick=args.quick, only=args.only or None)
     _print_manifest(manifest)
 
 
 def cmd_book(args: argparse.Namespace) -> None:
-    from .book import build_book, write_reproducibility
+    from xltlib.report.book import build_book, write_reproducibility
 
     write_reproducibility(runs_dir=args.runs)
     print(f"book: {build_book()}")
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from .batch import REPO, run_batch
-    from .book import build_book, ensure_mathjax, write_reproducibility
+    from xltlib.report.batch import REPO, run_batch
+    from xltlib.report.book import build_book, ensure_mathjax, write_reproducibility
 
     ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
     experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
@@ -197,11 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     run = commands.add_parser("run", help="one fine-tuning run (cached by config hash, resumable)")
-    for flag, field, kind, text in RUN_FLAGS:
+    for flag, field, kind, text in run_flags():
         run.add_argument(flag, dest=field, type=kind, default=None, help=text, required=field == "task")
     run.add_argument("params", nargs="*", metavar="key=value", help="method parameters, e.g. pgd: steps=3 eps=0.1 alpha=0.05 norm=l2|linf "
                      "perturb_layer=none|K; rs_rp: sigma=0.1 eval_copies=0; rs_da: rate=0.3 synonyms_file=PATH "
-                     "(see xltlib.robust)")
+                     "(see xltlib.config.methods)")
     _add_runtime_flags(run)
     run.set_defaults(handler=cmd_run)
 

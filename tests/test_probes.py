@@ -1,0 +1,70 @@
+"""The calibration report on the tiny profile: it reports the runs it was asked for, on the split and encoder asked for."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from xltlib.synthetic import calibration
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def calibrate(cache: Path, runs: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "book/probes/synthetic_calibration.py", "--quick", "--cache", str(cache), "--runs", str(runs), *args],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def table_row(report: str, name: str) -> list[str]:
+    row = next(line for line in report.splitlines() if line.startswith(f"| {name} "))
+    return [cell.strip() for cell in row.strip("|").split("|")[1:]]
+
+
+def test_calibration_reports_only_its_own_runs(tmp_path):
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    two_seeds = calibrate(cache, runs, "--seeds", "1,2")
+    assert table_row(two_seeds, "seeds") == ["2.000", "2.000"]
+    other_draw = calibrate(cache, runs, "--seeds", "1", "--eval-split", "dev", "--draws", "1")
+    assert "syn-nli, draw 1" in other_draw and "dev files" in other_draw
+    assert table_row(other_draw, "seeds") == ["1.000", "1.000"]  # the folder's earlier runs are left out
+    assert len(list((cache / "synthetic").glob("encoder-*"))) == 2  # another masked-LM seed, another encoder
+    assert len(list(runs.glob("syn-nli-standard-*"))) == 3  # that folder held three standard runs
+
+
+def test_seed_budget_is_computed_over_the_languages_not_the_mixed_pairs():
+    rng = np.random.default_rng(0)
+    distances = {"base": 0.0, "a80": 0.2, "a0": 1.0, "a0vso": 1.75}
+    rows = []
+    for seed in (1, 2, 3):
+        for lang in distances:
+            rows.append(("standard", seed, lang, 0, "accuracy", rng.uniform(0.3, 1.0)))
+            rows += [(method, seed, lang, 1, metric, rng.uniform()) for method in ("pretrained", "standard")
+                     for metric in ("cosine_gap", "retrieval_cosine") if lang != "base"]  # fmt: skip
+        rows += [("standard", seed, f"{a}|{b}", 0, "accuracy", 0.325) for a in distances for b in distances if a != b]
+    results = pd.DataFrame(rows, columns=["method", "seed", "tgt_lang", "layer", "metric", "value"]).assign(task="syn-nli")
+    _, summary = calibration.calibration_table(results, "syn-nli", distances)
+    accuracy = results[(results.metric == "accuracy") & results.tgt_lang.isin(["a80", "a0", "a0vso"])]
+    target_means = accuracy.groupby("seed")["value"].mean().to_numpy(dtype=np.float64)
+    sd = target_means.std(ddof=1)
+    assert summary["sd over seeds of mean target accuracy"] == pytest.approx(sd, rel=1e-12)
+    assert summary["95% CI half-width, two sets of n runs"] == pytest.approx(stats.t.ppf(0.975, 4) * sd * np.sqrt(2 / 3), rel=1e-12)
+
+
+def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
+    passing = {"source accuracy": 0.90, "worst target − (chance + 0.10)": 0.0, "best − worst target": 0.15,
+               "ρ(distance, pre-trained cosine gap)": -0.7, "ρ(distance, pre-trained retrieval)": -0.95,
+               "95% CI half-width, two sets of n runs": 0.03}  # fmt: skip
+    failing = {"source accuracy": 0.899, "worst target − (chance + 0.10)": -0.046, "best − worst target": 0.149,
+               "ρ(distance, pre-trained cosine gap)": -0.69, "ρ(distance, pre-trained retrieval)": float("nan"),
+               "95% CI half-width, two sets of n runs": 0.031}  # fmt: skip
+    verdicts = calibration.acceptance({"pass": passing, "fail": failing})
+    assert set(verdicts["figure"]) == set(calibration.ACCEPTANCE) == set(passing)
+    assert verdicts[verdicts.task == "pass"]["met"].all() and not verdicts[verdicts.task == "fail"]["met"].any()

@@ -1,0 +1,144 @@
+"""The synthetic tasks' pairs: how a pair of frames is made and labelled (NLI, paraphrase).
+
+A label follows from the two frames alone (:func:`nli_label`, :func:`paws_label`), so it
+is the same in every language the pair is rendered into (:mod:`xltlib.data.languages`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from xltlib.data.languages import Frame, LanguageRecipe, Lexicon, render, sample_frame
+from xltlib.errors import XltError
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+
+
+PAWS_LABELS = ("0", "1")  # 0 = not a paraphrase, 1 = paraphrase (the PAWS-X convention)
+
+
+def _modifiers(frame: Frame) -> set[tuple[str, object]]:
+    """The optional parts of a frame, as facts: adjective on subject / object, place."""
+    facts = {("subject_adjective", frame.subject_adjective), ("object_adjective", frame.object_adjective),
+             ("place", frame.place)}  # fmt: skip
+    return {fact for fact in facts if fact[1] is not None}
+
+
+def nli_label(premise: Frame, hypothesis: Frame) -> str:
+    """The label of a ``syn-nli`` pair, by frame logic.
+
+    The premise asserts one event (it is never negated). The hypothesis follows from it
+    (*entailment*) when it names the same event — same subject, verb and object in the
+    same roles — with no modifier the premise lacks; it denies it (*contradiction*) under
+    the same conditions but negated; anything else (another participant or verb, swapped
+    roles, a modifier the premise does not state) cannot be decided (*neutral*).
+    """
+    if premise.negated:
+        raise XltError("syn-nli premises are assertions: a negated premise has no label by this logic")
+    same_event = (premise.subject, premise.verb, premise.object) == (hypothesis.subject, hypothesis.verb, hypothesis.object)
+    if not same_event or not _modifiers(hypothesis) <= _modifiers(premise):
+        return "neutral"
+    return "contradiction" if hypothesis.negated else "entailment"
+
+
+def paws_label(first: Frame, second: Frame) -> str:
+    """The label of a ``syn-paws`` pair: a paraphrase exactly when both render one frame."""
+    return "1" if first == second else "0"
+
+
+def _drop_modifiers(frame: Frame, rng: np.random.Generator, keep: float = 0.5) -> Frame:
+    def kept(value):
+        return value if value is not None and rng.random() < keep else None
+
+    return replace(frame, subject_adjective=kept(frame.subject_adjective),
+                   object_adjective=kept(frame.object_adjective), place=kept(frame.place))  # fmt: skip
+
+
+def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generator) -> Frame:
+    """A hypothesis the premise neither entails nor contradicts (one undecidable change)."""
+    spec = lexicon.spec
+    hypothesis = _drop_modifiers(premise, rng)
+    change = rng.choice(("swap_roles", "other_noun", "other_verb", "add_modifier"))
+    if change == "swap_roles" and premise.subject != premise.object:
+        hypothesis = replace(hypothesis, subject=premise.object, object=premise.subject,
+                             subject_adjective=hypothesis.object_adjective, object_adjective=hypothesis.subject_adjective)  # fmt: skip
+    elif change == "other_verb":
+        hypothesis = replace(hypothesis, verb=int((premise.verb + rng.integers(1, spec.verbs)) % spec.verbs))
+    elif change == "add_modifier":
+        slot = rng.choice(("subject_adjective", "object_adjective", "place"))
+        if slot == "place":
+            value = (int(rng.integers(spec.prepositions)), int(rng.integers(spec.nouns)))
+        else:
+            value = int(rng.integers(spec.adjectives))
+        hypothesis = replace(hypothesis, **{slot: value})
+    else:
+        role = rng.choice(("subject", "object"))
+        hypothesis = replace(hypothesis, **{role: int((getattr(premise, role) + rng.integers(1, spec.nouns)) % spec.nouns)})
+    return replace(hypothesis, negated=bool(rng.random() < 0.5))
+
+
+def _scrambled(frame: Frame, rng: np.random.Generator) -> Frame | None:
+    """Another frame with the same bag of concepts (PAWS' word swaps), or None if none exists."""
+    options = []
+    if (frame.subject, frame.subject_adjective) != (frame.object, frame.object_adjective):
+        options.append(replace(frame, subject=frame.object, object=frame.subject,
+                               subject_adjective=frame.object_adjective, object_adjective=frame.subject_adjective))  # fmt: skip
+    if frame.subject_adjective is not None and frame.object_adjective is not None \
+            and frame.subject_adjective != frame.object_adjective:  # fmt: skip
+        options.append(replace(frame, subject_adjective=frame.object_adjective, object_adjective=frame.subject_adjective))
+    if frame.place is not None:
+        preposition, noun = frame.place
+        if noun != frame.subject:
+            options.append(replace(frame, subject=noun, place=(preposition, frame.subject)))
+        if noun != frame.object:
+            options.append(replace(frame, object=noun, place=(preposition, frame.object)))
+    return options[int(rng.integers(len(options)))] if options else None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A language-independent labeled pair: two frames, and whether each fronts its place."""
+
+    first: Frame
+    second: Frame
+    label: str
+    front_first: bool = False
+    front_second: bool = False
+
+
+def nli_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
+    """One ``syn-nli`` example; labels are drawn uniformly."""
+    while True:  # redraw when a change happened to be undone (e.g. a role swap of equal nouns)
+        label = NLI_LABELS[int(rng.integers(3))]
+        premise = sample_frame(lexicon, rng, negation_rate=0.0)
+        if label == "neutral":
+            hypothesis = _neutral_hypothesis(premise, lexicon, rng)
+        else:
+            hypothesis = replace(_drop_modifiers(premise, rng), negated=label == "contradiction")
+        if nli_label(premise, hypothesis) == label:
+            return Example(premise, hypothesis, label)
+
+
+def paws_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
+    """One ``syn-paws`` example; labels are drawn uniformly, both sides have the same words."""
+    second = None
+    while second is None:  # redraw when the frame has no same-words variant
+        paraphrase = bool(rng.random() < 0.5)
+        first = sample_frame(lexicon, rng, adjective_rate=0.5, place_rate=0.5)
+        second = first if paraphrase else _scrambled(first, rng)
+    fronts = rng.random(2) < 0.5
+    return Example(first, second, paws_label(first, second), bool(fronts[0]), bool(fronts[1]))
+
+
+EXAMPLE_MAKERS = {"syn-nli": nli_example, "syn-paws": paws_example}
+"""Synthetic task name → example generator; the names are registered in :mod:`xltlib.data.tasks`."""
+
+
+def render_examples(examples: list[Example], lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
+    """``(text_a, text_b, label)`` rows of one language, in the order of ``examples``."""
+    return [
+        (render(e.first, lexicon, recipe, rng, e.front_first), render(e.second, lexicon, recipe, rng, e.front_second), e.label)
+        for e in examples
+    ]  # fmt: skip

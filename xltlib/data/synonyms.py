@@ -1,0 +1,86 @@
+"""Synonym substitution for ``rs_da``: a word → synonyms table and a vectorised sampler."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xltlib.errors import XltError
+
+SYNONYMS_HELP = (
+    "for English use the counter-fitted neighbours of Mrkšić et al. (2016) as shipped by the "
+    "paper's code: download https://raw.githubusercontent.com/uclanlp/Robust-XLT/175cddb89c4e86c7152d0175db8f824f7f4e6bad/counterfitted_neighbors.json "
+    "and pass rs_da synonyms_file=PATH; synthetic tasks use the generated synonyms-base.json"
+)
+
+_WORD = re.compile(r"(\w+)")
+
+
+class SynonymTable:
+    """Lower-cased word → tuple of synonyms (words without synonyms are left out)."""
+
+    def __init__(self, synonyms: dict[str, Sequence[str]]):
+        self.synonyms = {word.lower(): tuple(options) for word, options in synonyms.items() if options}
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> SynonymTable:
+        path = Path(path)
+        if not path.is_file():
+            raise XltError(f"synonym table {path} not found; {SYNONYMS_HELP}")
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise XltError(f"synonym table {path} is not valid JSON: {error}") from None
+        if not isinstance(table, dict) or not all(isinstance(v, list) for v in table.values()):
+            raise XltError(f"synonym table {path} must be a JSON object of word → list of synonyms")
+        return cls(table)
+
+
+def _match_case(word: str, like: str) -> str:
+    if like.isupper() and len(like) > 1:
+        return word.upper()
+    if like[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+class Substituter:
+    """Pre-split texts whose words with synonyms can be redrawn many times, cheaply.
+
+    Texts are split once into word and non-word pieces (punctuation and spaces are kept
+    as they are); every draw then picks, for all substitutable words of the requested
+    texts at once, whether to replace each (probability ``rate``) and by which synonym.
+    """
+
+    def __init__(self, texts: Sequence[str], table: SynonymTable):
+        self.pieces = [_WORD.split(text) for text in texts]  # odd positions are words
+        slot_text, slot_piece, self.slot_options = [], [], []
+        for t, pieces in enumerate(self.pieces):
+            for p in range(1, len(pieces), 2):
+                options = table.synonyms.get(pieces[p].lower())
+                if options:
+                    slot_text.append(t), slot_piece.append(p), self.slot_options.append(options)
+        self.slot_text = np.asarray(slot_text, dtype=np.int64)
+        self.slot_piece = np.asarray(slot_piece, dtype=np.int64)
+        self.slot_count = np.asarray([len(o) for o in self.slot_options], dtype=np.int64)
+        self.first_slot = np.searchsorted(self.slot_text, np.arange(len(texts) + 1))
+
+    @property
+    def substitutable_words(self) -> int:
+        return len(self.slot_text)
+
+    def draw(self, text_ids: Sequence[int], rate: float, rng: np.random.Generator) -> list[str]:
+        """The texts ``text_ids`` with each substitutable word replaced with probability ``rate``."""
+        text_ids = np.asarray(text_ids, dtype=np.int64)
+        slots = np.concatenate([np.arange(self.first_slot[t], self.first_slot[t + 1]) for t in text_ids] or [np.zeros(0, np.int64)])
+        replace = rng.random(len(slots)) < rate
+        chosen = (rng.random(len(slots)) * self.slot_count[slots]).astype(np.int64)
+        pieces = {int(t): list(self.pieces[t]) for t in text_ids}
+        for slot, pick in zip(slots[replace], chosen[replace]):
+            text, piece = int(self.slot_text[slot]), int(self.slot_piece[slot])
+            pieces[text][piece] = _match_case(self.slot_options[slot][pick], pieces[text][piece])
+        return ["".join(pieces[int(t)]) for t in text_ids]

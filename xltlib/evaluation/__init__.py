@@ -1,0 +1,1 @@
+"""Evaluation: zero-shot accuracy (and the generalized setting), and alignment: encoding plus metric kernels."""

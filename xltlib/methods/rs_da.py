@@ -1,0 +1,32 @@
+"""``rs_da``: randomized smoothing by data augmentation with synonyms (Huang et al. 2021)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from xltlib.config.methods import SynonymAugmentationParams
+from xltlib.data.batches import SynonymAugmentedPairs, TrainingData
+from xltlib.data.synonyms import SynonymTable
+from xltlib.methods.base import Standard
+
+if TYPE_CHECKING:
+    from xltlib.config import RunConfig
+
+
+class SynonymAugmentation(Standard):
+    """Randomized smoothing by data augmentation: synonyms substituted in the training text.
+
+    Each word of the source-language pair that has synonyms is replaced, with probability
+    ``rate``, by one of them chosen uniformly; fresh choices every time an example is
+    drawn (seeded by run seed and step, so a resumed run draws the same).
+    """
+
+    name = "rs_da"
+
+    Params = SynonymAugmentationParams
+
+    def training_data(self, frame, tokenizer, config: RunConfig, device: torch.device) -> TrainingData:
+        table = SynonymTable.from_json(self.params.synonyms_path(config))
+        return SynonymAugmentedPairs(tokenizer, frame, config.max_seq_length, device, table, self.params.rate, config.seed)

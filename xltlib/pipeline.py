@@ -1,0 +1,133 @@
+"""One run: load its data, train, evaluate zero-shot, measure alignment, store the tidy rows.
+
+:func:`ensure_run` is the unit of compute: cached by config hash (:mod:`xltlib.store`),
+locked, resumable from its checkpoint; :func:`ensure_runs` runs a grid of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from xltlib.config import PRETRAINED, RunConfig
+from xltlib.data import tasks
+from xltlib.data.run_data import RunData, load_run_data
+from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
+from xltlib.evaluation.alignment import measure_alignment
+from xltlib.files import atomic_write_json
+from xltlib.methods import make_method
+from xltlib.models import load_classifier, load_encoder, resolve_device
+from xltlib.store import METRICS_FILE, atomic_write_parquet, env_info, is_complete, result_rows, run_lock
+from xltlib.training import fit
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    package_logger = logging.getLogger("xltlib")
+    level = package_logger.level
+    if package_logger.getEffectiveLevel() > logging.INFO:  # the run's log keeps INFO even when the console does not
+        package_logger.setLevel(logging.INFO)
+    package_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(level)
+        handler.close()
+
+
+def ensure_run(
+    config: RunConfig,
+    runs_dir: str | Path = "runs",
+    device: str | None = None,
+    checkpoint_every: int = 200,
+    eval_batch_size: int = 64,
+) -> pd.DataFrame:
+    """Return the run's tidy metrics, computing (or resuming) the run only if needed.
+
+    A fine-tuning run first makes sure the alignment of its encoder before fine-tuning is
+    stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed).
+    """
+    run_dir = Path(runs_dir) / config.run_id()
+    if is_complete(run_dir):
+        log.info("run %s is complete: reading cached results", run_dir.name)
+        return pd.read_parquet(run_dir / METRICS_FILE)
+    data = load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
+    if config.method != PRETRAINED:
+        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size)
+    torch_device = resolve_device(device)
+    with run_lock(run_dir), _log_to(run_dir / "log.txt"):
+        if is_complete(run_dir):  # finished by another process while we waited to start
+            return pd.read_parquet(run_dir / METRICS_FILE)
+        atomic_write_json(run_dir / "config.json", config.to_dict())
+        atomic_write_json(run_dir / "env.json", env_info(torch_device))
+        if config.method == PRETRAINED:
+            log.info("run %s on %s: alignment of the pre-trained encoder", run_dir.name, torch_device)
+            metrics = _pretrained_alignment(config, data, torch_device, eval_batch_size)
+        else:
+            log.info("run %s on %s: %d training examples", run_dir.name, torch_device, len(data.train))
+            metrics = _train_and_evaluate(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
+        frame = result_rows(config, metrics)
+        atomic_write_parquet(run_dir / METRICS_FILE, frame)
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+        log.info("run %s complete", run_dir.name)
+    return frame
+
+
+def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: str | None = None) -> pd.DataFrame:
+    """Every run's tidy rows (computed only where missing), plus the pre-trained encoder's."""
+    frames = []
+    for config in tqdm(configs, desc="runs", unit="run"):
+        frames.append(ensure_run(config, runs_dir, device))
+    pretrained = {config.pretrained().run_id(): config.pretrained() for config in configs}
+    frames += [ensure_run(config, runs_dir, device) for config in pretrained.values()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, checkpoint_every: int = 200):
+    """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and tokenizer."""
+
+
+    set_seed(config.seed)
+    model, tokenizer = load_classifier(config.model, num_labels=len(tasks.get_task(config.task).labels), device=device)
+    fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every)
+    return model, tokenizer
+
+
+def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size) -> list[dict]:
+
+    model, tokenizer = fine_tune(config, data, run_dir / "checkpoint.pt", device, checkpoint_every)
+    predictor = make_method(config.method, config.method_params).predictor()
+    eval_sets = {lang: data.eval_sets[lang] for lang in config.tgt_langs}
+    if config.generalized_examples:
+        languages = list(dict.fromkeys((config.src_lang, *config.tgt_langs)))
+        eval_sets |= generalized_sets(data.eval_sets, languages, config.generalized_examples)
+    accuracies = zero_shot_accuracy(model, tokenizer, eval_sets, config.max_seq_length, device, eval_batch_size, predictor)
+    for lang, value in accuracies.items():
+        log.info("accuracy %s: %.4f", lang, value)
+    accuracy_rows = [{"tgt_lang": lang, "metric": "accuracy", "value": value} for lang, value in accuracies.items()]
+    return accuracy_rows + _alignment(config, data, model.base_model, tokenizer, device, eval_batch_size)
+
+
+def _pretrained_alignment(config, data, device, eval_batch_size) -> list[dict]:
+
+    encoder, tokenizer = load_encoder(config.model, device=device)
+    return _alignment(config, data, encoder, tokenizer, device, eval_batch_size)
+
+
+def _alignment(config, data, encoder, tokenizer, device, eval_batch_size) -> list[dict]:
+
+    return measure_alignment(
+        encoder, tokenizer, data.parallel, config.src_lang, config.tgt_langs, config.align_pooling,
+        config.max_seq_length, eval_batch_size, device,
+    )  # fmt: skip

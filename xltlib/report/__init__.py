@@ -1,0 +1,1 @@
+"""Reporting: the papermill batch, the notebooks' helpers, the analysis and the book."""

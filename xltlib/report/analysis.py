@@ -1,0 +1,389 @@
+"""Does alignment explain zero-shot accuracy? The study's statistics, over the results store.
+
+Every function takes the store's tidy table (DESIGN.md §3: one row per run, language,
+layer and metric) and returns a tidy frame, one row per estimated quantity, with at least
+``term``, ``estimate``, ``ci_low``, ``ci_high`` and ``p_value`` (95% intervals). Each
+(task, model) pair is analysed on its own: languages and accuracy scales differ between
+tasks. The unit of observation is a *cell*, one fine-tuned run's zero-shot accuracy on one
+target language beside that run's alignment of the language with the source.
+
+Missing cells are never dropped silently. The grid of a (task, model) is every observed
+method × seed × target language; a cell without accuracy or alignment (a failed or
+unfinished run) is left out of the fits, counted in the ``n_missing`` column and reported
+by a :class:`MissingCellsWarning`; :func:`missing_cells` lists them.
+
+Few languages make few clusters: cluster-robust intervals use Student t with
+(languages − 1) degrees of freedom, and method effects use paired t over seeds — honest,
+and wide, when seeds are few.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import stats
+
+from xltlib.config import PRETRAINED
+from xltlib.report.cells import (
+    ACCURACY,
+    ALIGNMENT_METRICS,
+    CELL,
+    GROUP,
+    MissingCellsWarning,
+    cells,
+    check_metric,
+    complete_grid,
+    complete_groups,
+    deltas,
+    missing_cells,
+    pretrained_alignment,
+    warn_missing,
+)
+
+__all__ = [
+    "ACCURACY", "ALIGNMENT_METRICS", "MissingCellsWarning", "cells", "compare_alignment", "deltas", "describe",
+    "distance_model", "gain_by_language", "level_model", "method_effects", "missing_cells", "paired_model",
+    "pretrained_alignment", "rank_correlations",
+]  # fmt: skip
+
+
+COMPARED_METRICS = ("parallel_cosine", "cosine_gap", "retrieval_cosine", "cka")
+
+
+ALL_LANGUAGES = "all targets"
+
+
+GENERALIZED = "generalized"
+
+
+CONFIDENCE = 0.95
+
+
+FIT_STATISTICS = ["r2", "r2_partial", "aic", "n_obs", "n_groups", "n_missing", "note"]
+
+
+def level_model(
+    results: pd.DataFrame,
+    alignment: str = "cosine_gap",
+    layer: int | None = None,
+    method_terms: bool = True,
+    baseline: str = "standard",
+    mixed: bool = True,
+    return_fits: bool = False,
+):
+    """Accuracy ~ alignment + C(language) (+ C(method)), two ways, per (task, model).
+
+    - ``fit == "ols"``: language fixed effects, standard errors clustered by language
+      (t with languages − 1 df). ``r2`` is the model's R²; ``r2_partial`` the share of the
+      residual variance of the model without alignment that alignment explains.
+    - ``fit == "mixed"``: a random intercept per language (statsmodels ``MixedLM``, REML);
+      ``r2_marginal`` / ``r2_conditional`` after Nakagawa & Schielzeth (2013).
+
+    The slope is the row with ``term == "alignment"``: accuracy (as a fraction) per unit
+    of the alignment metric. Method rows (``method[pgd]``…) are differences from
+    ``baseline`` at equal alignment. ``mixed=False`` skips the mixed model. With
+    ``return_fits`` the statsmodels results come too, keyed by (task, model, fit).
+    """
+    grid = cells(results, alignment, layer)
+    rows, fits = [], {}
+    for key, data, n_missing in complete_groups(grid, [ACCURACY, "alignment"], "level model"):
+        data = _baseline_first(data, baseline)
+        method = " + C(method)" if method_terms and data.method.nunique() > 1 else ""
+        ols, ols_rows = _ols(data, f"accuracy ~ alignment{method} + C(language)", f"accuracy ~ 1{method} + C(language)")
+        fits[(*key, "ols")] = ols
+        models = [("ols", ols_rows)]
+        if mixed:
+            fits[(*key, "mixed")], mixed_rows = _mixed(data, f"accuracy ~ alignment{method}")
+            models.append(("mixed", mixed_rows))
+        for fit, fit_rows in models:
+            rows += [{**dict(zip(GROUP, key)), "fit": fit, **row, "n_missing": n_missing} for row in fit_rows]
+    table = _table(rows, [*GROUP, "fit"], [*FIT_STATISTICS, "r2_marginal", "r2_conditional"])
+    return (table, fits) if return_fits else table
+
+
+def paired_model(
+    results: pd.DataFrame,
+    alignment: str = "cosine_gap",
+    layer: int | None = None,
+    baseline: str = "standard",
+    method_terms: bool = False,
+    return_fits: bool = False,
+):
+    """Δaccuracy ~ Δalignment against ``baseline`` on the same seed, language, task and model.
+
+    Does the alignment a method gains predict the accuracy it gains? OLS with standard
+    errors clustered by language (t with languages − 1 df); ``term == "alignment"`` is the
+    slope, ``"intercept"`` the accuracy gained at no alignment gain. ``method_terms`` adds
+    one intercept per method, so the slope comes from seed-to-seed and language-to-language
+    variation within a method only.
+    """
+    paired = deltas(results, alignment, layer, baseline)
+    rows, fits = [], {}
+    for key, data, n_missing in complete_groups(paired, ["d_accuracy", "d_alignment"], "paired model"):
+        data = data.rename(columns={"d_accuracy": "gain", "d_alignment": "alignment"})
+        intercepts = " + C(method) - 1" if method_terms and data.method.nunique() > 1 else ""
+        fit, fit_rows = _ols(data, f"gain ~ alignment{intercepts}", f"gain ~ 1{intercepts}", intercept=True)
+        fits[(*key, "ols")] = fit
+        rows += [{**dict(zip(GROUP, key)), "fit": "ols", **row, "n_missing": n_missing} for row in fit_rows]
+    table = _table(rows, [*GROUP, "fit"], FIT_STATISTICS)
+    return (table, fits) if return_fits else table
+
+
+def method_effects(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+) -> pd.DataFrame:
+    """Each method's mean gain over ``baseline`` in accuracy and in alignment, with paired-t CIs.
+
+    One row per (task, model, method, outcome, language): ``outcome`` is ``accuracy`` or
+    the alignment metric; ``language`` is a target language, ``"all targets"`` (the mean
+    over target languages, per seed) or, for accuracy, ``"generalized"`` (the mean over
+    the mixed-language pairs a|b with a ≠ b, per seed). The paired t-test is over seeds,
+    so one seed gives an estimate without an interval.
+    """
+    paired = deltas(results, alignment, layer, baseline)
+    gains = paired.rename(columns={"d_accuracy": ACCURACY, "d_alignment": alignment}).melt(
+        id_vars=CELL, value_vars=[ACCURACY, alignment], var_name="outcome", value_name="gain"
+    )
+    overall = gains.groupby(["task", "model", "method", "seed", "outcome"]).gain.agg(
+        lambda g: g.mean(skipna=False)
+    ).reset_index()
+    units = [gains, overall.assign(language=ALL_LANGUAGES), _generalized_gains(results, baseline)]
+    units = pd.concat(units, ignore_index=True)
+    rows = []
+    for key, group in units.groupby([*GROUP, "method", "outcome", "language"], sort=False):
+        complete = group.gain.dropna()
+        rows.append({
+            **dict(zip([*GROUP, "method", "outcome", "language"], key)), "term": key[2],
+            **_mean_ci(complete.to_numpy()), "n_obs": len(complete), "n_missing": len(group) - len(complete),
+        })  # fmt: skip
+    warn_missing(sum(row["n_missing"] for row in rows if row["language"] != ALL_LANGUAGES), "method effects")
+    return _table(rows, [*GROUP, "method", "outcome", "language"], ["n_obs", "n_missing"])
+
+
+def compare_alignment(
+    results: pd.DataFrame,
+    metrics: Sequence[str] = COMPARED_METRICS,
+    layers: Iterable[int | None] | None = None,
+    baseline: str = "standard",
+) -> pd.DataFrame:
+    """Which alignment metric, at which layer, predicts accuracy best?
+
+    The level model (OLS with language fixed effects) and the paired model, refitted for
+    every metric and layer (``layers=None``: each stored layer and the hidden-layer mean,
+    ``layer`` NA in the table). Rank them by ``r2_partial`` (level: what alignment adds to
+    the language and method effects) or ``r2`` (paired), or by ``aic`` within a model.
+    """
+    present = [metric for metric in metrics if (results.metric == metric).any()]
+    for metric in metrics:
+        check_metric(metric)
+    if layers is None:
+        stored = results.loc[results.metric.isin(present), "layer"].dropna().unique()
+        layers = [None, *sorted(int(layer) for layer in stored)]
+    frames = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingCellsWarning)  # reported once below, not per refit
+        for metric in present:
+            for layer in layers:
+                level = level_model(results, metric, layer, baseline=baseline, mixed=False)
+                paired = paired_model(results, metric, layer, baseline)
+                for analysis, table in (("level", level), ("paired", paired)):
+                    slope = table[table.term == "alignment"]
+                    frames.append(slope.assign(analysis=analysis, metric=metric, layer=layer))
+    warn_missing(int(missing_cells(results, present[0]).shape[0]) if present else 0, "alignment comparison")
+    front = [*GROUP, "analysis", "metric", "layer"]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*front, "term"])
+    table["layer"] = table["layer"].astype("Int64")
+    mixed_only = {"fit", "r2_marginal", "r2_conditional"}
+    return table[front + [c for c in table.columns if c not in front and c not in mixed_only]].reset_index(drop=True)
+
+
+def gain_by_language(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+) -> pd.DataFrame:
+    """Per (task, model, method, language): mean accuracy gain over ``baseline`` (and its sd
+    over seeds) beside the language's alignment in the *pre-trained* encoder."""
+    paired = deltas(results, alignment, layer, baseline).dropna(subset=["d_accuracy"])
+    gains = paired.groupby([*GROUP, "method", "language"]).d_accuracy.agg(gain="mean", gain_sd="std", seeds="count")
+    return gains.reset_index().merge(pretrained_alignment(results, alignment, layer), on=[*GROUP, "language"], how="left")
+
+
+def distance_model(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+) -> pd.DataFrame:
+    """Does a method help most where pre-trained alignment is worst?
+
+    Per (task, model, method): OLS of the language's mean accuracy gain on its pre-trained
+    alignment, one point per target language. A negative ``pretrained_alignment`` slope
+    means larger gains for worse-aligned (more distant) languages, as the paper claims.
+    """
+    points = gain_by_language(results, alignment, layer, baseline).dropna(subset=["gain", "pretrained_alignment"])
+    rows = []
+    for key, data in points.groupby([*GROUP, "method"], sort=False):
+        names = dict(zip([*GROUP, "method"], key))
+        if len(data) < 3 or np.ptp(data.gain) == 0:
+            reason = "fewer than 3 languages" if len(data) < 3 else "the gain is the same for every language"
+            rows.append({**names, "term": "pretrained_alignment", **_nan_estimate(), "n_obs": len(data), "note": reason})
+            continue
+        fit = smf.ols("gain ~ pretrained_alignment", data).fit()
+        rows.append({**names, **_coefficient(fit, "pretrained_alignment"), "r2": fit.rsquared, "n_obs": int(fit.nobs)})
+    return _table(rows, [*GROUP, "method"], ["r2", "n_obs", "note"])
+
+
+def rank_correlations(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None) -> pd.DataFrame:
+    """Spearman ρ between alignment and accuracy over cells, per method and over all methods.
+
+    The interval is Fisher's z with the Fieller, Hartley & Pearson (1957) variance
+    1.06 / (n − 3); the p-value is scipy's. ``method == "all"`` pools every method's cells.
+    """
+    grid = cells(results, alignment, layer)
+    rows = []
+    for key, data, n_missing in complete_groups(grid, [ACCURACY, "alignment"], "rank correlations"):
+        for method, part in [("all", data), *data.groupby("method")]:
+            rows.append({**dict(zip(GROUP, key)), "method": method, "term": "spearman_rho",
+                         **_spearman(part.alignment.to_numpy(), part[ACCURACY].to_numpy()), "n_obs": len(part),
+                         "n_missing": n_missing})  # fmt: skip
+    return _table(rows, [*GROUP, "method"], ["n_obs", "n_missing"])
+
+
+def _baseline_first(data: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Methods as a categorical whose first level, the reference of ``C(method)``, is ``baseline``."""
+    methods = sorted(set(data.method), key=lambda method: (method != baseline, method))
+    return data.assign(method=pd.Categorical(data.method, categories=methods))
+
+
+def _term_name(name: str) -> str:
+    """``C(method)[T.pgd]`` → ``method[pgd]``; ``Intercept`` → ``intercept``."""
+    if name == "Intercept":
+        return "intercept"
+    if name.startswith("C("):
+        variable, level = name[2:].split(")", 1)
+        return f"{variable}[{level.strip('[]').removeprefix('T.')}]"
+    return name
+
+
+def _coefficient(fit, name: str) -> dict:
+    low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc[name]
+    return {"term": _term_name(name), "estimate": fit.params[name], "std_error": fit.bse[name],
+            "ci_low": low, "ci_high": high, "p_value": fit.pvalues[name]}  # fmt: skip
+
+
+def _reported_terms(fit, intercept: bool) -> list[str]:
+    """The slope, the method terms and (where it means something) the intercept; not languages."""
+    keep = sorted((name for name in fit.params.index if name == "alignment" or name.startswith("C(method)")),
+                  key=lambda name: name != "alignment")  # fmt: skip
+    return keep + ["Intercept"] if intercept and "Intercept" in fit.params.index else keep
+
+
+def _degenerate(data: pd.DataFrame, formula: str) -> str | None:
+    """Why a model cannot be fitted (an outcome or alignment that never varies), else None."""
+    outcome = formula.split("~")[0].strip()
+    for column, what in ((outcome, "the outcome"), ("alignment", "alignment")):
+        if column in data and np.ptp(data[column].to_numpy(dtype=float)) == 0:
+            return f"{what} ({column}) is the same in every cell: nothing to fit"
+    return None
+
+
+def _unfitted(data: pd.DataFrame, reason: str) -> list[dict]:
+    counts = {"n_obs": len(data), "n_groups": data.language.nunique()}
+    return [{"term": "alignment", **_nan_estimate(), **counts, "note": reason}]
+
+
+def _ols(data: pd.DataFrame, formula: str, without_alignment: str, intercept: bool = False):
+    """OLS with language-clustered SEs; rows for the reported terms, fit statistics on each."""
+    if reason := _degenerate(data, formula):
+        return None, _unfitted(data, reason)
+    languages = pd.factorize(data.language)[0]
+    if len(set(languages)) > 1:
+        fit = smf.ols(formula, data).fit(cov_type="cluster", cov_kwds={"groups": languages}, use_t=True)
+    else:
+        fit = smf.ols(formula, data).fit(use_t=True)
+    reduced = smf.ols(without_alignment, data).fit()
+    partial = 1 - fit.ssr / reduced.ssr if reduced.ssr > 0 else np.nan
+    shared = {"r2": fit.rsquared, "r2_partial": partial, "aic": fit.aic, "n_obs": int(fit.nobs),
+              "n_groups": len(set(languages))}  # fmt: skip
+    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept)]
+
+
+def _mixed(data: pd.DataFrame, formula: str):
+    """Random intercept per language (REML); convergence problems go in ``note``, not stderr."""
+    if reason := _degenerate(data, formula) or ("fewer than 3 languages" if data.language.nunique() < 3 else None):
+        return None, _unfitted(data, reason)
+    shared = {"n_obs": len(data), "n_groups": data.language.nunique()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = smf.mixedlm(formula, data, groups=data.language).fit(reml=True)
+    notes = sorted({str(w.message).split("\n")[0] for w in caught})
+    if not fit.converged:
+        notes.insert(0, "did not converge")
+    fixed = np.asarray(fit.model.exog) @ np.asarray(fit.fe_params)
+    var_fixed, var_language, var_residual = float(np.var(fixed)), float(fit.cov_re.iloc[0, 0]), float(fit.scale)
+    total = var_fixed + var_language + var_residual
+    shared |= {"r2_marginal": var_fixed / total, "r2_conditional": (var_fixed + var_language) / total,
+               "note": "; ".join(notes)}  # fmt: skip
+    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept=False)]
+
+
+def _nan_estimate() -> dict:
+    return dict.fromkeys(["estimate", "std_error", "ci_low", "ci_high", "p_value"], np.nan)
+
+
+def _mean_ci(values: np.ndarray) -> dict:
+    """Mean with a one-sample t interval and p-value (NaN interval below two values)."""
+    if len(values) == 0:
+        return _nan_estimate()
+    mean = float(values.mean())
+    if len(values) < 2:
+        return {**_nan_estimate(), "estimate": mean}
+    sem = float(stats.sem(values))
+    if sem == 0:
+        return {"estimate": mean, "std_error": 0.0, "ci_low": mean, "ci_high": mean, "p_value": np.nan}
+    low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=sem)
+    return {"estimate": mean, "std_error": sem, "ci_low": low, "ci_high": high,
+            "p_value": float(stats.ttest_1samp(values, 0.0).pvalue)}  # fmt: skip
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> dict:
+    if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return _nan_estimate()
+    rho, p_value = stats.spearmanr(x, y)
+    half = stats.norm.ppf(0.5 + CONFIDENCE / 2) * np.sqrt(1.06 / (len(x) - 3))
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    return {"estimate": float(rho), "std_error": np.nan, "ci_low": float(np.tanh(z - half)),
+            "ci_high": float(np.tanh(z + half)), "p_value": float(p_value)}  # fmt: skip
+
+
+def _generalized_gains(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per (task, model, method, seed): mean accuracy gain over the mixed pairs a|b, a ≠ b."""
+    tuned = results[(results.method != PRETRAINED) & (results.metric == ACCURACY)]
+    mixed = tuned[tuned.tgt_lang.str.contains("|", regex=False)]
+    mixed = mixed[mixed.tgt_lang.str.split("|").str[0] != mixed.tgt_lang.str.split("|").str[1]]
+    if mixed.empty:
+        return pd.DataFrame(columns=[*CELL, "outcome", "gain"])
+    per_run = mixed.groupby([*GROUP, "method", "seed"]).value.mean().rename("accuracy").reset_index()
+    per_run = complete_grid(per_run, ["method", "seed"])
+    base = per_run[per_run.method == baseline].drop(columns="method")
+    treated = per_run[per_run.method != baseline].merge(base, on=[*GROUP, "seed"], suffixes=("", "_base"))
+    gain = treated[ACCURACY] - treated[f"{ACCURACY}_base"]
+    return treated[[*GROUP, "method", "seed"]].assign(language=GENERALIZED, outcome=ACCURACY, gain=gain)
+
+
+def _table(rows: list[dict], front: list[str], statistics: list[str]) -> pd.DataFrame:
+    """Rows in a fixed column order; a statistic no row has (every fit failed) is NaN."""
+    columns = [*front, "term", "estimate", "std_error", "ci_low", "ci_high", "p_value", *statistics]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def describe(row: pd.Series, scale: float = 1.0, unit: str = "", digits: int = 1) -> str:
+    """``"+2.1 pts (95% CI −0.4 to +4.6)"``: an estimate and its interval for the book's prose."""
+    def number(value: float) -> str:
+        if pd.isna(value):
+            return "n/a"
+        rounded = round(value * scale, digits) + 0.0  # + 0.0 turns a rounded −0.0 into +0.0
+        return f"{rounded:+.{digits}f}".replace("-", "−")
+
+    interval = "" if pd.isna(row["ci_low"]) else f" (95% CI {number(row['ci_low'])} to {number(row['ci_high'])})"
+    return f"{number(row['estimate'])}{unit}{interval}"

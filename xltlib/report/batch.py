@@ -1,0 +1,260 @@
+"""The papermill batch: every experiment of an experiments file becomes one executed chapter.
+
+``run_batch`` executes ``notebooks/experiment.ipynb`` once per experiment into
+``book/chapters/<name>.ipynb`` (explicit kernel), then, for the synthetic profile,
+``notebooks/calibration.ipynb`` (the benchmark's calibration, from the experiments' standard
+runs), then ``notebooks/synthesis.ipynb``, and writes ``_toc.yml``. Each execution is
+recorded in ``book/chapters/manifest.json`` (status, duration, parameters, error). A failing
+notebook does not stop the others: its chapter opens with the failure. A finished experiment
+with the same parameters is skipped unless ``force``; one left ``running`` by a killed batch
+is executed again (its runs resume from the run cache, so finished runs cost nothing).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xltlib.config.experiments import RESERVED_NAMES, read_experiments_file
+from xltlib.errors import XltError, did_you_mean
+from xltlib.files import atomic_write, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+KERNEL = "xlt-robust-study"
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENT_NOTEBOOK = Path("notebooks/experiment.ipynb")
+SYNTHESIS_NOTEBOOK = Path("notebooks/synthesis.ipynb")
+CALIBRATION_NOTEBOOK = Path("notebooks/calibration.ipynb")
+CHAPTERS = Path("book/chapters")
+MANIFEST = CHAPTERS / "manifest.json"
+SYNTHESIS, CALIBRATION = RESERVED_NAMES
+CALIBRATION_TITLE = "The synthetic benchmark: calibration"
+FRONT_PAGES = ("book/intro", "book/methods")
+BACK_PAGES = ("book/design-notes", "book/speed", "book/reproducibility")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One chapter: a name (its file), a title, and the notebook's parameters."""
+
+    name: str
+    title: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
+    """The profile and experiments of an experiments file, every key checked before anything runs."""
+    path = Path(path)
+    if not path.is_file():
+        known = sorted(p.name for p in (REPO / "notebooks" / "experiments").glob("*.yaml"))
+        raise XltError(f"experiments file {path} not found; the project's are notebooks/experiments/{{{','.join(known)}}}")
+    parsed = read_experiments_file(path, list(notebook_parameters(REPO / EXPERIMENT_NOTEBOOK)))
+    experiments = [Experiment(name, spec.title or name, dict(spec.parameters)) for name, spec in parsed.experiments.items()]
+    return parsed.profile or "", experiments
+
+
+def notebook_parameters(notebook: Path) -> dict[str, Any]:
+    """The notebook's ``parameters``-tagged cell: each name and its default value (the one place that states it)."""
+    import papermill
+
+    return {name: ast.literal_eval(spec["default"]) for name, spec in papermill.inspect_notebook(str(notebook)).items()}
+
+
+def with_notebook_defaults(parameters: dict[str, Any]) -> dict[str, Any]:
+    """An experiment's parameters completed with the experiment notebook's defaults."""
+    return {**notebook_parameters(REPO / EXPERIMENT_NOTEBOOK), **parameters}
+
+
+def require_kernel(name: str) -> None:
+    """Fail before any execution when the Jupyter kernel the chapters run on is not installed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise XltError(
+            f"Jupyter kernel {name!r} is not installed; `make setup` installs it "
+            f"(or: python -m ipykernel install --sys-prefix --name {name})"
+        ) from None
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    (root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(root / MANIFEST, manifest)
+
+
+def _finish_chapter(output: Path, name: str, title: str, entry: dict[str, Any]) -> None:
+    """Open the executed notebook with its title and, if it failed, a statement of the failure."""
+    import nbformat
+
+    notebook = nbformat.read(output, as_version=4)
+    cells = [nbformat.v4.new_markdown_cell(f"# {title}")]
+    if entry["status"] != "ok":
+        cells.append(nbformat.v4.new_markdown_cell(
+            f"```{{error}}\nThis experiment **failed** after {entry['seconds']:.0f} s: `{entry['error']}`.\n"
+            "The cells below show how far it got; the other chapters are unaffected. "
+            f"Rerun it with `python -m xltlib batch <experiments file> --only {name} --force`.\n```"
+        ))  # fmt: skip
+    notebook.cells = cells + notebook.cells
+    nbformat.write(notebook, output)
+
+
+def execute(notebook: Path, name: str, title: str, parameters: dict[str, Any], root: Path, kernel: str) -> dict[str, Any]:
+    """Execute ``notebook`` into ``book/chapters/<name>.ipynb``; return its manifest entry.
+
+    The chapter is written whole or not at all, and a failed execution still writes one:
+    it opens with the failure.
+    """
+    output = root / CHAPTERS / f"{name}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    entry: dict[str, Any] = {"status": "ok", "parameters": parameters, "error": None, "notebook": str(notebook)}
+
+    def write(partial: Path) -> None:
+        start = time.monotonic()
+        entry.update(_execute_into(root / notebook, partial, parameters, kernel, root))
+        entry["seconds"] = round(time.monotonic() - start, 1)
+        _finish_chapter(partial, name, title, entry)
+
+    atomic_write(output, write)
+    return entry
+
+
+def _execute_into(notebook: Path, partial: Path, parameters: dict[str, Any], kernel: str, root: Path) -> dict[str, Any]:
+    """Run papermill into ``partial``; the manifest fields of a failure (an empty notebook if none was written)."""
+    import nbformat
+    import papermill
+
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(partial), parameters=parameters, kernel_name=kernel, cwd=str(root),
+            progress_bar=sys.stderr.isatty(), report_mode=False,  # cell progress for a person, not for logs
+        )  # fmt: skip
+    except papermill.PapermillExecutionError as error:
+        return {"status": "failed", "error": f"{error.ename}: {error.evalue}".strip()}
+    except Exception as error:  # kernel died, notebook missing...: still a recorded, visible failure
+        if not partial.exists():
+            nbformat.write(nbformat.v4.new_notebook(), partial)
+        return {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    return {}
+
+
+def run_batch(
+    experiments_file: str | Path,
+    root: str | Path = REPO,
+    force: bool = False,
+    quick: bool = False,
+    only: list[str] | None = None,
+    kernel: str = KERNEL,
+    runs_dir: str | None = None,
+    cache_dir: str = "cache",
+) -> dict[str, Any]:
+    """Execute the experiments (and the synthesis) into chapters; write ``_toc.yml``; return the manifest."""
+    root = Path(root).resolve()
+    profile, experiments = load_experiments(experiments_file)
+    require_kernel(kernel)
+    names = [e.name for e in experiments]
+    for name in only or []:
+        if name not in names:
+            raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
+    runs_dir = runs_dir or ("runs-quick" if quick else "runs")
+    manifest = read_manifest(root)
+    for experiment in experiments:
+        if only and experiment.name not in only:
+            continue
+        parameters = {**experiment.parameters, "quick": quick, "runs_dir": runs_dir, "cache_dir": cache_dir}
+        if quick:
+            parameters["seeds"] = with_notebook_defaults(experiment.parameters)["seeds"][:1]
+        _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
+    calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
+    if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
+        _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
+                 {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
+    synthesis = {"runs_dir": runs_dir, "profile": profile}
+    if profile == "synthetic":
+        synthesis["draws"] = experiment_draws(experiments, quick)
+    _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
+             True, kernel)  # fmt: skip  (always: it reads every run)
+    write_toc(root, experiments, manifest, calibration=calibration is not None)
+    return manifest
+
+
+def calibration_parameters(experiments: list[Experiment], quick: bool) -> dict[str, Any] | None:
+    """The calibration chapter's tasks and seeds: the experiments' ``standard`` runs on synthetic tasks.
+
+    Seeds are those every such task has (the first one with ``quick``, as the experiments
+    then run); None when no experiment runs ``standard`` on a synthetic task.
+    """
+    from xltlib.data.tasks import get_task
+
+    seeds_by_task: dict[str, set[int]] = {}
+    for experiment in experiments:
+        parameters = with_notebook_defaults(experiment.parameters)
+        task = parameters["task"]
+        if get_task(task).profile != "synthetic" or "standard" not in parameters["methods"]:
+            continue
+        seeds = list(parameters["seeds"])[: 1 if quick else None]
+        seeds_by_task.setdefault(task, set()).update(seeds)
+    if not seeds_by_task:
+        return None
+    shared = sorted(set.intersection(*seeds_by_task.values()))
+    return {"tasks": sorted(seeds_by_task), "seeds": shared, "quick": quick} if shared else None
+
+
+def experiment_draws(experiments: list[Experiment], quick: bool) -> list[int]:
+    """The pre-training draws the experiments' synthetic runs use: each one's ``overrides['draw']``, else the profile's default.
+
+    The synthesis reads only these, so the calibration chapter's runs on the other draws
+    are never pooled with the experiments' (runs with their own ``model`` have no draw and
+    are always read).
+    """
+    from xltlib.synthetic.recipe import default_draw, default_synthetic_profile, quick_synthetic_profile
+
+    default = default_draw(quick_synthetic_profile() if quick else default_synthetic_profile())
+    return sorted({(experiment.parameters.get("overrides") or {}).get("draw", default) for experiment in experiments})
+
+
+def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -> None:
+    previous = manifest.get(name)
+    chapter = root / CHAPTERS / f"{name}.ipynb"
+    if not force and previous and previous["status"] == "ok" and previous["parameters"] == parameters and chapter.exists():
+        log.info("%s: finished earlier with the same parameters; skipped (use --force to rerun)", name)
+        return
+    manifest[name] = {"status": "running", "parameters": parameters, "title": title}
+    _write_manifest(root, manifest)
+    log.info("%s: executing %s", name, notebook)
+    entry = execute(notebook, name, title, parameters, root, kernel)
+    manifest[name] = {**entry, "title": title}
+    _write_manifest(root, manifest)
+    log.info("%s: %s in %.0f s%s", name, entry["status"], entry["seconds"], f" ({entry['error']})" if entry["error"] else "")
+
+
+def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any], calibration: bool = False) -> Path:
+    """``_toc.yml``: front pages, the calibration (if asked for), one chapter per experiment, the synthesis, reproducibility."""
+    chapters = [{"file": page} for page in FRONT_PAGES[1:]]
+    if calibration and (root / CHAPTERS / f"{CALIBRATION}.ipynb").exists():
+        chapters.append({"file": f"{CHAPTERS}/{CALIBRATION}"})
+    for experiment in experiments:
+        if (root / CHAPTERS / f"{experiment.name}.ipynb").exists():
+            status = manifest.get(experiment.name, {}).get("status")
+            title = experiment.title + (" (failed)" if status == "failed" else "")
+            chapters.append({"file": f"{CHAPTERS}/{experiment.name}", "title": title})
+    chapters.append({"file": f"{CHAPTERS}/{SYNTHESIS}"})
+    chapters += [{"file": page} for page in BACK_PAGES]
+    toc = {"format": "jb-book", "root": FRONT_PAGES[0], "chapters": chapters}
+    path = root / "_toc.yml"
+    path.write_text("# Generated by `python -m xltlib batch`; edit the experiments file instead.\n" + yaml.safe_dump(toc, sort_keys=False))
+    return path

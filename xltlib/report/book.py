@@ -1,0 +1,163 @@
+"""Build the Jupyter Book offline: MathJax served from the book itself, never from a CDN.
+
+MathJax 3 comes from the npm registry's ``mathjax`` package (fetched once by setup or by
+the first build, checked against its published sha512, unpacked into
+``book/_static/mathjax``); ``_config.yml`` points Sphinx's ``mathjax_path`` at it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from xltlib.errors import XltError
+from xltlib.files import atomic_directory, atomic_write_text
+from xltlib.report.batch import CHAPTERS, REPO, read_manifest
+from xltlib.store import git_commit, load_results
+
+log = logging.getLogger(__name__)
+
+MATHJAX_VERSION = "3.2.2"
+MATHJAX_URL = f"https://registry.npmjs.org/mathjax/-/mathjax-{MATHJAX_VERSION}.tgz"
+MATHJAX_SHA512 = "Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
+"""The npm registry's ``dist.integrity`` of mathjax@3.2.2 (base64 sha512)."""
+MATHJAX_DIR = Path("book/_static/mathjax")
+PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "papermill", "jupyter-book", "pandas", "seaborn",
+            "statsmodels", "scipy")  # fmt: skip
+
+
+def ensure_mathjax(root: Path = REPO) -> Path:
+    """``book/_static/mathjax`` with MathJax's ``es5`` build; downloaded once (needs the npm registry)."""
+    target = root / MATHJAX_DIR
+    if (target / "tex-chtml.js").is_file():
+        return target
+    log.info("fetching MathJax %s from the npm registry (once)", MATHJAX_VERSION)
+    try:
+        with urllib.request.urlopen(MATHJAX_URL, timeout=60) as response:
+            archive = response.read()
+    except OSError as error:
+        raise XltError(
+            f"MathJax is not in {target} and {MATHJAX_URL} cannot be fetched ({error}); "
+            "run `make setup` where the npm registry is reachable, or unpack that tarball's "
+            f"package/es5 into {target}"
+        ) from None
+    digest = base64.b64encode(hashlib.sha512(archive).digest()).decode()
+    if digest != MATHJAX_SHA512:
+        raise XltError(f"{MATHJAX_URL} does not match its published sha512; not unpacking it")
+    shutil.rmtree(target, ignore_errors=True)  # a copy without its entry file is not MathJax
+    with atomic_directory(target, "or delete it") as partial, tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("package/es5/") and m.isfile()]
+        for member in members:
+            member.name = member.name.removeprefix("package/es5/")
+        tar.extractall(partial, members=members, filter="data")
+    return target
+
+
+def write_reproducibility(root: Path = REPO, runs_dir: str = "runs") -> Path:
+    """``book/reproducibility.md``: versions, the batch's chapters, the runs behind them, how to rerun."""
+    versions, chapters, run_rows = _package_rows(), _chapter_rows(read_manifest(root)), _run_rows(root / runs_dir)
+    text = f"""# Reproducibility
+
+Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from commit `{git_commit() or 'unknown'}`
+on {platform.platform()} with Python {platform.python_version()}.
+
+## Software
+
+| package | version |
+|---|---|
+{chr(10).join(versions)}
+
+{_encoders_line()}
+
+## Chapters of this build
+
+| chapter | status | time | parameters |
+|---|---|---|---|
+{chr(10).join(chapters) or '| (none) | | | |'}
+
+## Runs
+
+Every number in the book comes from these runs, in `{runs_dir}/<run id>/` (`config.json`
+holds the full configuration; the id ends with the first 12 hex digits of its sha256).
+
+| run id | task | draw | method | seed |
+|---|---|---|---|---|
+{chr(10).join(run_rows) or '| (none) | | | | |'}
+
+## Rerunning
+
+- The whole book: `python -m xltlib study` (add `--force` to re-execute every chapter;
+  runs are cached, so only missing runs train).
+- One chapter: `python -m xltlib batch notebooks/experiments/synthetic.yaml --only NAME --force`,
+  then `python -m xltlib book`.
+- One run: `python -m xltlib run --task syn-nli --method pgd --seed 1` (see `--help`).
+"""
+    path = root / "book" / "reproducibility.md"
+    atomic_write_text(path, text)
+    return path
+
+
+def _package_rows() -> list[str]:
+    rows = []
+    for package in PACKAGES:
+        try:
+            rows.append(f"| {package} | {metadata.version(package)} |")
+        except metadata.PackageNotFoundError:
+            rows.append(f"| {package} | not installed |")
+    return rows
+
+
+def _chapter_rows(manifest: dict) -> list[str]:
+    return [
+        f"| {entry.get('title', name)} | {entry['status']} | {entry.get('seconds', 0):.0f} s | "
+        f"`{json.dumps(entry['parameters'], sort_keys=True)}` |"
+        for name, entry in manifest.items()
+    ]
+
+
+def _run_rows(runs_dir: Path) -> list[str]:
+    runs = load_results(runs_dir).drop_duplicates("run_id")[["run_id", "task", "draw", "method", "seed"]]
+    return [f"| `{row.run_id}` | {row.task} | {'' if pd.isna(row.draw) else row.draw} | {row.method} | {row.seed} |"
+            for row in runs.sort_values("run_id").itertuples()]  # fmt: skip
+
+
+def _encoders_line() -> str:
+    """Which shipped synthetic encoders the synthetic runs fine-tuned (README, "Shipped encoders")."""
+    from xltlib.synthetic import shipped
+
+    try:
+        manifest = shipped.read_manifest()
+    except XltError:
+        return "The shipped synthetic encoders are missing from this checkout."
+    return (f"Synthetic runs fine-tune the shipped encoders of `{shipped.SHIPPED_ENCODERS.relative_to(REPO)}` (recipe "
+            f"`{manifest['recipe_hash'][:12]}`, draws {', '.join(map(str, shipped.shipped_draws()))}; their sha256 is "
+            "checked before every run).")
+
+
+def build_book(root: Path = REPO) -> Path:
+    """``jupyter-book build`` of the executed chapters (never executes them); returns index.html."""
+    if not (root / "_toc.yml").exists() or not (root / CHAPTERS).is_dir():
+        raise XltError("no chapters yet: run `python -m xltlib batch notebooks/experiments/synthetic.yaml` first")
+    ensure_mathjax(root)
+    if not (root / "book" / "reproducibility.md").exists():
+        write_reproducibility(root)
+    # The interpreter itself, not the `jupyter-book` script: its shebang breaks when a venv moves.
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root), "--quiet"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise XltError(f"jupyter-book build failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return root / "_build" / "html" / "index.html"

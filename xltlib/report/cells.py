@@ -1,0 +1,149 @@
+"""The unit of every analysis: a cell, one fine-tuned run's zero-shot accuracy on one target language beside its alignment.
+
+Every function takes the store's tidy table (one row per run, language, layer and metric).
+The grid of a (task, model) is every observed method × seed × target language; a cell
+without accuracy or alignment (a failed or unfinished run) is kept with NaN, never dropped
+silently: :func:`missing_cells` lists them and the fits of :mod:`xltlib.report.analysis`
+count them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from xltlib.config import PRETRAINED
+from xltlib.errors import unknown
+from xltlib.evaluation.alignment import METRICS
+
+ACCURACY = "accuracy"
+
+
+ALIGNMENT_METRICS = tuple(METRICS)
+
+
+GROUP = ["task", "model"]
+
+
+CELL = ["task", "model", "method", "seed", "language"]
+
+
+class MissingCellsWarning(UserWarning):
+    """Some (method, seed, language) cells of an analysis grid have no result."""
+
+
+def cells(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, pooling: str = "mean"
+) -> pd.DataFrame:
+    """The full grid of fine-tuned cells with ``accuracy`` and ``alignment`` (NaN where missing).
+
+    ``layer=None`` averages the alignment over the hidden layers 1..L (layer 0, the word
+    embeddings, is left out: fine-tuning barely moves it). The source language is not a
+    target and is left out; so are the generalized (mixed-language) accuracies.
+    """
+    check_metric(alignment)
+    tuned = results[results.method != PRETRAINED]
+    accuracy = _zero_shot(tuned)[["run_id", *CELL, "value"]].rename(columns={"value": ACCURACY})
+    aligned = _alignment_rows(tuned, alignment, layer, pooling)
+    aligned = aligned.groupby(["run_id", "language"]).value.mean().rename("alignment").reset_index()
+    runs = tuned.drop_duplicates("run_id").set_index("run_id")[["task", "model", "method", "seed"]]
+    aligned = aligned.join(runs, on="run_id")
+    observed = accuracy.merge(aligned, on=["run_id", *CELL], how="outer")
+    return complete_grid(observed, ["method", "seed", "language"])
+
+
+def missing_cells(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None) -> pd.DataFrame:
+    """The grid's cells without accuracy or alignment, and which of the two is missing."""
+    grid = cells(results, alignment, layer)
+    missing = grid[grid[[ACCURACY, "alignment"]].isna().any(axis=1)]
+    no_accuracy, no_alignment = missing[ACCURACY].isna(), missing.alignment.isna()
+    lacks = np.where(no_accuracy & no_alignment, "run", np.where(no_accuracy, ACCURACY, "alignment"))
+    return missing[CELL].assign(missing=lacks).reset_index(drop=True)
+
+
+def pretrained_alignment(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, pooling: str = "mean"
+) -> pd.DataFrame:
+    """The pre-trained encoder's alignment per (task, model, language)."""
+    check_metric(alignment)
+    rows = _alignment_rows(results[results.method == PRETRAINED], alignment, layer, pooling)
+    return rows.groupby([*GROUP, "language"]).value.mean().rename("pretrained_alignment").reset_index()
+
+
+def deltas(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+) -> pd.DataFrame:
+    """Each method's cell minus the ``baseline`` cell of the same seed, language, task and model.
+
+    Columns ``d_accuracy`` and ``d_alignment``; NaN where either side is missing.
+    """
+    grid = cells(results, alignment, layer)
+    _check_baseline(grid, baseline)
+    base = grid[grid.method == baseline].drop(columns=["method", "run_id"])
+    treated = grid[grid.method != baseline].merge(base, on=["task", "model", "seed", "language"], suffixes=("", "_base"))
+    return treated.assign(
+        d_accuracy=treated[ACCURACY] - treated[f"{ACCURACY}_base"],
+        d_alignment=treated.alignment - treated.alignment_base,
+    )[[*CELL, "d_accuracy", "d_alignment"]]
+
+
+def check_metric(metric: str) -> None:
+    if metric not in ALIGNMENT_METRICS:
+        raise unknown("alignment metric", metric, ALIGNMENT_METRICS)
+
+
+def _check_baseline(grid: pd.DataFrame, baseline: str) -> None:
+    if len(grid) and baseline not in set(grid.method):
+        raise unknown("baseline method (no runs of it)", baseline, set(grid.method))
+
+
+def _zero_shot(tuned: pd.DataFrame) -> pd.DataFrame:
+    accuracy = tuned[(tuned.metric == ACCURACY) & ~tuned.tgt_lang.str.contains("|", regex=False)]
+    accuracy = accuracy[accuracy.tgt_lang != accuracy.src_lang]
+    return accuracy.rename(columns={"tgt_lang": "language"})
+
+
+def _alignment_rows(rows: pd.DataFrame, metric: str, layer: int | None, pooling: str) -> pd.DataFrame:
+    rows = rows[(rows.metric == metric) & (rows.pooling == pooling)]
+    if layer is None:
+        rows = rows[rows.layer >= 1]
+    else:
+        if len(rows) and layer not in set(rows.layer.dropna()):
+            raise unknown(f"layer of {metric}", str(layer), [str(v) for v in sorted(set(rows.layer.dropna()))])
+        rows = rows[rows.layer == layer]
+    return rows.rename(columns={"tgt_lang": "language"})
+
+
+def complete_grid(observed: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Every combination of ``axes`` seen within a (task, model), observed values or NaN."""
+    frames = []
+    for key, group in observed.groupby(GROUP, sort=False):
+        index = pd.MultiIndex.from_product([sorted(group[axis].dropna().unique()) for axis in axes], names=axes)
+        full = index.to_frame(index=False).assign(**dict(zip(GROUP, key)))
+        frames.append(full.merge(group, on=[*GROUP, *axes], how="left"))
+    if not frames:
+        return observed.iloc[:0]
+    return pd.concat(frames, ignore_index=True)[observed.columns.tolist()]
+
+
+def complete_groups(frame: pd.DataFrame, needed: list[str], what: str):
+    """(key, complete rows, number of incomplete cells) per (task, model); warns once."""
+    total_missing = 0
+    for key, group in frame.groupby(GROUP, sort=False):
+        complete = group.dropna(subset=needed)
+        total_missing += len(group) - len(complete)
+        if len(complete):
+            yield key, complete, len(group) - len(complete)
+    warn_missing(total_missing, what)
+
+
+def warn_missing(count: int, what: str) -> None:
+    if count:
+        warnings.warn(
+            f"{count} cell(s) have no result (failed or unfinished runs) and are left out of the {what}; "
+            "xltlib.report.analysis.missing_cells lists them",
+            MissingCellsWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,145 @@
+"""One experiment = one (profile, task, model) × a grid of methods and seeds.
+
+What the experiment notebook calls: build the grid's RunConfigs (validated before any
+compute), make sure every run exists (the run cache makes a re-executed notebook free),
+and turn the tidy results into the tables its figures show.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from xltlib.config import RunConfig
+from xltlib.data import tasks
+from xltlib.data.generated import language_distances
+from xltlib.errors import XltError, unknown
+from xltlib.methods import method_class
+from xltlib.models import resolve_device
+from xltlib.synthetic.recipe import (
+    SOURCE_ACCURACY_FLOOR,
+    default_synthetic_profile,
+    is_shipped_encoder,
+    quick_synthetic_profile,
+)
+from xltlib.synthetic.run_config import synthetic_run_config
+
+log = logging.getLogger(__name__)
+
+
+def experiment_configs(
+    task: str,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    model: str | None = None,
+    method_params: Mapping[str, Mapping[str, Any]] | None = None,
+    cache_dir: str = "cache",
+    quick: bool = False,
+    device: str | None = None,
+    **overrides: Any,
+) -> list[RunConfig]:
+    """The grid's configs, methods × seeds, all validated before any run starts.
+
+    A synthetic task gets the profile's fine-tuning defaults
+    (:data:`xltlib.config.SYNTHETIC_FINETUNING`), whatever its model; ``model=None`` on it
+    means the profile's pre-trained encoder (built on first use); ``quick`` selects the tiny
+    synthetic profile. ``method_params`` maps a method to its parameters; ``overrides`` are
+    RunConfig fields shared by all runs.
+    """
+    if not methods or not seeds:
+        raise XltError("an experiment needs at least one method and one seed")
+    method_params = dict(method_params or {})
+    for name in method_params:
+        if name not in methods:
+            raise unknown("method in method_params (not in methods)", name, methods)
+    for name in methods:
+        method_class(name)
+    synthetic_task = tasks.get_task(task).profile == "synthetic"
+    if quick and not synthetic_task:
+        raise XltError(f"quick selects the tiny synthetic profile; task {task} is not synthetic")
+
+    def config(method: str, seed: int) -> RunConfig:
+        fields = {"method": method, "method_params": dict(method_params.get(method, {})), "seed": seed, **overrides}
+        if synthetic_task:
+            profile = quick_synthetic_profile() if quick else default_synthetic_profile()
+            chosen = {"model": model} if model is not None else {}
+            return synthetic_run_config(task, cache_dir, profile, str(resolve_device(device)), **chosen, **fields)
+        if model is None:
+            raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
+        return RunConfig(task=task, model=model, **fields)
+
+    return [config(method, seed) for method in methods for seed in seeds]
+
+
+def accuracy_by_language(results: pd.DataFrame) -> pd.DataFrame:
+    """Zero-shot accuracy per (method, language): mean, sd and number of seeds (tidy)."""
+    accuracy = results[(results.metric == "accuracy") & ~results.tgt_lang.str.contains("|", regex=False)]
+    table = accuracy.groupby(["method", "tgt_lang"]).value.agg(mean="mean", sd="std", seeds="count").reset_index()
+    return table.rename(columns={"tgt_lang": "language"})
+
+
+def source_accuracy_warning(results: pd.DataFrame, model: str, src_lang: str) -> str | None:
+    """A Markdown warning when a shipped synthetic encoder fine-tunes below the source accuracy it was shipped for.
+
+    Every shipped draw fine-tuned to :data:`xltlib.synthetic.recipe.SOURCE_ACCURACY_FLOOR` on the
+    source language's dev set when it was built; every method's mean accuracy on
+    ``src_lang`` below it means this chapter's fine-tuning went otherwise here, and its
+    numbers are not comparable with the published ones. Other encoders have no calibrated
+    level and get no warning.
+    """
+    if not is_shipped_encoder(model):
+        return None
+    accuracy = accuracy_by_language(results)
+    best = accuracy.loc[accuracy.language == src_lang, "mean"].max()
+    if not best < SOURCE_ACCURACY_FLOOR:
+        return None
+    return (
+        f"**Warning: the best method reaches only {best:.3f} on the source language `{src_lang}`**, below the "
+        f"{SOURCE_ACCURACY_FLOOR:.2f} that every shipped draw of the synthetic encoder reached when it was built "
+        "(`data/synthetic-encoders/manifest.json`, `attempts`). The weights are the shipped ones (their sha256 was "
+        "checked), so fine-tuning itself went otherwise on this machine or with these settings: read this chapter's "
+        "numbers as those of another benchmark, and compare the calibration chapter with the published one."
+    )
+
+
+def mean_sd_table(table: pd.DataFrame, languages: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
+    """Language × method grid of ``mean ± sd`` strings, rows and columns in the given order."""
+    cells = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " + table["sd"].fillna(0).map("{:.3f}".format))
+    grid = cells.pivot(index="language", columns="method", values="cell")
+    return grid.reindex(index=[lang for lang in languages if lang in grid.index], columns=[m for m in methods if m in grid.columns])
+
+
+def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[str]) -> pd.DataFrame:
+    """Mean accuracy with text_a in the row language and text_b in the column language.
+
+    Off-diagonal cells come from the mixed pairs (``tgt_lang = "a|b"``), the diagonal from
+    the ordinary zero-shot rows.
+    """
+    accuracy = results[(results.metric == "accuracy") & (results.method == method)]
+    means = accuracy.groupby("tgt_lang").value.mean()
+    matrix = pd.DataFrame(index=pd.Index(languages, name="text_a"), columns=pd.Index(languages, name="text_b"), dtype=float)
+    for a in languages:
+        for b in languages:
+            matrix.loc[a, b] = means.get(a if a == b else f"{a}|{b}", float("nan"))
+    return matrix
+
+
+def alignment_by_layer(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.DataFrame:
+    """Alignment ``metric`` per (method, language, layer), mean and sd over seeds (tidy)."""
+    rows = results[results.metric == metric]
+    if rows.empty:
+        raise unknown("alignment metric", metric, sorted(set(results.metric) - {"accuracy"}))
+    table = rows.groupby(["method", "tgt_lang", "layer"]).value.agg(mean="mean", sd="std").reset_index()
+    return table.rename(columns={"tgt_lang": "language"})
+
+
+def language_order(config: RunConfig) -> list[str]:
+    """The source language first, then targets: by recipe distance (synthetic) or task order."""
+    languages = list(dict.fromkeys((config.src_lang, *config.tgt_langs)))
+    if config.profile == "synthetic":
+        distance = language_distances(config.data_dir)
+        return sorted(languages, key=lambda lang: (lang != config.src_lang, distance.get(lang, 0.0)))
+    return languages

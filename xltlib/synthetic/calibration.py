@@ -1,0 +1,124 @@
+"""Calibration of the synthetic benchmark: can it answer the study's question?
+
+From ``standard`` runs over several seeds (and the pre-trained encoder's alignment run):
+per task and language, the recipe distance, source and zero-shot accuracy and alignment
+before and after fine-tuning (:func:`calibration_table`); then the figures the synthetic
+profile was accepted on, each against its target (:func:`acceptance`). Used by
+``book/probes/synthetic_calibration.py`` and by the book's calibration chapter. Nothing here
+chooses a setting.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from xltlib.data import tasks
+from xltlib.data.generated import language_distances
+from xltlib.data.languages import BASE
+from xltlib.pipeline import ensure_runs
+from xltlib.synthetic.recipe import SOURCE_ACCURACY_FLOOR
+from xltlib.synthetic.run_config import synthetic_run_config
+
+ACCEPTANCE: dict[str, tuple[str, float]] = {
+    "source accuracy": (">=", SOURCE_ACCURACY_FLOOR),
+    "worst target − (chance + 0.10)": (">=", 0.0),
+    "best − worst target": (">=", 0.15),
+    "ρ(distance, pre-trained cosine gap)": ("<=", -0.7),
+    "ρ(distance, pre-trained retrieval)": ("<=", -0.7),
+    "95% CI half-width, two sets of n runs": ("<=", 0.03),
+}
+"""The benchmark's acceptance targets (issue 4): figure of :func:`calibration_table`'s summary → (comparison, bound)."""
+
+_COMPARE = {">=": operator.ge, "<=": operator.le}
+
+
+def layer_mean(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """Alignment per (method, seed, tgt_lang), averaged over hidden layers 1..L."""
+    chosen = rows[(rows["metric"] == metric) & (rows["layer"] >= 1)]
+    return chosen.groupby(["method", "seed", "tgt_lang"])["value"].mean()
+
+
+def calibration_table(results: pd.DataFrame, task: str, distances: Mapping[str, float]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per language of ``distances``: distance, accuracy mean and sd over seeds, alignment; and the summary figures.
+
+    ``results`` are tidy run rows (:func:`xltlib.store.load_results`) of ``standard`` runs and
+    their pre-trained run. The seed budget is the 95% CI half-width of the difference in
+    mean target accuracy between two independent sets of n runs, t(0.975, 2n−2) · s · √(2/n),
+    with s the seed-to-seed sd of the mean over target languages.
+    """
+    rows = results[results["task"] == task]
+    accuracy = rows[(rows["metric"] == "accuracy") & (rows["method"] == "standard")]
+    # Only the languages themselves: the generalized setting's mixed pairs ("a0|a80") are scored under the same metric.
+    per_seed = accuracy.pivot_table(index="seed", columns="tgt_lang", values="value")[list(distances)]
+    table = pd.DataFrame({"distance": pd.Series(distances)})
+    table["accuracy mean"] = per_seed.mean()
+    table["accuracy sd"] = per_seed.std(ddof=1)
+    for metric in ("cosine_gap", "retrieval_cosine"):
+        values = layer_mean(rows, metric)
+        for method, label in (("pretrained", "pre-trained"), ("standard", "fine-tuned")):
+            if method in values.index.get_level_values("method"):
+                table[f"{metric} {label}"] = values.loc[method].groupby("tgt_lang").mean()
+    table = table.sort_values("distance")
+    targets = table.drop(index=BASE.code)
+    chance = 1 / len(tasks.get_task(task).labels)
+    target_mean = per_seed.drop(columns=BASE.code).mean(axis=1)  # one number per seed
+    n = len(target_mean)
+    sd = target_mean.std(ddof=1) if n > 1 else float("nan")
+    half_width = stats.t.ppf(0.975, 2 * n - 2) * sd * np.sqrt(2 / n) if n > 1 else float("nan")
+    summary = {
+        "seeds": n,
+        "source accuracy": table.loc[BASE.code, "accuracy mean"],
+        "worst target − (chance + 0.10)": targets["accuracy mean"].min() - (chance + 0.10),
+        "best − worst target": targets["accuracy mean"].max() - targets["accuracy mean"].min(),
+        "ρ(distance, pre-trained cosine gap)": stats.spearmanr(targets["distance"], targets["cosine_gap pre-trained"])[0],
+        "ρ(distance, pre-trained retrieval)": stats.spearmanr(targets["distance"], targets["retrieval_cosine pre-trained"])[0],
+        "sd over seeds of mean target accuracy": sd,
+        "95% CI half-width, two sets of n runs": half_width,
+    }
+    return table, summary
+
+
+def acceptance(summaries: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Tidy rows (task, figure, value, target, met) for every figure of :data:`ACCEPTANCE`; NaN is never met."""
+    rows = []
+    for task, summary in summaries.items():
+        for figure, (comparison, bound) in ACCEPTANCE.items():
+            value = summary[figure]
+            met = bool(not np.isnan(value) and _COMPARE[comparison](value, bound))
+            rows.append({"task": task, "figure": figure, "value": value, "target": f"{comparison} {bound:g}", "met": met})
+    return pd.DataFrame(rows)
+
+
+def encoder_acceptance(
+    encoders: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], runs_dir: str | Path, cache_dir: str | Path = "cache",
+    device: str | None = None, task_names: Sequence[str] = ("syn-nli", "syn-paws"),
+) -> pd.DataFrame:  # fmt: skip
+    """The acceptance figures of several synthetic encoders: tidy rows (encoder, task, figure, value, target, met).
+
+    ``encoders`` maps a label to the RunConfig fields that pick the encoder (``{"draw": 1}``
+    for a shipped draw, ``{"model": folder}`` for another). Each gets ``standard`` runs on
+    the test files with ``seeds`` (computed where missing in ``runs_dir``).
+    """
+    frames = []
+    for label, choice in encoders.items():
+        configs = [synthetic_run_config(task, cache_dir, device=device or "cpu", progress=False, seed=seed, **choice)
+                   for task in task_names for seed in seeds]  # fmt: skip
+        results = ensure_runs(configs, str(runs_dir), device)
+        distances = language_distances(configs[0].data_dir)
+        summaries = {task: calibration_table(results, task, distances)[1] for task in task_names}
+        frames.append(acceptance(summaries).assign(encoder=label))
+    return pd.concat(frames, ignore_index=True)
+
+
+def side_by_side(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """(task, figure) × encoder table of ``value`` strings, each marked when its target is missed."""
+    cells = verdicts.assign(cell=verdicts["value"].map("{:.3f}".format) + np.where(verdicts["met"], "", " (NOT MET)"))
+    table = cells.pivot(index=["task", "figure"], columns="encoder", values="cell")
+    return table.reindex(columns=list(dict.fromkeys(verdicts["encoder"])))
