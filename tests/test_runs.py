@@ -2,6 +2,9 @@
 
 import dataclasses
 import logging
+import shutil
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -160,10 +163,37 @@ def test_run_failing_after_training_resumes_without_retraining(config, tmp_path,
     pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
-def test_a_locked_run_is_refused(config, tmp_path):
-    with store.run_lock(tmp_path / config.run_id()):
-        with pytest.raises(XltError, match="being written by another process"):
-            pipeline.ensure_run(config, tmp_path, device="cpu")
+def test_a_second_writer_waits_for_the_first_and_reads_its_run(config, tmp_path, monkeypatch, caplog):
+    whole = pipeline.ensure_run(config, tmp_path / "whole", device="cpu")
+    shutil.copytree(tmp_path / "whole", tmp_path / "shared")
+    run_dir = tmp_path / "shared" / config.run_id()
+    (run_dir / store.METRICS_FILE).rename(tmp_path / "finished.parquet")
+    holding = threading.Event()
+
+    def first_writer():  # holds the run while "computing" it, then finishes it
+        with store.run_lock(run_dir):
+            holding.set()
+            time.sleep(1.5)
+            (tmp_path / "finished.parquet").rename(run_dir / store.METRICS_FILE)
+
+    writer = threading.Thread(target=first_writer)
+    writer.start()
+    holding.wait()
+    monkeypatch.setattr(pipeline, "_train_and_evaluate", lambda *a: pytest.fail("the second writer computed the run"))
+    with caplog.at_level(logging.INFO, logger="xltlib"):
+        second = pipeline.ensure_run(config, tmp_path / "shared", device="cpu")
+    writer.join()
+    assert "waiting for it" in caplog.text
+    pd.testing.assert_frame_equal(second, whole)
+
+
+def test_a_lock_wait_has_a_timeout_that_names_the_holder(config, tmp_path):
+    pretrained = config.pretrained()
+    with store.run_lock(tmp_path / pretrained.run_id()):
+        started = time.monotonic()
+        with pytest.raises(XltError, match=r"waited 0.5 s for .* pid \d+"):
+            pipeline.ensure_run(pretrained, tmp_path, device="cpu", lock_timeout=0.5)
+    assert time.monotonic() - started < 5
 
 
 def test_nan_loss_stops_with_the_step_named(config, tmp_path, monkeypatch):

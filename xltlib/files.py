@@ -2,23 +2,30 @@
 
 Every write of the project goes through :func:`atomic_write` (a file) or
 :func:`atomic_directory` (a folder): readers never see a partial one, and a crash keeps
-the previous version. Every identity (a run's id, a recipe's hash) is a
+the previous version. Work that several processes may ask for at once (a run, a cache
+entry) is done under :func:`file_lock`: one does it, the others wait and read it. Every identity (a run's id, a recipe's hash) is a
 :func:`canonical_sha256`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from xltlib.errors import XltError
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
@@ -79,16 +86,72 @@ def atomic_directory(out: str | Path, reuse_hint: str) -> Iterator[Path]:
         raise
 
 
-def build_once(path: Path, build: Callable[[Path], object]) -> Path:
+LOCK_TIMEOUT = 24 * 3600.0
+"""Seconds a writer waits for another process's lock before giving up (a real-profile run can take hours)."""
+LOCK_POLL = 1.0
+
+
+@contextmanager
+def file_lock(path: str | Path, what: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block; wait while another process holds it.
+
+    ``what`` names the locked work in messages. The lock is ``flock``'s, which the kernel
+    releases when its holder dies: a lock file left by a killed process is free again, and
+    the next writer takes it over (logging whose it was), resuming from whatever the dead
+    one left complete. The file records the holder (host, pid, since); a wait longer than
+    ``timeout`` seconds is an XltError that names the holder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        _acquire(handle, path, what, timeout)
+        try:
+            handle.seek(0)
+            previous = handle.read().strip()
+            if previous:
+                log.info("%s: taking over the lock of %s, which ended without releasing its work", what, previous)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(_holder())
+            handle.flush()
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _acquire(handle, path: Path, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = path.read_text().strip() or "another process"
+            if time.monotonic() >= deadline:
+                raise XltError(f"{what}: waited {timeout:g} s for {holder} to finish it (lock {path}); "
+                               "wait longer, or stop that process") from None  # fmt: skip
+            if not waiting:
+                log.info("%s is being computed by %s; waiting for it", what, holder)
+                waiting = True
+            time.sleep(min(LOCK_POLL, max(deadline - time.monotonic(), 0.0)))
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
+
+
+def build_once(path: Path, build: Callable[[Path], object], timeout: float = LOCK_TIMEOUT) -> Path:
     """``path`` if it exists, else ``build(path)`` (which must write it via :func:`atomic_directory`).
 
-    When two processes build the same cache entry, the loser's rename fails; the winner's
-    complete folder is then used instead of raising.
+    The build holds a lock beside ``path``, so when several processes need the same cache
+    entry one builds it and the others wait and then use it (never two builds at once).
     """
     if not path.exists():
-        try:
-            build(path)
-        except (XltError, OSError):
+        with file_lock(path.with_name(f".{path.name}.lock"), f"the build of {path}", timeout):
             if not path.exists():
-                raise
+                build(path)
     return path

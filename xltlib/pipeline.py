@@ -20,7 +20,7 @@ from xltlib.data import tasks
 from xltlib.data.run_data import RunData, load_run_data
 from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
 from xltlib.evaluation.alignment import measure_alignment
-from xltlib.files import atomic_write_json
+from xltlib.files import LOCK_TIMEOUT, atomic_write_json
 from xltlib.methods import make_method
 from xltlib.models import load_classifier, load_encoder, resolve_device
 from xltlib.store import METRICS_FILE, atomic_write_parquet, env_info, is_complete, result_rows, run_lock
@@ -52,11 +52,14 @@ def ensure_run(
     device: str | None = None,
     checkpoint_every: int = 200,
     eval_batch_size: int = 64,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> pd.DataFrame:
     """Return the run's tidy metrics, computing (or resuming) the run only if needed.
 
     A fine-tuning run first makes sure the alignment of its encoder before fine-tuning is
-    stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed).
+    stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed). A run
+    another process is computing is waited for (up to ``lock_timeout`` seconds) and then
+    read; one whose process died is taken over and resumes from its checkpoint.
     """
     run_dir = Path(runs_dir) / config.run_id()
     if is_complete(run_dir):
@@ -64,9 +67,9 @@ def ensure_run(
         return pd.read_parquet(run_dir / METRICS_FILE)
     data = load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
     if config.method != PRETRAINED:
-        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size)
+        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size, lock_timeout)
     torch_device = resolve_device(device)
-    with run_lock(run_dir), _log_to(run_dir / "log.txt"):
+    with run_lock(run_dir, lock_timeout), _log_to(run_dir / "log.txt"):
         if is_complete(run_dir):  # finished by another process while we waited to start
             return pd.read_parquet(run_dir / METRICS_FILE)
         atomic_write_json(run_dir / "config.json", config.to_dict())

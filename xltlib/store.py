@@ -8,13 +8,11 @@ what "complete" means: a complete run is never recomputed (:mod:`xltlib.pipeline
 
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,7 @@ from typing import Any
 import pandas as pd
 
 from xltlib.config import RunConfig
-from xltlib.errors import XltError
-from xltlib.files import atomic_write
+from xltlib.files import LOCK_TIMEOUT, atomic_write, file_lock
 
 RESULT_COLUMNS = [
     "run_id", "profile", "task", "model", "draw", "method", "seed",
@@ -41,23 +38,9 @@ def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-@contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run directory; a second writer fails at once.
-
-    ``flock`` is released by the kernel when the holder dies, so a killed run never
-    leaves a stale lock behind.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise XltError(f"run {run_dir.name} is being written by another process (lock {run_dir / '.lock'})") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def run_lock(run_dir: Path, timeout: float = LOCK_TIMEOUT):
+    """The run directory's lock (:func:`xltlib.files.file_lock`): a second writer waits, then finds the run complete."""
+    return file_lock(run_dir / ".lock", f"run {run_dir.name}", timeout)
 
 
 def git_commit() -> str | None:
@@ -90,6 +73,8 @@ def env_info(device) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": versions,
         "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpu_count": os.cpu_count(),
