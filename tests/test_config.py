@@ -1,5 +1,7 @@
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +107,29 @@ def test_every_method_has_its_parameters_model_and_no_other():
 
     assert set(METHOD_PARAMS) == set(methods.METHODS)
     assert all(methods.METHODS[name].Params is METHOD_PARAMS[name] for name in METHOD_PARAMS)
+
+
+def test_a_run_is_identified_by_what_it_computes_not_where_its_files_live(tiny_xlmr, shared_data, tmp_path):
+    """Two checkouts (or machines) at different paths give the same run the same id; other content, another id."""
+    model, _ = tiny_xlmr(words=20, lengths=(3, 8), documents=50, vocab_size=80)
+    configs = []
+    for place in ("checkout-a", "elsewhere/checkout-b"):
+        root = tmp_path / place
+        shutil.copytree(model, root / "model")
+        shutil.copytree(shared_data / "pawsx" / "xtreme", root / "data")
+        configs.append(RunConfig(task="pawsx", model=str(root / "model"), data_dir=str(root / "data"),
+                                 train_file=str(root / "data" / "dev-en.tsv")))  # fmt: skip
+    first, second = configs
+    assert first.model != second.model and first.run_id() == second.run_id()
+    assert first.pretrained().run_id() == second.pretrained().run_id() and first.model_name == second.model_name
+    with open(Path(second.data_dir) / "test-de.tsv", "a") as handle:
+        handle.write("ein Satz\tein anderer\t1\n")
+    assert RunConfig.from_dict(second.to_dict()).run_id() != first.run_id()
+
+
+def test_a_hub_model_is_identified_by_id_and_revision(tmp_path):
+    assert make(model_revision="abc123").run_id() != make().run_id()
+    assert make(model_revision="abc123").model_name == "xlm-roberta-base@abc123"
+    (tmp_path / "local").mkdir()
+    with pytest.raises(XltError, match="model_revision names a hub revision"):
+        make(model=str(tmp_path / "local"), model_revision="abc123")

@@ -10,6 +10,7 @@ entry) is done under :func:`file_lock`: one does it, the others wait and read it
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -63,7 +64,60 @@ def canonical_sha256(value: Any) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, or of a folder's files (relative name → sha256; hidden files left out).
+
+    It identifies local models and data by what they hold, not where they live, so a run
+    gets the same id on every machine and in every checkout. Hashes are computed once per
+    content and cached (in this process, and on disk in :data:`HASH_CACHE` keyed by path,
+    sizes and modification times), so a 2 GB model is read once, not per run.
+    """
+    path = Path(path).resolve()
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path))
+    stamp = canonical_sha256([[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
+    cached = _hash_cache()
+    if stamp not in cached:
+        hashes = {str(f.relative_to(path)) if f != path else "": file_sha256(f) for f in files}
+        cached[stamp] = hashes[""] if path.is_file() else canonical_sha256(hashes)
+        _save_hash_cache(cached)
+    return cached[stamp]
+
+
+HASH_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xltlib" / "content-sha256.json"
+
+
+def _hidden(file: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in file.relative_to(root).parts)
+
+
+@functools.cache
+def _hash_cache() -> dict[str, str]:
+    try:
+        return json.loads(HASH_CACHE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_hash_cache(cached: dict[str, str]) -> None:
+    try:
+        HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(HASH_CACHE, {**_read_json(HASH_CACHE), **cached})  # keep what other processes added
+    except OSError as error:  # a read-only home only costs rehashing
+        log.debug("content hashes not cached: %s", error)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 @contextmanager

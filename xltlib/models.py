@@ -101,14 +101,15 @@ def _errors_only(record: logging.LogRecord) -> bool:
 
 
 def _load(
-    name_or_path: str | Path, model_class: type, device: torch.device | str | None, **model_kwargs
+    name_or_path: str | Path, model_class: type, device: torch.device | str | None, revision: str | None = None,
+    **model_kwargs,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load tokenizer and model, turning "not found anywhere" into one actionable XltError."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
         with quiet_transformers():
             # float32 master weights: mixed precision is applied by autocast at run time.
-            model = model_class.from_pretrained(name_or_path, dtype=torch.float32, **model_kwargs)
+            model = model_class.from_pretrained(name_or_path, revision=revision, dtype=torch.float32, **model_kwargs)
     except OSError as err:
         if Path(name_or_path).exists():
             raise  # a broken local folder: the library's own message is the useful one
@@ -123,22 +124,20 @@ def _load(
 
 
 def load_classifier(
-    name_or_path: str | Path, num_labels: int, device: torch.device | str | None = None
+    name_or_path: str | Path, num_labels: int, device: torch.device | str | None = None, revision: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Any HF encoder (hub id or local folder) with a fresh `num_labels`-way classification head."""
-    return _load(name_or_path, AutoModelForSequenceClassification, device, num_labels=num_labels)
+    """Any HF encoder (hub id, at ``revision``, or local folder) with a fresh `num_labels`-way classification head."""
+    return _load(name_or_path, AutoModelForSequenceClassification, device, revision, num_labels=num_labels)
 
 
 def load_encoder(
-    name_or_path: str | Path, device: torch.device | str | None = None
+    name_or_path: str | Path, device: torch.device | str | None = None, revision: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The bare encoder (no task head) and its tokenizer, for extracting embeddings."""
-    return _load(name_or_path, AutoModel, device)
+    return _load(name_or_path, AutoModel, device, revision)
 
 
 def resolve_device(device: str | None = None):
-    import torch
-
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

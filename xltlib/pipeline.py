@@ -102,7 +102,7 @@ def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, c
 
 
     set_seed(config.seed)
-    model, tokenizer = load_classifier(config.model, num_labels=len(tasks.get_task(config.task).labels), device=device)
+    model, tokenizer = load_classifier(config.model, len(tasks.get_task(config.task).labels), device, config.model_revision)
     fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every)
     return model, tokenizer
 
@@ -124,7 +124,7 @@ def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_ba
 
 def _pretrained_alignment(config, data, device, eval_batch_size) -> list[dict]:
 
-    encoder, tokenizer = load_encoder(config.model, device=device)
+    encoder, tokenizer = load_encoder(config.model, device, config.model_revision)
     return _alignment(config, data, encoder, tokenizer, device, eval_batch_size)
 
 

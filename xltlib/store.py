@@ -98,7 +98,7 @@ def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFram
         "run_id": config.run_id(),
         "profile": config.profile,
         "task": config.task,
-        "model": config.model,
+        "model": config.model_name,
         "draw": config.draw,
         "method": config.method,
         "seed": config.seed,

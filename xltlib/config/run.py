@@ -16,7 +16,7 @@ from xltlib.config.checks import check_choice, check_number
 from xltlib.config.methods import normalize_params, validated_params
 from xltlib.data import tasks
 from xltlib.errors import XltError, did_you_mean
-from xltlib.files import canonical_sha256
+from xltlib.files import canonical_sha256, content_sha256
 
 PROFILES = ("xtreme", "synthetic")
 
@@ -32,7 +32,7 @@ PRETRAINED = "pretrained"
 
 
 ALIGNMENT_FIELDS = (
-    "task", "model", "draw", "max_seq_length", "src_lang", "tgt_langs", "data_dir", "profile", "align_pooling",
+    "task", "model", "model_revision", "draw", "max_seq_length", "src_lang", "tgt_langs", "data_dir", "profile", "align_pooling",
     "max_align_sentences",
 )  # fmt: skip
 """The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
@@ -49,7 +49,11 @@ class RunConfig:
     Attributes:
         task: registered task name (``xnli``, ``pawsx``; see :mod:`xltlib.data.tasks`).
         model: Hugging Face encoder, a hub id (``xlm-roberta-base``) or a local folder
-            saved with ``save_pretrained``. Local folders are stored as absolute paths.
+            saved with ``save_pretrained``. A local folder is stored as an absolute path
+            and identified by its content (:meth:`identity`).
+        model_revision: the hub revision of ``model`` (branch, tag or commit; ``None``: the
+            hub's default branch). Pin a commit for runs that must stay comparable: it is
+            part of the run's identity. Hub models only.
         draw: which pre-training draw of the synthetic profile's encoder ``model`` is (its
             masked-LM seed; :mod:`xltlib.synthetic.shipped`), so that the draw is a factor of the
             analysis; ``None`` for every other model. Synthetic tasks only;
@@ -93,6 +97,7 @@ class RunConfig:
 
     task: str
     model: str
+    model_revision: str | None = None
     draw: int | None = None
     method: str = "standard"
     method_params: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +129,8 @@ class RunConfig:
         self._complete_task_settings(task)
         self._complete_method()
         object.__setattr__(self, "model", _absolute_if_local(self.model))
+        if self.model_revision is not None and Path(self.model).exists():
+            raise XltError(f"model_revision names a hub revision; {self.model} is a local folder")
         self._complete_files(task)
         if self.method != PRETRAINED:
             validated_params(self.method, self.method_params).check_run(self)
@@ -211,9 +218,33 @@ class RunConfig:
         values["tgt_langs"] = list(self.tgt_langs)
         return values
 
+    def identity(self) -> dict[str, Any]:
+        """What the run computes: every field, with local files and folders as the sha256 of their content.
+
+        Hub ids stay ids (with ``model_revision``); ``model``, ``data_dir``, ``train_file``
+        and a ``synonyms_file`` that are local are replaced by their content's hash
+        (:func:`xltlib.files.content_sha256`), so the same run has the same id on every
+        machine and in every checkout, wherever its files live.
+        """
+        values = self.to_dict()
+        for name in ("model", "data_dir", "train_file"):
+            if values[name] is not None and Path(values[name]).exists():
+                values[name] = {"sha256": content_sha256(values[name])}
+        if values["method_params"].get("synonyms_file"):
+            values["method_params"] = {**values["method_params"],
+                                       "synonyms_file": {"sha256": content_sha256(values["method_params"]["synonyms_file"])}}  # fmt: skip
+        return values
+
     def config_hash(self) -> str:
-        """sha256 of the canonical JSON of all fields: stable across processes and machines."""
-        return canonical_sha256(self.to_dict())
+        """sha256 of the canonical JSON of :meth:`identity`: the same wherever and whenever it is computed."""
+        return canonical_sha256(self.identity())
+
+    @property
+    def model_name(self) -> str:
+        """How results name the model: the hub id (``@revision`` if pinned), or a local folder's name and content hash."""
+        if Path(self.model).exists():
+            return f"{Path(self.model).name}@{content_sha256(self.model)[:12]}"
+        return f"{self.model}@{self.model_revision}" if self.model_revision else self.model
 
     def pretrained(self) -> RunConfig:
         """The alignment-only run of this config's encoder before fine-tuning.
