@@ -14,6 +14,7 @@ LAYERS = [
     {"training", "evaluation"},
     {"store"},
     {"pipeline"},
+    {"grid"},
     {"synthetic"},
     {"report"},
     {"__main__"},

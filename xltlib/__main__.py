@@ -66,6 +66,16 @@ def _add_cache_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="synthetic tasks: the tiny profile (smoke tests; seconds)")
 
 
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="where the runs are computed: one at a time here (local), or as Ray tasks (default: local)")
+    parser.add_argument("--address", help="--engine ray: join this Ray cluster (default: start Ray on this machine)")
+    parser.add_argument("--gpus-per-run", type=float, default=1.0, help="--engine ray: GPUs per run where there are "
+                        "GPUs; fractions share one among small models (default: 1)")
+    parser.add_argument("--threads-per-run", type=int, help="--engine ray: CPU threads per run (default: 1 without "
+                        "GPUs; with GPUs, the cores shared among the runs they hold)")
+
+
 def _parse_overrides(items: list[str]) -> dict[str, str]:
     params = {}
     for item in items:
@@ -169,10 +179,16 @@ def _rebuild(profile, args: argparse.Namespace) -> None:
     print(side_by_side(encoder_acceptance(encoders, (1, 2, 3), args.runs, args.cache, device)).to_string())
 
 
+def _engine(args: argparse.Namespace):
+    from xltlib.grid import Engine
+
+    return Engine(args.engine, args.address, args.gpus_per_run, args.threads_per_run)
+
+
 def cmd_batch(args: argparse.Namespace) -> None:
     from xltlib.report.batch import run_batch
 
-    manifest = run_batch(args.experiments, force=args.force, quick=args.quick, only=args.only or None)
+    manifest = run_batch(args.experiments, force=args.force, quick=args.quick, only=args.only or None, engine=_engine(args))
     _print_manifest(manifest)
 
 
@@ -189,7 +205,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 
     ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
     experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
-    manifest = run_batch(experiments, force=args.force, quick=args.quick)
+    manifest = run_batch(experiments, force=args.force, quick=args.quick, engine=_engine(args))
     _print_manifest(manifest)
     write_reproducibility(runs_dir="runs-quick" if args.quick else "runs")
     print(f"book: {build_book()}")
@@ -234,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--only", nargs="+", metavar="NAME", help="execute only these experiments")
     batch.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
     batch.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed (runs in runs-quick/)")
+    _add_engine_flags(batch)
     batch.set_defaults(handler=cmd_batch)
 
     book = commands.add_parser("book", help="build the Jupyter Book from the executed chapters (offline)")
@@ -244,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--profile", default="synthetic", choices=["synthetic", "xtreme"])
     study.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed: a smoke test")
     study.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
+    _add_engine_flags(study)
     study.set_defaults(handler=cmd_study)
     return parser
 

@@ -71,8 +71,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def content_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, or of a folder's files (relative name → sha256; hidden files left out).
+def content_sha256(path: str | Path, ignore: tuple[str, ...] = ()) -> str:
+    """sha256 of a file's bytes, or of a folder's files (relative name → sha256; hidden files and ``ignore`` names left out).
 
     It identifies local models and data by what they hold, not where they live, so a run
     gets the same id on every machine and in every checkout. Hashes are computed once per
@@ -80,7 +80,8 @@ def content_sha256(path: str | Path) -> str:
     sizes and modification times), so a 2 GB model is read once, not per run.
     """
     path = Path(path).resolve()
-    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path))
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path)
+                                                 and f.name not in ignore)  # fmt: skip
     stamp = canonical_sha256([[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
     cached = _hash_cache()
     if stamp not in cached:

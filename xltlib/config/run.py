@@ -36,6 +36,8 @@ ALIGNMENT_FIELDS = (
     "max_align_sentences",
 )  # fmt: skip
 """The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
+BUILD_REPORTS = ("pretraining.json",)
+"""Files of a model folder that report how it was built (times included), not what it computes: not in its identity."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ class RunConfig:
         values = self.to_dict()
         for name in ("model", "data_dir", "train_file"):
             if values[name] is not None and Path(values[name]).exists():
-                values[name] = {"sha256": content_sha256(values[name])}
+                values[name] = {"sha256": content_sha256(values[name], BUILD_REPORTS if name == "model" else ())}
         if values["method_params"].get("synonyms_file"):
             values["method_params"] = {**values["method_params"],
                                        "synonyms_file": {"sha256": content_sha256(values["method_params"]["synonyms_file"])}}  # fmt: skip
@@ -243,7 +245,7 @@ class RunConfig:
     def model_name(self) -> str:
         """How results name the model: the hub id (``@revision`` if pinned), or a local folder's name and content hash."""
         if Path(self.model).exists():
-            return f"{Path(self.model).name}@{content_sha256(self.model)[:12]}"
+            return f"{Path(self.model).name}@{content_sha256(self.model, BUILD_REPORTS)[:12]}"
         return f"{self.model}@{self.model_revision}" if self.model_revision else self.model
 
     def pretrained(self) -> RunConfig:

@@ -26,6 +26,7 @@ import yaml
 from xltlib.config.experiments import RESERVED_NAMES, read_experiments_file
 from xltlib.errors import XltError, did_you_mean
 from xltlib.files import atomic_write, atomic_write_json
+from xltlib.grid import Engine, connect, run_grid
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +162,23 @@ def run_batch(
     kernel: str = KERNEL,
     runs_dir: str | None = None,
     cache_dir: str = "cache",
+    engine: Engine = Engine(),
 ) -> dict[str, Any]:
-    """Execute the experiments (and the synthesis) into chapters; write ``_toc.yml``; return the manifest."""
+    """Compute every run the chapters need on ``engine``, then execute the experiments (and the synthesis) into
+    chapters, which read those runs; write ``_toc.yml``; return the manifest."""
     root = Path(root).resolve()
     profile, experiments = load_experiments(experiments_file)
     require_kernel(kernel)
+    connect(engine)
     names = [e.name for e in experiments]
     for name in only or []:
         if name not in names:
             raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
     runs_dir = runs_dir or ("runs-quick" if quick else "runs")
+    chosen = [e for e in experiments if not only or e.name in only]
+    calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
+    # the notebooks run in root: the grid resolves the same folders, so it computes the runs they will ask for
+    run_grid(grid_configs(chosen, quick, str(root / cache_dir), calibration), str(root / runs_dir), engine)
     manifest = read_manifest(root)
     for experiment in experiments:
         if only and experiment.name not in only:
@@ -179,7 +187,6 @@ def run_batch(
         if quick:
             parameters["seeds"] = with_notebook_defaults(experiment.parameters)["seeds"][:1]
         _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
-    calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
     if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
         _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
                  {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
@@ -190,6 +197,25 @@ def run_batch(
              True, kernel)  # fmt: skip  (always: it reads every run)
     write_toc(root, experiments, manifest, calibration=calibration is not None)
     return manifest
+
+
+def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str, calibration: dict[str, Any] | None) -> list:
+    """Every run the experiments' chapters (and the calibration chapter) will read, in the order they appear."""
+    from xltlib.report.experiment import calibration_configs, experiment_configs
+
+    configs = []
+    for experiment in experiments:
+        p = with_notebook_defaults(experiment.parameters)
+        try:
+            configs += experiment_configs(p["task"], p["methods"], p["seeds"][:1] if quick else p["seeds"],
+                                          model=p["model"], method_params=p["method_params"], cache_dir=cache_dir,
+                                          quick=quick, device=p["device"], **p["overrides"])  # fmt: skip
+        except XltError as error:  # its chapter will fail with this error, and say so; the others go on
+            log.warning("%s: no runs dispatched: %s", experiment.name, error)
+    if calibration is not None:
+        grids = calibration_configs(calibration["tasks"], calibration["seeds"], None, quick, cache_dir)
+        configs += [config for grid in grids.values() for config in grid]
+    return configs
 
 
 def calibration_parameters(experiments: list[Experiment], quick: bool) -> dict[str, Any] | None:

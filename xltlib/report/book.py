@@ -92,7 +92,8 @@ on {platform.platform()} with Python {platform.python_version()}.
 ## Runs
 
 Every number in the book comes from these runs, in `{runs_dir}/<run id>/` (`config.json`
-holds the full configuration; the id ends with the first 12 hex digits of its sha256).
+holds the full configuration; the id ends with the first 12 hex digits of the sha256 of what the run
+computes: every field, with local models and data by their content).
 
 | run id | task | draw | method | seed |
 |---|---|---|---|---|

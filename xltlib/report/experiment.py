@@ -21,11 +21,13 @@ from xltlib.methods import method_class
 from xltlib.models import resolve_device
 from xltlib.synthetic.recipe import (
     SOURCE_ACCURACY_FLOOR,
+    default_draw,
     default_synthetic_profile,
     is_shipped_encoder,
     quick_synthetic_profile,
 )
 from xltlib.synthetic.run_config import synthetic_run_config
+from xltlib.synthetic.shipped import shipped_draws
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,17 @@ def experiment_configs(
         return RunConfig(task=task, model=model, **fields)
 
     return [config(method, seed) for method in methods for seed in seeds]
+
+
+def calibration_configs(
+    tasks: Sequence[str], seeds: Sequence[int], draws: Sequence[int] | None, quick: bool = False, cache_dir: str = "cache",
+    device: str | None = None,
+) -> dict[tuple[str, int], list[RunConfig]]:  # fmt: skip
+    """The calibration chapter's grid: ``standard`` runs per (task, pre-training draw); ``draws=None``: every shipped one."""
+    profile = quick_synthetic_profile() if quick else default_synthetic_profile()
+    draws = list(draws) if draws is not None else (shipped_draws() if profile.check else [default_draw(profile)])
+    return {(task, draw): experiment_configs(task, ["standard"], seeds, cache_dir=cache_dir, quick=quick, device=device, draw=draw)
+            for draw in draws for task in tasks}  # fmt: skip
 
 
 def accuracy_by_language(results: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,214 @@
+"""A grid of runs on an engine: one after another in this process, or spread over a Ray cluster.
+
+``local`` runs one run at a time here, with every core. ``ray`` makes each run a Ray task
+with declared resources (``gpus_per_run`` GPUs on GPU machines, fractions allowed;
+``threads_per_run`` CPU threads, which the task also sets as torch's thread count, so that
+workers never oversubscribe cores), starting Ray locally or joining a cluster by
+``address``. Either way the runs land in the store (:mod:`xltlib.store`), which the
+notebooks then read: a run is computed once, whoever asks (locks make a second asker wait).
+
+Pre-trained alignment runs are dispatched first, because every fine-tuned run of their
+encoder needs one. A worker that dies is retried by Ray and its run resumes from its
+checkpoint; a run that fails for good (bad data, a NaN loss) is reported as failed with
+its error, and the other runs go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+from xltlib.config import PRETRAINED, RunConfig
+from xltlib.errors import XltError, unknown
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where and how a grid's runs are computed.
+
+    Attributes:
+        kind: ``local`` (one run at a time in this process) or ``ray``.
+        address: a Ray cluster to join (``ray://host:10001`` or ``host:6379``); ``None``
+            starts Ray on this machine. Ray only.
+        gpus_per_run: GPUs each run reserves where there are GPUs (fractions let small
+            models share one). Ray only.
+        threads_per_run: CPU threads each run reserves and uses; ``None``: one per core
+            without GPUs, else the cores shared among the runs the GPUs hold at once
+            (:func:`default_threads`). Ray only.
+        retries: times Ray reruns a run whose worker died (it resumes from its checkpoint).
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
+    gpus_per_run: float = 1.0
+    threads_per_run: int | None = None
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINES:
+            raise unknown("engine", self.kind, ENGINES)
+        if self.kind == "local" and self.address:
+            raise XltError("--address joins a Ray cluster; it needs --engine ray")
+        if not 0 < self.gpus_per_run <= 8 or (self.threads_per_run is not None and self.threads_per_run < 1):
+            raise XltError(f"gpus_per_run must be in (0, 8] and threads_per_run >= 1, got {self.gpus_per_run}, "
+                           f"{self.threads_per_run}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run's fate: ``ok`` or ``failed`` (with the error, one line)."""
+
+    run_id: str
+    status: str
+    error: str | None = None
+
+
+def run_grid(configs: Sequence[RunConfig], runs_dir: str, engine: Engine = Engine(), device: str | None = None) -> list[Outcome]:
+    """Compute every run of ``configs`` not yet in ``runs_dir`` (and their pre-trained runs); report each run's outcome."""
+    unique = {config.run_id(): config for config in configs}
+    stages = [
+        {c.pretrained().run_id(): c.pretrained() for c in unique.values() if c.method != PRETRAINED},
+        {run_id: c for run_id, c in unique.items()},
+    ]
+    progress = GridProgress(sum(len(stage) for stage in stages))
+    run = _ray_runner(engine, runs_dir, device) if engine.kind == "ray" else _local_runner(runs_dir, device)
+    outcomes = []
+    for stage in stages:
+        outcomes += run(list(stage.values()), progress)
+    progress.close()
+    return outcomes
+
+
+def _local_runner(runs_dir: str, device: str | None):
+    def run(configs: list[RunConfig], progress: GridProgress) -> list[Outcome]:
+        outcomes = []
+        for config in configs:
+            outcomes.append(compute(config.to_dict(), runs_dir, device))
+            progress.done(outcomes[-1])
+        return outcomes
+
+    return run
+
+
+def compute(config: dict[str, Any], runs_dir: str, device: str | None, threads: int | None = None) -> Outcome:
+    """One run, from its config's dict (what a Ray task receives); a failure is an Outcome, not an exception."""
+    from xltlib.pipeline import ensure_run  # torch: here, so that a bad experiments file fails before it loads
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    run_config = RunConfig.from_dict(config)
+    try:
+        ensure_run(run_config, runs_dir, device)
+    except XltError as error:  # bad data, a NaN loss: retrying cannot help
+        return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {error}")
+    return Outcome(run_config.run_id(), "ok")
+
+
+def _ray_runner(engine: Engine, runs_dir: str, device: str | None):
+    ray = _connect(engine)
+    resources = _resources(ray, engine)
+    remote = ray.remote(**resources, max_retries=engine.retries)(compute)
+    threads = int(resources["num_cpus"])
+    log.info("Ray: %s; each run takes %s", ray.cluster_resources(), resources)
+
+    def run(configs: list[RunConfig], progress: GridProgress) -> list[Outcome]:
+        pending = {remote.remote(config.to_dict(), os.path.abspath(runs_dir), device, threads): config for config in configs}
+        outcomes = []
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            config = pending.pop(ready[0])
+            try:
+                outcomes.append(ray.get(ready[0]))
+            except Exception as error:  # the worker died more often than it is retried, or Ray failed
+                outcomes.append(Outcome(config.run_id(), "failed", f"{type(error).__name__}: {str(error).splitlines()[0]}"))
+            progress.done(outcomes[-1])
+        return outcomes
+
+    return run
+
+
+def connect(engine: Engine) -> None:
+    """Start or join Ray now (``ray`` engine), so that a bad address fails before any run is prepared."""
+    if engine.kind == "ray":
+        _connect(engine)
+
+
+def _connect(engine: Engine):
+    try:
+        import ray
+    except ImportError:
+        raise XltError("--engine ray needs Ray: pip install -r requirements.txt (it pins ray)") from None
+    if not ray.is_initialized():
+        if engine.address and engine.address != "auto":
+            _check_reachable(engine.address)
+        try:
+            ray.init(address=engine.address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})  # fmt: skip
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise XltError(f"cannot join the Ray cluster at {engine.address!r}: {str(error).splitlines()[0]}") from None
+    return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on an address nothing listens at (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise XltError(f"--address {address!r} must look like host:port (ray://host:port for Ray Client)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise XltError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}); start one with "
+                       "`ray start --head` there, or check the address") from None  # fmt: skip
+
+
+def _resources(ray, engine: Engine) -> dict[str, float]:
+    """What one run reserves: GPUs where the cluster has them, and CPU threads."""
+    cluster = ray.cluster_resources()
+    gpus = engine.gpus_per_run if cluster.get("GPU", 0) else 0
+    threads = engine.threads_per_run or default_threads(int(cluster.get("CPU", 1)), int(cluster.get("GPU", 0)), gpus)
+    return {"num_cpus": threads, "num_gpus": gpus}
+
+
+def default_threads(cpus: int, gpus: int, gpus_per_run: float) -> int:
+    """CPU threads per run: the cores shared among the runs the GPUs hold at once; one per core without GPUs."""
+    if not gpus:
+        return 1
+    return max(1, int(cpus // max(1, int(gpus / gpus_per_run))))
+
+
+class GridProgress:
+    """One bar for the grid: runs done of total, failures, time left; a log line per run when stderr is not a terminal."""
+
+    def __init__(self, total: int):
+        self.total, self.finished, self.failed, self.started = total, 0, 0, time.monotonic()
+        self.bar = tqdm(total=total, desc="runs", unit="run", disable=not sys.stderr.isatty())
+
+    def done(self, outcome: Outcome) -> None:
+        self.finished += 1
+        self.failed += outcome.status != "ok"
+        self.bar.set_postfix(failed=self.failed, refresh=False)
+        self.bar.update()
+        if self.bar.disable:
+            elapsed = time.monotonic() - self.started
+            left = elapsed / self.finished * (self.total - self.finished)
+            log.info("runs: %d of %d done, %d failed, ~%.0f min left (%s %s)", self.finished, self.total, self.failed,
+                     left / 60, outcome.run_id, outcome.status)  # fmt: skip
+        if outcome.error:
+            log.warning("run %s failed: %s", outcome.run_id, outcome.error)
+
+    def close(self) -> None:
+        self.bar.close()
