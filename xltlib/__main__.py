@@ -67,8 +67,9 @@ def _add_cache_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", default="local", choices=["local", "ray"],
-                        help="where the runs are computed: one at a time here (local), or as Ray tasks (default: local)")
+    parser.add_argument("--engine", default="ray", choices=["local", "ray"],
+                        help="where the runs are computed: as Ray tasks, one per core or GPU (ray), or one at a time "
+                        "in this process (local); default: ray, 1.6x faster on a 2-core CPU (book, speed chapter)")
     parser.add_argument("--address", help="--engine ray: join this Ray cluster (default: start Ray on this machine)")
     parser.add_argument("--gpus-per-run", type=float, default=1.0, help="--engine ray: GPUs per run where there are "
                         "GPUs; fractions share one among small models (default: 1)")
