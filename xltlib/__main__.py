@@ -132,10 +132,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     from xltlib.data.run_data import load_run_data
 
     config = _config_from_args(args)  # a bad flag or file fails here, before torch is imported
-    load_run_data(config)
+    data = load_run_data(config)
     from xltlib.pipeline import ensure_run
 
-    results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size)
+    results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size, data=data)
     print(f"run {config.run_id()} → {Path(args.out) / config.run_id()}")
     _print_accuracy(results)
 

@@ -53,19 +53,21 @@ def ensure_run(
     checkpoint_every: int = 200,
     eval_batch_size: int = 64,
     lock_timeout: float = LOCK_TIMEOUT,
+    data: RunData | None = None,
 ) -> pd.DataFrame:
     """Return the run's tidy metrics, computing (or resuming) the run only if needed.
 
     A fine-tuning run first makes sure the alignment of its encoder before fine-tuning is
     stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed). A run
     another process is computing is waited for (up to ``lock_timeout`` seconds) and then
-    read; one whose process died is taken over and resumes from its checkpoint.
+    read; one whose process died is taken over and resumes from its checkpoint. ``data``: the run's data, if
+    already loaded (:func:`~xltlib.data.run_data.load_run_data`).
     """
     run_dir = Path(runs_dir) / config.run_id()
     if is_complete(run_dir):
         log.info("run %s is complete: reading cached results", run_dir.name)
         return pd.read_parquet(run_dir / METRICS_FILE)
-    data = load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
+    data = data or load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
     if config.method != PRETRAINED:
         ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size, lock_timeout)
     torch_device = resolve_device(device)

@@ -13,6 +13,7 @@ is executed again (its runs resume from the run cache, so finished runs cost not
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import logging
 import sys
@@ -63,6 +64,7 @@ def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
     return parsed.profile or "", experiments
 
 
+@functools.cache  # read once per notebook: every experiment asks
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
     """The notebook's ``parameters``-tagged cell: each name and its default value (the one place that states it)."""
     import papermill
