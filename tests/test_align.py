@@ -24,7 +24,7 @@ def ref_cosine_gap(x, y):
 
 
 def ref_retrieval(x, y, scoring, k=4):
-    """LASER/XTREME retrieval: cosine k-NN candidates, rescored by margin or CSLS."""
+    """Margin as LASER/XTREME: cosine k-NN candidates, rescored. CSLS as MUSE: every candidate ranked."""
     sim = ref_cosine_matrix(x, y)
     r_src = np.sort(sim, axis=1)[:, -k:].mean(axis=1)
     r_tgt = np.sort(sim, axis=0)[-k:, :].mean(axis=0)
@@ -33,7 +33,7 @@ def ref_retrieval(x, y, scoring, k=4):
         if scoring == "cosine":
             best = np.argmax(sim[i])
         else:
-            candidates = np.argsort(-sim[i])[:k]
+            candidates = np.argsort(-sim[i])[:k] if scoring == "margin" else np.arange(len(y))
             if scoring == "margin":
                 scores = [sim[i, j] / ((r_src[i] + r_tgt[j]) / 2) for j in candidates]
             else:
@@ -96,6 +96,31 @@ def test_retrieval_matches_reference_in_both_directions(pair, scoring, tile):
     assert backward == pytest.approx(ref_retrieval(y, x, scoring))
     assert kernels.retrieval_accuracy(f32(x), f32(y), scoring, tile=tile) == forward
     assert 0.05 < forward < 1  # the inputs make a non-trivial test
+
+
+def ref_csls_among_neighbours(x, y, k=4):
+    """The k-candidate CSLS this project used before (and LASER's margin still uses): not MUSE's CSLS."""
+    sim = ref_cosine_matrix(x, y)
+    r_src, r_tgt = np.sort(sim, axis=1)[:, -k:].mean(axis=1), np.sort(sim, axis=0)[-k:, :].mean(axis=0)
+    candidates = np.argsort(-sim, axis=1)[:, :k]
+    scores = 2 * np.take_along_axis(sim, candidates, 1) - r_src[:, None] - r_tgt[candidates]
+    return float((candidates[np.arange(len(x)), scores.argmax(axis=1)] == np.arange(len(x))).mean())
+
+
+@pytest.mark.parametrize("tile", [None, (7, 11), (64, 5)])
+def test_csls_ranks_every_candidate_on_data_with_hubs(tile):
+    """Hubs (targets at the direction every sentence shares) fill many queries' k cosine neighbours;
+    CSLS's penalty r_c sends those queries to a candidate beyond the k, often the translation."""
+    rng = np.random.default_rng()
+    shared = rng.standard_normal(32)
+    shared *= np.sqrt(32) / np.linalg.norm(shared)
+    x = shared + rng.standard_normal((400, 32))
+    y = x + rng.standard_normal((400, 32))
+    y[:10] = shared + 0.3 * rng.standard_normal((10, 32))  # 10 hubs
+    forward, backward = kernels.retrieval_accuracy_both(f32(x), f32(y), "csls", tile=tile)
+    assert forward == pytest.approx(ref_retrieval(x, y, "csls"), abs=1 / 400)
+    assert backward == pytest.approx(ref_retrieval(y, x, "csls"), abs=1 / 400)
+    assert abs(ref_retrieval(x, y, "csls") - ref_csls_among_neighbours(x, y)) >= 4 / 400  # the data tells them apart
 
 
 @pytest.mark.parametrize("debiased", [False, True])
