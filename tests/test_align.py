@@ -123,6 +123,46 @@ def test_csls_ranks_every_candidate_on_data_with_hubs(tile):
     assert abs(ref_retrieval(x, y, "csls") - ref_csls_among_neighbours(x, y)) >= 4 / 400  # the data tells them apart
 
 
+def ref_strong_retrieval(x, y):
+    """Float64: the translation must beat every other row of both languages (Gaschi et al. 2023)."""
+    cross, own = ref_cosine_matrix(x, y), ref_cosine_matrix(x, x)
+    np.fill_diagonal(own, -np.inf)
+    best_cross = cross.argmax(axis=1)
+    return float(((best_cross == np.arange(len(x))) & (np.diag(cross) > own.max(axis=1))).mean())
+
+
+@pytest.mark.parametrize("tile", [None, (7, 11)])
+def test_strong_retrieval_matches_reference_and_is_at_most_plain_retrieval(tile):
+    rng = np.random.default_rng()
+    x = rng.standard_normal((300, 24)) + 0.5
+    y = x + 0.9 * rng.standard_normal((300, 24))
+    x[150:] = x[:150] + 0.3 * rng.standard_normal((150, 24))  # near-duplicate rows: same-language distractors
+    forward, backward = kernels.strong_retrieval_accuracy_both(f32(x), f32(y), tile=tile)
+    assert forward == pytest.approx(ref_strong_retrieval(x, y), abs=1 / 300)
+    assert backward == pytest.approx(ref_strong_retrieval(y, x), abs=1 / 300)
+    plain = kernels.retrieval_accuracy_both(f32(x), f32(y), "cosine")
+    assert forward <= plain[0] and backward <= plain[1] and forward < plain[0]  # the distractors cost something
+    assert kernels.strong_retrieval_accuracy_both(f32(x), f32(x)) == (1.0, 1.0)  # identical: always the translation
+
+
+def test_encode_words_is_the_mean_of_each_words_subword_states(encoder):
+    model, tokenizer, corpus = encoder
+    sentences = [s for s in corpus if len(s.split()) >= 6][:3]
+    chosen = [[0, 3], [1, 4, 5], []]
+    words = alignment.encode_words(model, tokenizer, sentences, chosen, batch_size=2)  # padded batches
+    assert words.shape == (model.config.num_hidden_layers + 1, 5, model.config.hidden_size)
+    column = 0
+    for sentence, indices in zip(sentences, chosen):
+        batch = tokenizer([sentence.split()], is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            hidden = torch.stack(model(**batch, output_hidden_states=True).hidden_states)[:, 0]
+        word_ids = batch.word_ids(0)
+        for index in indices:
+            tokens = [t for t, w in enumerate(word_ids) if w == index]
+            assert torch.allclose(words[:, column], hidden[:, tokens].mean(dim=1), atol=1e-5)
+            column += 1
+
+
 @pytest.mark.parametrize("debiased", [False, True])
 def test_cka_matches_gram_matrix_reference(pair, debiased):
     x, y = pair

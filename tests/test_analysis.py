@@ -44,7 +44,7 @@ def simulate(
     rows = []
 
     def row(run_id, method, seed, tgt, metric, value, layer=None):
-        rows.append({"run_id": run_id, "profile": "sim", "task": "sim-nli", "model": "m", "method": method,
+        rows.append({"run_id": run_id, "config_id": f"c-{method}", "settings": f'{{"method":"{method}"}}', "profile": "sim", "task": "sim-nli", "model": "m", "method": method,
                      "seed": seed, "src_lang": SOURCE, "tgt_lang": tgt, "layer": layer,
                      "pooling": None if layer is None else "mean", "metric": metric, "value": value})  # fmt: skip
 
@@ -269,3 +269,41 @@ def test_the_level_model_reports_slope_and_methods_and_the_paired_model_its_inte
     for fit in ("ols", "mixed"):
         assert level[level.fit == fit].term.tolist() == ["alignment", "method[pgd]", "method[rs_rp]"]
     assert analysis.paired_model(results).term.tolist() == ["alignment", "intercept"]
+
+
+def with_settings(results: pd.DataFrame, method: str, params: dict, config_id: str, suffix: str = "") -> pd.DataFrame:
+    """The rows of ``method`` as another configuration: its parameters in ``settings``, its own runs."""
+    import json
+
+    rows = results[results.method == method]
+    settings = json.dumps({"method": method, "method_params": params, "learning_rate": 5e-4})
+    return rows.assign(config_id=config_id, settings=settings, run_id=rows.run_id + suffix)
+
+
+def test_runs_that_differ_in_one_parameter_are_never_pooled():
+    study = simulate(np.random.default_rng(5))
+    study = pd.concat([study[study.method != "pgd"], with_settings(study, "pgd", {"eps": 0.002, "steps": 3}, "c-pgd")])
+    stronger = with_settings(study, "pgd", {"eps": 0.2, "steps": 3}, "c-pgd-strong", "-strong")
+    stronger = stronger.assign(value=stronger.value.where(stronger.metric != "accuracy", 0.0))  # a collapsed run
+    mixed = pd.concat([study, stronger], ignore_index=True)
+
+    labelled = analysis.label_configurations(mixed)
+    assert set(labelled.method) == {"pretrained", "standard", "rs_rp", "pgd(eps=0.002)", "pgd(eps=0.2)"}
+    effects = analysis.method_effects(mixed)
+    alone = analysis.method_effects(study)
+    pgd = effects[effects.method == "pgd(eps=0.002)"].drop(columns=["method", "term"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(pgd, alone[alone.method == "pgd"].drop(columns=["method", "term"]).reset_index(drop=True))
+    assert (effects[(effects.method == "pgd(eps=0.2)") & (effects.outcome == "accuracy")].estimate < -0.3).all()
+    grid = analysis.cells(mixed)
+    assert grid.groupby(["method", "seed", "language"]).size().max() == 1  # one run per cell, never an average
+
+
+def test_configurations_differing_outside_method_parameters_are_labelled_by_that_field():
+    study = simulate(np.random.default_rng(6))
+    base = with_settings(study, "standard", {}, "c-std")
+    other = base.assign(config_id="c-std-lr", run_id=base.run_id + "-lr",
+                        settings=base.settings.str.replace('"learning_rate": 0.0005', '"learning_rate": 0.001'))
+    labelled = analysis.label_configurations(pd.concat([base, other]))
+    assert set(labelled.method) == {"standard(learning_rate=0.0005)", "standard(learning_rate=0.001)"}
+    legacy = pd.concat([base, other]).assign(settings=None)  # stored before settings were: told apart by id
+    assert set(analysis.label_configurations(legacy).method) == {"standard#c-std", "standard#c-std-"}

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 import yaml
 
+from xltlib.config import RunConfig
 from xltlib.errors import XltError
 from xltlib.report import batch
 from xltlib.report.book import build_book, ensure_mathjax, write_reproducibility
@@ -17,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = {
     "profile": "synthetic",
     "experiments": {
-        "nli": {"title": "Quick NLI", "parameters": {"task": "syn-nli", "methods": ["standard", "rs_rp"], "seeds": [1]}},
+        "nli": {"title": "Quick NLI", "parameters": {"task": "syn-nli", "methods": ["standard", "rs_rp"], "seeds": [1],
+                                                    "doses": {"rs_rp": [0, 0.5, 1]}}},
         "broken": {"title": "Broken on purpose",
                    # a value only RunConfig checks: the file is valid, the chapter's notebook fails
                    "parameters": {"task": "syn-nli", "methods": ["pgd"], "overrides": {"batch_size": 0}}},
@@ -61,11 +63,11 @@ def test_calibration_reads_the_standard_runs_every_synthetic_task_has():
     assert batch.calibration_parameters([experiment("xnli", ["standard"], [1])], quick=False) is None
 
 
-def test_the_synthesis_reads_the_draws_the_experiments_ran_on():
-    study = [batch.Experiment("nli", "nli", {"task": "syn-nli"}),
-             batch.Experiment("paws", "paws", {"task": "syn-paws", "overrides": {"draw": 2, "learning_rate": 1e-3}})]  # fmt: skip
-    assert batch.experiment_draws(study, quick=True) == [0, 2]  # the quick profile's default draw is its masked-LM seed 0
-    assert batch.experiment_draws(study[:1], quick=True) == [0]
+def test_run_ids_are_each_run_then_their_encoders_pretrained_runs_once():
+    configs = [RunConfig(task="xnli", model="xlm-roberta-base", method=method, seed=seed)
+               for method in ("standard", "pgd") for seed in (1, 2)]  # fmt: skip
+    ids = batch.run_ids(configs)
+    assert ids == [config.run_id() for config in configs] + [configs[0].pretrained().run_id()]
 
 
 def outputs(notebook_path: Path):
@@ -79,13 +81,19 @@ def test_quick_batch_executes_chapters_and_reports_the_failure(built):
     assert {name: entry["status"] for name, entry in manifest.items()} == {
         "nli": "ok", "broken": "failed", "paws": "ok", "calibration": "ok", "synthesis": "ok"}  # fmt: skip
     assert "batch_size must be >= 1" in manifest["broken"]["error"]
-    for name, figures in (("nli", 3), ("paws", 3), ("calibration", 1), ("synthesis", 4)):
+    for name, figures in (("nli", 5), ("paws", 3), ("calibration", 1), ("synthesis", 4)):
         chapter = outputs(root / batch.CHAPTERS / f"{name}.ipynb")
         assert not [o for o in chapter if o.output_type == "error"], name
         assert sum("image/png" in o.get("data", {}) for o in chapter) >= figures, name
     assert saved_parameters(root, "calibration") == {"tasks": ["syn-nli", "syn-paws"], "seeds": [1], "quick": True,
                                                      "runs_dir": "runs-quick", "cache_dir": "cache"}  # fmt: skip
-    assert saved_parameters(root, "synthesis")["draws"] == [0]
+    study = json.loads((root / batch.STUDY_RUNS).read_text())
+    analysed = saved_parameters(root, "synthesis")["run_ids"]
+    assert set(analysed) <= set(study["study"])  # the study: the experiments' runs and the calibration's
+    assert {run_id.split("-")[2] for run_id in analysed} == {"standard", "rs_rp", "pretrained"}  # those of nli and paws
+    assert set(analysed) <= {path.parent.name for path in (root / "runs-quick").glob("*/metrics.parquet")}
+    page = (root / "book" / "reproducibility.md").read_text()
+    assert "runs of the study" in page and all(f"`{run_id}`" in page for run_id in study["study"])
     findings = outputs(root / batch.CHAPTERS / "synthesis.ipynb")[-1]["data"]["text/markdown"]
     assert "**syn-nli.**" in findings and "**syn-paws.**" in findings and "Seeds: 1" in findings
     broken = nbformat.read(root / batch.CHAPTERS / "broken.ipynb", as_version=4)

@@ -467,6 +467,11 @@ def test_synthetic_run_evaluates_and_aligns_every_language(quick_cache, tmp_path
     assert set(accuracy["tgt_lang"]) == languages | mixed and accuracy["value"].between(0, 1).all()
     alignment = results[results["metric"] == "retrieval_cosine"]
     assert set(alignment["tgt_lang"]) == languages - {"base"}
+    words = results[results["metric"].str.startswith("word_retrieval")].pivot(
+        index=["tgt_lang", "layer"], columns="metric", values="value")  # fmt: skip
+    assert set(words.index.get_level_values("tgt_lang")) == languages - {"base"}
+    assert (results.loc[results["metric"].str.startswith("word_"), "pooling"] == "word").all()
+    assert (words.word_retrieval_strong <= words.word_retrieval).all() and words.word_retrieval.between(0, 1).all()
     pretrained = pd.concat([pd.read_parquet(p) for p in tmp_path.glob(f"{task}-pretrained-*/metrics.parquet")])
     assert set(pretrained["tgt_lang"]) == languages - {"base"}
 

@@ -20,6 +20,7 @@ from xltlib.errors import XltError
 from xltlib.evaluation import alignment
 from xltlib.methods.base import Standard
 from xltlib.models import TinyXlmrSpec, build_tiny_xlmr
+from xltlib.report import experiment
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +290,40 @@ def test_generalized_setting_scores_every_ordered_language_pair(config, tmp_path
     de, fr = (loading.load_split(TASKS["pawsx"], lang, "dev", config.data_dir, limit=10) for lang in ("de", "fr"))
     assert len(de_fr) == 10 and list(de_fr.text_a) == list(de.text_a) and list(de_fr.text_b) == list(fr.text_b)
     assert dataclasses.replace(config, generalized_examples=10).run_id() != config.run_id()
+
+
+def test_a_run_computed_by_other_code_is_flagged_and_recomputed_on_request(config, tmp_path, monkeypatch):
+    """Edit one line of a copy of the training code: the cached run is stale; report code is not compute code."""
+    first = pipeline.ensure_run(config, tmp_path, device="cpu")
+    assert store.stale_runs(first).empty
+    package = tmp_path / "xltlib"
+    shutil.copytree(store.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(store, "PACKAGE", package)
+    (package / "report" / "cells.py").write_text((package / "report" / "cells.py").read_text() + "\n# a report edit\n")
+    store._code_version.cache_clear()
+    assert store.stale_runs(first).empty
+    training = package / "training.py"
+    training.write_text(training.read_text().replace("def train_loop(", "def train_loop(  # one changed line\n", 1))
+    store._code_version.cache_clear()  # hashed once per process: code does not change under a running study
+    stale = store.stale_runs(store.load_results(tmp_path))
+    assert set(stale.run_id) == {config.run_id(), config.pretrained().run_id()}
+    assert config.run_id() in experiment.stale_warning(first)
+
+    again = pipeline.ensure_run(config, tmp_path, device="cpu")  # without asking: read, not recomputed
+    pd.testing.assert_frame_equal(again, first)
+    recomputed = pipeline.ensure_run(config, tmp_path, device="cpu", recompute_stale=True)
+    assert store.stale_runs(store.load_results(tmp_path)).empty
+    kept = tmp_path / config.run_id() / f"metrics.{first.code_version.iloc[0]}.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(kept), first)  # the old numbers are kept aside
+    columns = ["tgt_lang", "layer", "metric", "value"]  # same seed, same machine: the same numbers
+    pd.testing.assert_frame_equal(recomputed[columns], first[columns])
+
+
+def test_load_results_reads_exactly_the_runs_asked_for(config, tmp_path):
+    pipeline.ensure_run(config, tmp_path, device="cpu")
+    other = dataclasses.replace(config, seed=2)
+    pipeline.ensure_run(other, tmp_path, device="cpu")
+    asked = store.load_results(tmp_path, [config.run_id(), config.pretrained().run_id(), "never-computed"])
+    assert set(asked.run_id) == {config.run_id(), config.pretrained().run_id()}
+    assert set(store.load_results(tmp_path).run_id) == {config.run_id(), other.run_id(), config.pretrained().run_id()}
+    assert store.load_results(tmp_path, []).empty

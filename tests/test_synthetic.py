@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xltlib.data import examples, generated, languages, loading, parallel, tasks
+from xltlib.data import examples, generated, languages, loading, parallel, tasks, word_alignment
 from xltlib.data.languages import BASE, TARGETS, Frame, GrammarSpec, LanguageRecipe, build_lexicon, render, sample_frame
 from xltlib.errors import XltError
 
@@ -306,3 +306,39 @@ def test_detection_pairs_are_a_quarter_unchanged_and_base_only(data_dir):
             assert [label == "-" for label in labels.split()] == [kind == "-" for kind in kinds.split()]
     unchanged = np.mean(["1" not in labels_a + labels_b for _, _, labels_a, labels_b, *_ in rows])
     assert 0.2 < unchanged < 0.35  # 0 changes in 1/4 of the pairs, plus changes that undo each other
+
+
+@pytest.mark.parametrize("target", [recipe.code for recipe in TARGETS])
+def test_word_alignments_from_surface_forms_are_the_generators_facts(lexicon, target):
+    """Align by the lexicon alone; the truth is render_words' facts: same fact, once in each sentence."""
+    rng = np.random.default_rng()
+    recipe = next(r for r in TARGETS if r.code == target)
+    source_concepts = word_alignment.word_concepts(lexicon, "base")
+    target_concepts = word_alignment.word_concepts(lexicon, target)
+    aligned = 0
+    for _ in range(200):
+        frame = sample_frame(lexicon, rng)
+        source = languages.render_words(frame, lexicon, BASE, rng)  # base synonyms drawn at random
+        translated = languages.render_words(frame, lexicon, recipe)
+        found = word_alignment.align_words(" ".join(w for w, _ in source), " ".join(w for w, _ in translated),
+                                           source_concepts, target_concepts)  # fmt: skip
+        for i, j in found:
+            assert source[i][1] is not None and source[i][1] == translated[j][1]  # the same fact of the frame
+        source_meant = [source_concepts[w] for w, _ in source]
+        target_meant = [target_concepts[w] for w, _ in translated]
+        expected = {(i, j) for i, (_, fact) in enumerate(source) for j, (_, other) in enumerate(translated)
+                    if fact is not None and fact == other and source_meant[i] == target_meant[j]
+                    and source_meant.count(source_meant[i]) == 1 and target_meant.count(target_meant[j]) == 1}  # fmt: skip
+        assert set(found) == expected  # every word whose meaning is unambiguous in both sentences, and no other
+        aligned += len(found)
+    assert aligned > 600
+
+
+def test_word_alignments_of_generated_parallel_files(data_dir):
+    corpus = parallel.parallel_corpus(tasks.get_task("syn-nli"), ("base", "a0script"), data_dir)
+    spec = word_alignment.read_spec(data_dir)
+    assert spec.config_hash()[:12] in str(data_dir)  # the spec read back is the one that wrote the folder
+    pairs = word_alignment.parallel_word_alignments(data_dir, "base", "a0script", corpus["base"], corpus["a0script"])
+    assert len(pairs) == len(corpus) and np.mean([len(row) for row in pairs]) >= 3  # subject, verb, object mostly
+    with pytest.raises(XltError, match="not one of the generated languages"):
+        word_alignment.parallel_word_alignments(data_dir, "base", "xx", corpus["base"], corpus["a0script"])

@@ -58,7 +58,13 @@ def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default)")
     parser.add_argument("--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints")
     parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
+    _add_recompute_flag(parser)
     _add_cache_flag(parser)
+
+
+def _add_recompute_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recompute-stale", action="store_true", help="recompute runs computed by other code "
+                        "(training, method, data or metric code changed since; the book flags them)")
 
 
 def _add_cache_flag(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +77,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
                         help="where the runs are computed: as Ray tasks, one per core or GPU (ray), or one at a time "
                         "in this process (local); default: ray, 1.6x faster on a 2-core CPU (book, speed chapter)")
     parser.add_argument("--address", help="--engine ray: join this Ray cluster (default: start Ray on this machine)")
+    _add_recompute_flag(parser)
     parser.add_argument("--gpus-per-run", type=float, default=1.0, help="--engine ray: GPUs per run where there are "
                         "GPUs; fractions share one among small models (default: 1)")
     parser.add_argument("--threads-per-run", type=int, help="--engine ray: CPU threads per run (default: 1 without "
@@ -135,7 +142,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     data = load_run_data(config)
     from xltlib.pipeline import ensure_run
 
-    results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size, data=data)
+    results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size, data=data,
+                         recompute_stale=args.recompute_stale)
     print(f"run {config.run_id()} → {Path(args.out) / config.run_id()}")
     _print_accuracy(results)
 
@@ -189,7 +197,8 @@ def _engine(args: argparse.Namespace):
 def cmd_batch(args: argparse.Namespace) -> None:
     from xltlib.report.batch import run_batch
 
-    manifest = run_batch(args.experiments, force=args.force, quick=args.quick, only=args.only or None, engine=_engine(args))
+    manifest = run_batch(args.experiments, force=args.force, quick=args.quick, only=args.only or None, engine=_engine(args),
+                         recompute_stale=args.recompute_stale)  # fmt: skip
     _print_manifest(manifest)
 
 
@@ -206,7 +215,8 @@ def cmd_study(args: argparse.Namespace) -> None:
 
     ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
     experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
-    manifest = run_batch(experiments, force=args.force, quick=args.quick, engine=_engine(args))
+    manifest = run_batch(experiments, force=args.force, quick=args.quick, engine=_engine(args),
+                         recompute_stale=args.recompute_stale)
     _print_manifest(manifest)
     write_reproducibility(runs_dir="runs-quick" if args.quick else "runs")
     print(f"book: {build_book()}")

@@ -75,15 +75,22 @@ class Outcome:
     error: str | None = None
 
 
-def run_grid(configs: Sequence[RunConfig], runs_dir: str, engine: Engine = Engine(), device: str | None = None) -> list[Outcome]:
-    """Compute every run of ``configs`` not yet in ``runs_dir`` (and their pre-trained runs); report each run's outcome."""
+def run_grid(
+    configs: Sequence[RunConfig], runs_dir: str, engine: Engine = Engine(), device: str | None = None,
+    recompute_stale: bool = False,
+) -> list[Outcome]:  # fmt: skip
+    """Compute every run of ``configs`` not yet in ``runs_dir`` (and their pre-trained runs); report each run's outcome.
+
+    ``recompute_stale`` also recomputes complete runs computed by other code (:func:`xltlib.store.is_stale`).
+    """
     unique = {config.run_id(): config for config in configs}
     stages = [
         {c.pretrained().run_id(): c.pretrained() for c in unique.values() if c.method != PRETRAINED},
         {run_id: c for run_id, c in unique.items()},
     ]
     progress = GridProgress(sum(len(stage) for stage in stages))
-    run = _ray_runner(engine, runs_dir, device) if engine.kind == "ray" else _local_runner(runs_dir, device)
+    run = (_ray_runner(engine, runs_dir, device, recompute_stale) if engine.kind == "ray"
+           else _local_runner(runs_dir, device, recompute_stale))  # fmt: skip
     outcomes = []
     for stage in stages:
         outcomes += run(list(stage.values()), progress)
@@ -91,18 +98,20 @@ def run_grid(configs: Sequence[RunConfig], runs_dir: str, engine: Engine = Engin
     return outcomes
 
 
-def _local_runner(runs_dir: str, device: str | None):
+def _local_runner(runs_dir: str, device: str | None, recompute_stale: bool):
     def run(configs: list[RunConfig], progress: GridProgress) -> list[Outcome]:
         outcomes = []
         for config in configs:
-            outcomes.append(compute(config.to_dict(), runs_dir, device))
+            outcomes.append(compute(config.to_dict(), runs_dir, device, recompute_stale=recompute_stale))
             progress.done(outcomes[-1])
         return outcomes
 
     return run
 
 
-def compute(config: dict[str, Any], runs_dir: str, device: str | None, threads: int | None = None) -> Outcome:
+def compute(
+    config: dict[str, Any], runs_dir: str, device: str | None, threads: int | None = None, recompute_stale: bool = False
+) -> Outcome:
     """One run, from its config's dict (what a Ray task receives); a failure is an Outcome, not an exception."""
     from xltlib.pipeline import ensure_run  # torch: here, so that a bad experiments file fails before it loads
 
@@ -112,13 +121,13 @@ def compute(config: dict[str, Any], runs_dir: str, device: str | None, threads: 
         torch.set_num_threads(threads)
     run_config = RunConfig.from_dict(config)
     try:
-        ensure_run(run_config, runs_dir, device)
+        ensure_run(run_config, runs_dir, device, recompute_stale=recompute_stale)
     except XltError as error:  # bad data, a NaN loss: retrying cannot help
         return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {error}")
     return Outcome(run_config.run_id(), "ok")
 
 
-def _ray_runner(engine: Engine, runs_dir: str, device: str | None):
+def _ray_runner(engine: Engine, runs_dir: str, device: str | None, recompute_stale: bool):
     ray = _connect(engine)
     resources = _resources(ray, engine)
     remote = ray.remote(**resources, max_retries=engine.retries)(compute)
@@ -126,7 +135,7 @@ def _ray_runner(engine: Engine, runs_dir: str, device: str | None):
     log.info("Ray: %s; each run takes %s", ray.cluster_resources(), resources)
 
     def run(configs: list[RunConfig], progress: GridProgress) -> list[Outcome]:
-        pending = {remote.remote(config.to_dict(), os.path.abspath(runs_dir), device, threads): config for config in configs}
+        pending = {remote.remote(config.to_dict(), os.path.abspath(runs_dir), device, threads, recompute_stale): config for config in configs}
         outcomes = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

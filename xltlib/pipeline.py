@@ -23,7 +23,16 @@ from xltlib.evaluation.alignment import measure_alignment
 from xltlib.files import LOCK_TIMEOUT, atomic_write_json
 from xltlib.methods import make_method
 from xltlib.models import load_classifier, load_encoder, resolve_device
-from xltlib.store import METRICS_FILE, atomic_write_parquet, env_info, is_complete, result_rows, run_lock
+from xltlib.store import (
+    METRICS_FILE,
+    atomic_write_parquet,
+    env_info,
+    is_complete,
+    is_stale,
+    result_rows,
+    run_lock,
+    set_aside,
+)  # fmt: skip
 from xltlib.training import fit
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,7 @@ def ensure_run(
     eval_batch_size: int = 64,
     lock_timeout: float = LOCK_TIMEOUT,
     data: RunData | None = None,
+    recompute_stale: bool = False,
 ) -> pd.DataFrame:
     """Return the run's tidy metrics, computing (or resuming) the run only if needed.
 
@@ -61,19 +71,24 @@ def ensure_run(
     stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed). A run
     another process is computing is waited for (up to ``lock_timeout`` seconds) and then
     read; one whose process died is taken over and resumes from its checkpoint. ``data``: the run's data, if
-    already loaded (:func:`~xltlib.data.run_data.load_run_data`).
+    already loaded (:func:`~xltlib.data.run_data.load_run_data`). ``recompute_stale``: a complete run
+    computed by other code (:func:`~xltlib.store.is_stale`) is computed again, its old results kept aside.
     """
     run_dir = Path(runs_dir) / config.run_id()
-    if is_complete(run_dir):
+    if _done(run_dir, recompute_stale):
         log.info("run %s is complete: reading cached results", run_dir.name)
         return pd.read_parquet(run_dir / METRICS_FILE)
     data = data or load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
     if config.method != PRETRAINED:
-        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size, lock_timeout)
+        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size, lock_timeout,
+                   recompute_stale=recompute_stale)  # fmt: skip
     torch_device = resolve_device(device)
     with run_lock(run_dir, lock_timeout), _log_to(run_dir / "log.txt"):
-        if is_complete(run_dir):  # finished by another process while we waited to start
+        if _done(run_dir, recompute_stale):  # finished by another process while we waited to start
             return pd.read_parquet(run_dir / METRICS_FILE)
+        if is_complete(run_dir):
+            log.info("run %s was computed by other code: recomputing (its results kept in %s)", run_dir.name,
+                     set_aside(run_dir).name)  # fmt: skip
         atomic_write_json(run_dir / "config.json", config.to_dict())
         atomic_write_json(run_dir / "env.json", env_info(torch_device))
         if config.method == PRETRAINED:
@@ -87,6 +102,10 @@ def ensure_run(
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)
         log.info("run %s complete", run_dir.name)
     return frame
+
+
+def _done(run_dir: Path, recompute_stale: bool) -> bool:
+    return is_complete(run_dir) and not (recompute_stale and is_stale(run_dir))
 
 
 def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: str | None = None) -> pd.DataFrame:
@@ -134,5 +153,5 @@ def _alignment(config, data, encoder, tokenizer, device, eval_batch_size) -> lis
 
     return measure_alignment(
         encoder, tokenizer, data.parallel, config.src_lang, config.tgt_langs, config.align_pooling,
-        config.max_seq_length, eval_batch_size, device,
+        config.max_seq_length, eval_batch_size, device, word_alignments=data.word_alignments,
     )  # fmt: skip

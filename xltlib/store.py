@@ -3,16 +3,25 @@
 A run directory ``{runs_dir}/{run_id}/`` holds ``config.json``, ``env.json``,
 ``checkpoint.pt`` while training, ``log.txt`` and, last of all, ``metrics.parquet``.
 The metrics file is written only when everything else succeeded, so its presence is
-what "complete" means: a complete run is never recomputed (:mod:`xltlib.pipeline`).
+what "complete" means: a complete run is not recomputed (:mod:`xltlib.pipeline`) unless
+it is *stale*, computed by other code (:func:`code_version`) and asked to be recomputed.
+
+Every row carries its run's ``config_id`` (the hash of everything the run computes but
+its seed, so the seeds of one configuration share it), ``settings`` (that configuration
+as canonical JSON) and ``code_version``: the analysis keys cells by configuration and
+flags stale runs from the table alone, in one pass over the store.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import platform
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,12 +29,21 @@ from typing import Any
 import pandas as pd
 
 from xltlib.config import RunConfig
-from xltlib.files import LOCK_TIMEOUT, atomic_write, file_lock
+from xltlib.files import LOCK_TIMEOUT, atomic_write, canonical_sha256, file_lock, file_sha256
 
 RESULT_COLUMNS = [
-    "run_id", "profile", "task", "model", "draw", "method", "seed",
-    "src_lang", "tgt_lang", "layer", "pooling", "metric", "value",
+    "run_id", "config_id", "profile", "task", "model", "draw", "method", "seed",
+    "src_lang", "tgt_lang", "layer", "pooling", "metric", "value", "settings", "code_version",
 ]  # fmt: skip
+
+
+COMPUTE_CODE = ("config", "data", "methods", "evaluation", "models.py", "training.py", "pipeline.py")
+"""The parts of ``xltlib`` whose source can change a run's numbers (the report, the store's
+bookkeeping, the grid and the synthetic encoder's builder cannot: shipped encoders and data
+files enter a run's identity by content)."""
+
+
+PACKAGE = Path(__file__).resolve().parent
 
 
 METRICS_FILE = "metrics.parquet"
@@ -41,6 +59,25 @@ def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
 def run_lock(run_dir: Path, timeout: float = LOCK_TIMEOUT):
     """The run directory's lock (:func:`xltlib.files.file_lock`): a second writer waits, then finds the run complete."""
     return file_lock(run_dir / ".lock", f"run {run_dir.name}", timeout)
+
+
+def code_version() -> str:
+    """12 hex digits of the sha256 of :data:`COMPUTE_CODE`'s source files in :data:`PACKAGE`: any edit
+    there, even a comment, makes runs computed before it *stale* (flagged by the book, recomputed on request)."""
+    return _code_version(PACKAGE)
+
+
+@functools.cache
+def _code_version(package: Path) -> str:
+    files = sorted(file for part in COMPUTE_CODE for file in ((package / part).rglob("*.py") if (package / part).is_dir() else [package / part]))
+    return canonical_sha256({file.relative_to(package).as_posix(): file_sha256(file) for file in files})[:12]
+
+
+def configuration(config: RunConfig) -> dict[str, Any]:
+    """What a run computes except its seed: the seeds of one configuration are its replicates."""
+    identity = config.identity()
+    identity.pop("seed")
+    return identity
 
 
 def git_commit() -> str | None:
@@ -73,6 +110,7 @@ def env_info(device) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": versions,
         "git_commit": git_commit(),
+        "code_version": code_version(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "device": str(device),
@@ -94,8 +132,10 @@ def cpu_name() -> str:
 
 def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFrame:
     """Tidy rows (DESIGN.md §3) from ``{tgt_lang, metric, value[, layer, pooling]}`` dicts."""
+    settings = configuration(config)
     base = {
         "run_id": config.run_id(),
+        "config_id": canonical_sha256(settings)[:12],
         "profile": config.profile,
         "task": config.task,
         "model": config.model_name,
@@ -103,6 +143,8 @@ def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFram
         "method": config.method,
         "seed": config.seed,
         "src_lang": config.src_lang,
+        "settings": json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str),
+        "code_version": code_version(),
     }
     frame = pd.DataFrame([{**base, "layer": None, "pooling": None, **row} for row in metrics], columns=RESULT_COLUMNS)
     return frame.astype({"draw": "Int64", "layer": "Int64", "pooling": "string", "seed": "int64", "value": "float64"})
@@ -112,9 +154,48 @@ def is_complete(run_dir: Path) -> bool:
     return (run_dir / METRICS_FILE).exists()
 
 
-def load_results(runs_dir: str | Path = "runs") -> pd.DataFrame:
-    """All complete runs' rows as one tidy table (empty, with the schema, when none)."""
-    frames = [pd.read_parquet(path) for path in sorted(Path(runs_dir).glob(f"*/{METRICS_FILE}"))]
+def is_stale(run_dir: Path) -> bool:
+    """Whether a complete run was computed by other code than this checkout's (:func:`code_version`)."""
+    stored = pd.read_parquet(run_dir / METRICS_FILE)
+    return "code_version" not in stored or set(stored.code_version) != {code_version()}
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move a stale run's results to ``metrics.<its code version>.parquet`` (kept, never read) before it is recomputed."""
+    stored = pd.read_parquet(run_dir / METRICS_FILE)
+    version = stored.code_version.iloc[0] if "code_version" in stored and len(stored) else "unknown"
+    target = run_dir / f"metrics.{version}.parquet"
+    os.replace(run_dir / METRICS_FILE, target)
+    return target
+
+
+def load_results(runs_dir: str | Path = "runs", run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Complete runs' rows as one tidy table (empty, with the schema, when none).
+
+    ``run_ids``: exactly these runs (a study's; those not complete are absent); None: every
+    complete run in the folder. Runs stored before a column existed have it empty, except
+    ``config_id``, which is then the hash of their ``config.json`` without the seed, so that
+    they too are never pooled with another configuration.
+    """
+    runs_dir = Path(runs_dir)
+    paths = ([runs_dir / run_id / METRICS_FILE for run_id in dict.fromkeys(run_ids)] if run_ids is not None
+             else sorted(runs_dir.glob(f"*/{METRICS_FILE}")))  # fmt: skip
+    frames = [_with_config_id(pd.read_parquet(path), path.parent) for path in paths if path.exists()]
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    return pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)  # runs older than a column lack it
+    return pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)
+
+
+def _with_config_id(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    if "config_id" in frame:
+        return frame
+    stored = json.loads((run_dir / "config.json").read_text())
+    stored.pop("seed", None)
+    return frame.assign(config_id=canonical_sha256(stored)[:12])
+
+
+def stale_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``results`` computed by other code than this checkout's (:func:`code_version`), one row each."""
+    runs = results.drop_duplicates("run_id")
+    stale = runs[runs.code_version.fillna("") != code_version()]
+    return stale[["run_id", "task", "method", "seed", "code_version"]].reset_index(drop=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from xltlib.config.methods import params_class, validated_params
+from xltlib.config.methods import dosed_params, params_class, validated_params
 from xltlib.config.run import RunConfig
 from xltlib.data import tasks
 from xltlib.errors import XltError, did_you_mean
@@ -111,10 +111,16 @@ def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None
         methods = list(parameters.get("methods") or [])
         for method in methods:
             params_class(method)
+        doses = parameters.get("doses") or {}
         for method, params in (parameters.get("method_params") or {}).items():
-            if method not in methods:
+            if method not in methods and method not in doses:
                 raise XltError(f"method_params names {method!r}, which is not in methods{did_you_mean(method, methods)}")
             validated_params(method, params or {})
+        for method, multipliers in doses.items():
+            if not isinstance(multipliers, list):
+                raise XltError(f"doses.{method} must be a list of multipliers of its strength, e.g. [0, 0.3, 1, 3]")
+            for dose in multipliers:
+                dosed_params(method, dose if dose != 0 else 1.0, (parameters.get("method_params") or {}).get(method))
         fields = list(RunConfig.__dataclass_fields__)
         for key in parameters.get("overrides") or {}:
             if key not in fields:

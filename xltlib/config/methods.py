@@ -199,6 +199,31 @@ METHOD_PARAMS: dict[str, type[MethodParams]] = {
 """Method name → its parameters; :data:`xltlib.methods.METHODS` has the same names."""
 
 
+STRENGTHS: dict[str, tuple[str, ...]] = {
+    "pgd": ("eps", "alpha"),
+    "freelb": ("eps", "alpha", "init_mag"),
+    "rs_rp": ("sigma",),
+    "rs_da": ("rate",),
+}
+"""A method's strength: its first parameter, with the others that scale with it (an ascent step
+stays a fixed fraction of the radius). A dose of ``m`` multiplies all of them by ``m``."""
+
+
+def dosed_params(name: str, dose: float, raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Method ``name``'s parameters (``raw``, defaults filled) with its strength multiplied by ``dose`` (> 0).
+
+    Dose 1 is the method as configured; dose 0 would be no perturbation at all, which is
+    ``standard`` fine-tuning, so a dose–response takes its zero point from ``standard`` runs.
+    """
+    if name not in STRENGTHS:
+        raise unknown("method with a strength", name, STRENGTHS)
+    if not (isinstance(dose, int | float) and math.isfinite(dose) and dose > 0):
+        raise XltError(f"a dose multiplies {name}'s strength and must be a number > 0 (0 is standard), got {dose!r}")
+    params = normalize_params(name, raw or {})
+    scaled = {key: params[key] * dose for key in STRENGTHS[name]}
+    return normalize_params(name, {**params, **scaled})
+
+
 def params_class(name: str) -> type[MethodParams]:
     if name not in METHOD_PARAMS:
         raise unknown("method", name, METHOD_PARAMS)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.data import loading, tasks
 from xltlib.data.parallel import parallel_corpus
+from xltlib.data.word_alignment import parallel_word_alignments
+
+WordAlignments = dict[str, list[list[tuple[int, int]]]]
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,7 @@ class RunData:
     train: pd.DataFrame | None  # None for a pre-trained (alignment-only) run
     eval_sets: dict[str, pd.DataFrame]
     parallel: pd.DataFrame  # one column of line-aligned sentences per language
+    word_alignments: WordAlignments = field(default_factory=dict)  # target → per parallel row, (src word, tgt word) pairs
 
 
 def load_run_data(config: RunConfig) -> RunData:
@@ -24,8 +28,9 @@ def load_run_data(config: RunConfig) -> RunData:
     parallel = parallel_corpus(
         task, (config.src_lang, *config.tgt_langs), config.data_dir, limit=config.max_align_sentences
     )
+    words = word_alignments(config, parallel)
     if config.method == PRETRAINED:
-        return RunData(None, {}, parallel)
+        return RunData(None, {}, parallel, words)
     if config.train_file is not None:
         train = loading.load_train_file(task, config.train_file, limit=config.max_train_examples)
     else:
@@ -38,4 +43,12 @@ def load_run_data(config: RunConfig) -> RunData:
     }
     for frame in eval_sets.values():
         loading.require_labels(frame)
-    return RunData(train, eval_sets, parallel)
+    return RunData(train, eval_sets, parallel, words)
+
+
+def word_alignments(config: RunConfig, parallel: pd.DataFrame) -> WordAlignments:
+    """Exact word alignments of the parallel rows, for each target: synthetic tasks only (real data have none)."""
+    if config.profile != "synthetic" or tasks.get_task(config.task).parallel_split != tasks.PARALLEL_SENTENCES:
+        return {}
+    return {lang: parallel_word_alignments(config.data_dir, config.src_lang, lang, parallel[config.src_lang], parallel[lang])
+            for lang in config.tgt_langs if lang != config.src_lang}  # fmt: skip

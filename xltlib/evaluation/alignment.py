@@ -1,9 +1,11 @@
 """Cross-lingual alignment of an encoder: pooled embeddings of every layer, scored by the metric registry.
 
-:data:`METRICS` names each metric the results store holds and its kernel
+:data:`METRICS` names each sentence-level metric the results store holds and its kernel
 (:mod:`xltlib.evaluation.kernels`); a metric is a function of two ``[N, d]`` embedding
 matrices (row i of one is the translation of row i of the other) returning a float. To add
-one: write its kernel and register it here.
+one: write its kernel and register it here. :data:`WORD_METRICS` are the same kind of
+function applied to contextual *word* embeddings of aligned words (Gaschi et al. 2023), where
+the data know each word's translation (the synthetic languages).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from xltlib.config import POOLINGS
 from xltlib.data.batches import length_sorted_batches
 from xltlib.data.parallel import parallel_rows
 from xltlib.errors import unknown
-from xltlib.evaluation.kernels import cosine_gap, linear_cka, parallel_cosine, retrieval_accuracy_both
+from xltlib.evaluation.kernels import (
+    cosine_gap,
+    linear_cka,
+    parallel_cosine,
+    retrieval_accuracy_both,
+    strong_retrieval_accuracy_both,
+)  # fmt: skip
 from xltlib.models import autocast_for
 
 
@@ -42,17 +50,26 @@ METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
 }
 
 
+WORD_METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
+    "word_retrieval": _retrieval_both_ways("cosine"),
+    "word_retrieval_strong": lambda x, y: sum(strong_retrieval_accuracy_both(x, y)) / 2,
+}
+"""Contextual word retrieval, plain and "strong" (with same-language distractors): each aligned
+source word in its sentence retrieves its translation among every aligned target word."""
+
+
 def alignment_metrics(
     src: torch.Tensor, tgt: torch.Tensor, metrics: Sequence[str] = tuple(METRICS), layers: Sequence[int] | None = None,
     pooling: str = "mean",
 ) -> list[dict]:  # fmt: skip
     """Flat ``{layer, pooling, metric, value}`` rows for ``[layers, N, d]`` embeddings of both sides."""
+    registry = METRICS | WORD_METRICS
     for name in metrics:
-        if name not in METRICS:
-            raise unknown("alignment metric", name, METRICS)
+        if name not in registry:
+            raise unknown("alignment metric", name, registry)
     layers = range(src.shape[0]) if layers is None else layers
     return [
-        {"layer": layer, "pooling": pooling, "metric": name, "value": METRICS[name](src[i], tgt[i])}
+        {"layer": layer, "pooling": pooling, "metric": name, "value": registry[name](src[i], tgt[i])}
         for i, layer in enumerate(layers)
         for name in metrics
     ]
@@ -61,14 +78,15 @@ def alignment_metrics(
 def measure_alignment(
     encoder, tokenizer, corpus: pd.DataFrame, src_lang: str, tgt_langs: Sequence[str], pooling: str = "mean",
     max_length: int = 128, batch_size: int = 64, device: torch.device | None = None,
-    metrics: Sequence[str] = tuple(METRICS),
+    metrics: Sequence[str] = tuple(METRICS), word_alignments: dict[str, list[list[tuple[int, int]]]] | None = None,
 ) -> list[dict]:  # fmt: skip
     """``{tgt_lang, layer, pooling, metric, value}`` rows: every layer, source vs each target language.
 
     ``corpus`` has one column of line-aligned sentences per language
     (:func:`xltlib.data.parallel.parallel_corpus`). The source is encoded once; each target only on
     the rows usable for its pair (:func:`xltlib.data.parallel.parallel_rows`), one language at a
-    time so memory holds two languages' embeddings, not all of them.
+    time so memory holds two languages' embeddings, not all of them. ``word_alignments``
+    (target → each row's (source word, target word) pairs) adds :data:`WORD_METRICS` rows for those targets.
     """
     source = encode(encoder, tokenizer, corpus[src_lang].tolist(), "all", pooling, batch_size, max_length, device)
     rows = []
@@ -77,8 +95,53 @@ def measure_alignment(
         keep = parallel_rows(corpus[src_lang], corpus[lang])
         target = encode(encoder, tokenizer, corpus[lang].iloc[keep].tolist(), "all", pooling, batch_size, max_length, device)
         measured = alignment_metrics(source[:, torch.as_tensor(keep)], target, metrics, pooling=pooling)
+        if word_alignments and lang in word_alignments:
+            pairs = [word_alignments[lang][row] for row in keep]
+            words = [encode_words(encoder, tokenizer, corpus[column].iloc[keep].tolist(), [[pair[side] for pair in row] for row in pairs],
+                                  batch_size, max_length, device) for side, column in ((0, src_lang), (1, lang))]  # fmt: skip
+            measured += alignment_metrics(*words, tuple(WORD_METRICS), pooling="word")
         rows += [{"tgt_lang": lang, **row} for row in measured]
     return rows
+
+
+@torch.no_grad()
+def encode_words(
+    model, tokenizer, sentences: Sequence[str], words: Sequence[Sequence[int]], batch_size: int = 64,
+    max_length: int = 128, device: torch.device | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """Contextual embeddings of chosen words, every hidden layer: ``[layers, Σ len(words[i]), d]``, float32 on CPU.
+
+    Sentence i is split on whitespace and encoded whole; ``words[i]`` lists the indices of its
+    words to return, in order. A word's vector is the mean of its subword tokens' states; a
+    word cut off by ``max_length`` is an error (its translation would have no partner).
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, len(sentences), batch_size):
+        split = [sentence.split() for sentence in sentences[start : start + batch_size]]
+        batch = tokenizer(split, is_split_into_words=True, truncation=True, max_length=max_length, padding=True,
+                          return_tensors="pt")  # fmt: skip
+        with autocast_for(device):
+            hidden = model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=True).hidden_states
+        stacked = torch.stack(hidden).float().cpu()  # [layers, B, T, d]
+        for row, chosen in enumerate(words[start : start + batch_size]):
+            chunks.append(_word_vectors(stacked[:, row], batch.word_ids(row), chosen))
+    model.train(was_training)
+    return torch.cat(chunks, dim=1)
+
+
+def _word_vectors(states: torch.Tensor, word_ids: list[int | None], chosen: Sequence[int]) -> torch.Tensor:
+    """``[layers, len(chosen), d]``: each chosen word's mean subword state."""
+    token_word = torch.tensor([-1 if word is None else word for word in word_ids])
+    vectors = []
+    for word in chosen:
+        tokens = (token_word == word).nonzero().squeeze(1)
+        if len(tokens) == 0:
+            raise ValueError(f"word {word} was truncated away (max_length too small for its sentence)")
+        vectors.append(states[:, tokens].mean(dim=1))
+    return torch.stack(vectors, dim=1) if vectors else states.new_zeros(states.shape[0], 0, states.shape[-1])
 
 
 @torch.no_grad()

@@ -287,6 +287,27 @@ def retrieval_accuracy_both(
     return forward, backward
 
 
+def strong_retrieval_accuracy_both(src: Array, tgt: Array, tile: tuple[int, int] | None = None) -> tuple[float, float]:
+    """(src→tgt, tgt→src) top-1 cosine retrieval with same-language distractors (Gaschi et al. 2023, "strong").
+
+    A query is answered correctly when its translation is nearer than every other candidate of
+    the other language *and* every other row of its own language: the query's own language
+    stays confusable, so aligned languages must be interleaved, not merely mapped.
+    """
+    src, tgt = _pair(src, tgt)
+    src_hat, tgt_hat = _unit_rows(src), _unit_rows(tgt)
+    cross = _neighbours(src_hat, tgt_hat, 1, tile, columns=True)
+    accuracies = []
+    for query, values, indices in ((src_hat, cross.src_values, cross.src_indices), (tgt_hat, cross.tgt_values, cross.tgt_indices)):
+        own = _neighbours(query, query, 2, tile, columns=False)  # the nearest own-language row that is not the query
+        not_self = torch.where(own.src_indices[:, 0] == torch.arange(len(query), device=query.device),
+                               own.src_values[:, 1], own.src_values[:, 0])  # fmt: skip
+        truth = torch.arange(len(query), device=query.device)
+        correct = (indices[:, 0] == truth) & (values[:, 0] > not_self)
+        accuracies.append(float(correct.double().mean()))
+    return accuracies[0], accuracies[1]
+
+
 def _debiased(xty: torch.Tensor, rows_x: torch.Tensor, rows_y: torch.Tensor, n: int) -> torch.Tensor:
     """Unbiased HSIC (Song et al. 2012) of centred linear kernels from feature-space sums."""
     return xty - n / (n - 2) * (rows_x @ rows_y) + rows_x.sum() * rows_y.sum() / ((n - 1) * (n - 2))

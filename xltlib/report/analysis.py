@@ -39,6 +39,7 @@ from xltlib.report.cells import (
     complete_grid,
     complete_groups,
     deltas,
+    label_configurations,
     missing_cells,
     pretrained_alignment,
     warn_missing,
@@ -46,12 +47,12 @@ from xltlib.report.cells import (
 
 __all__ = [
     "ACCURACY", "ALIGNMENT_METRICS", "MissingCellsWarning", "cells", "compare_alignment", "deltas", "describe",
-    "distance_model", "gain_by_language", "level_model", "method_effects", "missing_cells", "paired_model",
+    "distance_model", "gain_by_language", "label_configurations", "level_model", "method_effects", "missing_cells", "paired_model",
     "pretrained_alignment", "rank_correlations",
 ]  # fmt: skip
 
 
-COMPARED_METRICS = ("parallel_cosine", "cosine_gap", "retrieval_cosine", "cka")
+COMPARED_METRICS = ("parallel_cosine", "cosine_gap", "retrieval_cosine", "cka", "word_retrieval", "word_retrieval_strong")
 
 
 ALL_LANGUAGES = "all targets"
@@ -358,7 +359,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> dict:
 
 def _generalized_gains(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per (task, model, method, seed): mean accuracy gain over the mixed pairs a|b, a ≠ b."""
-    tuned = results[(results.method != PRETRAINED) & (results.metric == ACCURACY)]
+    tuned = label_configurations(results[(results.method != PRETRAINED) & (results.metric == ACCURACY)])
     mixed = tuned[tuned.tgt_lang.str.contains("|", regex=False)]
     mixed = mixed[mixed.tgt_lang.str.split("|").str[0] != mixed.tgt_lang.str.split("|").str[1]]
     if mixed.empty:

@@ -4,7 +4,9 @@
 ``book/chapters/<name>.ipynb`` (explicit kernel), then, for the synthetic profile,
 ``notebooks/calibration.ipynb`` (the benchmark's calibration, from the experiments' standard
 runs), then ``notebooks/synthesis.ipynb``, and writes ``_toc.yml``. Each execution is
-recorded in ``book/chapters/manifest.json`` (status, duration, parameters, error). A failing
+recorded in ``book/chapters/manifest.json`` (status, duration, parameters, error), and the
+study's run ids in ``book/chapters/runs.json``: the synthesis analyses exactly the experiments'
+runs and the reproducibility page lists the study's, whatever else the runs folder holds. A failing
 notebook does not stop the others: its chapter opens with the failure. A finished experiment
 with the same parameters is skipped unless ``force``; one left ``running`` by a killed batch
 is executed again (its runs resume from the run cache, so finished runs cost nothing).
@@ -38,6 +40,7 @@ SYNTHESIS_NOTEBOOK = Path("notebooks/synthesis.ipynb")
 CALIBRATION_NOTEBOOK = Path("notebooks/calibration.ipynb")
 CHAPTERS = Path("book/chapters")
 MANIFEST = CHAPTERS / "manifest.json"
+STUDY_RUNS = CHAPTERS / "runs.json"
 SYNTHESIS, CALIBRATION = RESERVED_NAMES
 CALIBRATION_TITLE = "The synthetic benchmark: calibration"
 FRONT_PAGES = ("book/intro", "book/methods")
@@ -165,9 +168,11 @@ def run_batch(
     runs_dir: str | None = None,
     cache_dir: str = "cache",
     engine: Engine = Engine(),
+    recompute_stale: bool = False,
 ) -> dict[str, Any]:
     """Compute every run the chapters need on ``engine``, then execute the experiments (and the synthesis) into
-    chapters, which read those runs; write ``_toc.yml``; return the manifest."""
+    chapters, which read those runs; write ``_toc.yml``; return the manifest. ``recompute_stale``: recompute
+    the runs computed by other code (:func:`xltlib.store.is_stale`) too."""
     root = Path(root).resolve()
     profile, experiments = load_experiments(experiments_file)
     require_kernel(kernel)
@@ -180,7 +185,12 @@ def run_batch(
     chosen = [e for e in experiments if not only or e.name in only]
     calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
     # the notebooks run in root: the grid resolves the same folders, so it computes the runs they will ask for
-    run_grid(grid_configs(chosen, quick, str(root / cache_dir), calibration), str(root / runs_dir), engine)
+    calibrating = calibration_grid(calibration, str(root / cache_dir))
+    run_grid(grid_configs(chosen, quick, str(root / cache_dir)) + calibrating, str(root / runs_dir), engine,
+             recompute_stale=recompute_stale)  # fmt: skip
+    analysed = run_ids(grid_configs(experiments, quick, str(root / cache_dir)))
+    (root / STUDY_RUNS).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(root / STUDY_RUNS, {"runs_dir": runs_dir, "study": sorted({*analysed, *run_ids(calibrating)})})
     manifest = read_manifest(root)
     for experiment in experiments:
         if only and experiment.name not in only:
@@ -192,18 +202,16 @@ def run_batch(
     if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
         _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
                  {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
-    synthesis = {"runs_dir": runs_dir, "profile": profile}
-    if profile == "synthetic":
-        synthesis["draws"] = experiment_draws(experiments, quick)
+    synthesis = {"runs_dir": runs_dir, "profile": profile, "run_ids": analysed}
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
-             True, kernel)  # fmt: skip  (always: it reads every run)
+             True, kernel)  # fmt: skip  (always: it reads every experiment's runs)
     write_toc(root, experiments, manifest, calibration=calibration is not None)
     return manifest
 
 
-def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str, calibration: dict[str, Any] | None) -> list:
-    """Every run the experiments' chapters (and the calibration chapter) will read, in the order they appear."""
-    from xltlib.report.experiment import calibration_configs, experiment_configs
+def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str) -> list:
+    """Every run the experiments' chapters will read, in the order they appear."""
+    from xltlib.report.experiment import experiment_configs
 
     configs = []
     for experiment in experiments:
@@ -211,13 +219,25 @@ def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str, cal
         try:
             configs += experiment_configs(p["task"], p["methods"], p["seeds"][:1] if quick else p["seeds"],
                                           model=p["model"], method_params=p["method_params"], cache_dir=cache_dir,
-                                          quick=quick, device=p["device"], **p["overrides"])  # fmt: skip
+                                          quick=quick, device=p["device"], doses=p["doses"], **p["overrides"])  # fmt: skip
         except XltError as error:  # its chapter will fail with this error, and say so; the others go on
             log.warning("%s: no runs dispatched: %s", experiment.name, error)
-    if calibration is not None:
-        grids = calibration_configs(calibration["tasks"], calibration["seeds"], None, quick, cache_dir)
-        configs += [config for grid in grids.values() for config in grid]
     return configs
+
+
+def calibration_grid(calibration: dict[str, Any] | None, cache_dir: str) -> list:
+    """The calibration chapter's runs (none without a calibration chapter)."""
+    from xltlib.report.experiment import calibration_configs
+
+    if calibration is None:
+        return []
+    grids = calibration_configs(calibration["tasks"], calibration["seeds"], None, calibration["quick"], cache_dir)
+    return [config for grid in grids.values() for config in grid]
+
+
+def run_ids(configs: list) -> list[str]:
+    """The runs ``configs`` compute and read: each one's, then their encoders' pre-trained runs."""
+    return list(dict.fromkeys([c.run_id() for c in configs] + [c.pretrained().run_id() for c in configs]))
 
 
 def calibration_parameters(experiments: list[Experiment], quick: bool) -> dict[str, Any] | None:
@@ -240,19 +260,6 @@ def calibration_parameters(experiments: list[Experiment], quick: bool) -> dict[s
         return None
     shared = sorted(set.intersection(*seeds_by_task.values()))
     return {"tasks": sorted(seeds_by_task), "seeds": shared, "quick": quick} if shared else None
-
-
-def experiment_draws(experiments: list[Experiment], quick: bool) -> list[int]:
-    """The pre-training draws the experiments' synthetic runs use: each one's ``overrides['draw']``, else the profile's default.
-
-    The synthesis reads only these, so the calibration chapter's runs on the other draws
-    are never pooled with the experiments' (runs with their own ``model`` have no draw and
-    are always read).
-    """
-    from xltlib.synthetic.recipe import default_draw, default_synthetic_profile, quick_synthetic_profile
-
-    default = default_draw(quick_synthetic_profile() if quick else default_synthetic_profile())
-    return sorted({(experiment.parameters.get("overrides") or {}).get("draw", default) for experiment in experiments})
 
 
 def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -> None:

@@ -26,8 +26,8 @@ import pandas as pd
 
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, atomic_write_text
-from xltlib.report.batch import CHAPTERS, REPO, read_manifest
-from xltlib.store import git_commit, load_results
+from xltlib.report.batch import CHAPTERS, REPO, STUDY_RUNS, read_manifest
+from xltlib.store import code_version, git_commit, load_results
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def ensure_mathjax(root: Path = REPO) -> Path:
 
 def write_reproducibility(root: Path = REPO, runs_dir: str = "runs") -> Path:
     """``book/reproducibility.md``: versions, the batch's chapters, the runs behind them, how to rerun."""
-    versions, chapters, run_rows = _package_rows(), _chapter_rows(read_manifest(root)), _run_rows(root / runs_dir)
+    versions, chapters = _package_rows(), _chapter_rows(read_manifest(root))
+    run_rows, runs_line = _run_rows(root, runs_dir)
     text = f"""# Reproducibility
 
 Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from commit `{git_commit() or 'unknown'}`
@@ -91,13 +92,15 @@ on {platform.platform()} with Python {platform.python_version()}.
 
 ## Runs
 
-Every number in the book comes from these runs, in `{runs_dir}/<run id>/` (`config.json`
+{runs_line} They are in `{runs_dir}/<run id>/` (`config.json`
 holds the full configuration; the id ends with the first 12 hex digits of the sha256 of what the run
-computes: every field, with local models and data by their content).
+computes: every field, with local models and data by their content). `code` is the version of the
+training, method, data and metric code that computed the run: this checkout's is `{code_version()}`; a
+run computed by other code is marked **other**, and `--recompute-stale` recomputes it.
 
-| run id | task | draw | method | seed |
-|---|---|---|---|---|
-{chr(10).join(run_rows) or '| (none) | | | | |'}
+| run id | task | draw | method | seed | code |
+|---|---|---|---|---|---|
+{chr(10).join(run_rows) or '| (none) | | | | | |'}
 
 ## Rerunning
 
@@ -123,17 +126,31 @@ def _package_rows() -> list[str]:
 
 
 def _chapter_rows(manifest: dict) -> list[str]:
+    def shown(parameters: dict) -> str:  # the synthesis's run ids are listed under Runs, not here
+        return json.dumps({k: f"[{len(v)} runs, listed below]" if k == "run_ids" and v else v for k, v in parameters.items()},
+                          sort_keys=True)  # fmt: skip
+
     return [
-        f"| {entry.get('title', name)} | {entry['status']} | {entry.get('seconds', 0):.0f} s | "
-        f"`{json.dumps(entry['parameters'], sort_keys=True)}` |"
+        f"| {entry.get('title', name)} | {entry['status']} | {entry.get('seconds', 0):.0f} s | `{shown(entry['parameters'])}` |"
         for name, entry in manifest.items()
     ]
 
 
-def _run_rows(runs_dir: Path) -> list[str]:
-    runs = load_results(runs_dir).drop_duplicates("run_id")[["run_id", "task", "draw", "method", "seed"]]
-    return [f"| `{row.run_id}` | {row.task} | {'' if pd.isna(row.draw) else row.draw} | {row.method} | {row.seed} |"
+def _run_rows(root: Path, runs_dir: str) -> tuple[list[str], str]:
+    """The study's runs (the batch's ``runs.json``), or every run of the folder when no batch recorded them."""
+    study = root / STUDY_RUNS
+    recorded = json.loads(study.read_text()) if study.exists() else {}
+    if recorded.get("runs_dir") == runs_dir:
+        table = load_results(root / runs_dir, recorded["study"])
+        line = f"Every number in the book comes from these {table.run_id.nunique()} runs of the study."
+    else:
+        table = load_results(root / runs_dir)
+        line = f"No batch recorded its runs in `{runs_dir}`: these are every complete run there."
+    runs = table.drop_duplicates("run_id")
+    rows = [f"| `{row.run_id}` | {row.task} | {'' if pd.isna(row.draw) else row.draw} | {row.method} | {row.seed} | "
+            f"{'' if row.code_version == code_version() else '**other**'} |"
             for row in runs.sort_values("run_id").itertuples()]  # fmt: skip
+    return rows, line
 
 
 def _encoders_line() -> str:

@@ -1,6 +1,10 @@
 """The unit of every analysis: a cell, one fine-tuned run's zero-shot accuracy on one target language beside its alignment.
 
 Every function takes the store's tidy table (one row per run, language, layer and metric).
+Cells are keyed by the run's full configuration except its seed (:func:`label_configurations`):
+in every table here ``method`` names a configuration, the method's name alone when a
+(task, model) has one configuration of it, else the name and what sets it apart
+(``pgd(eps=0.2)``), so runs that differ in any setting are never averaged together.
 The grid of a (task, model) is every observed method × seed × target language; a cell
 without accuracy or alignment (a failed or unfinished run) is kept with NaN, never dropped
 silently: :func:`missing_cells` lists them and the fits of :mod:`xltlib.report.analysis`
@@ -9,6 +13,7 @@ count them.
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -16,18 +21,62 @@ import pandas as pd
 
 from xltlib.config import PRETRAINED
 from xltlib.errors import unknown
-from xltlib.evaluation.alignment import METRICS
+from xltlib.evaluation.alignment import METRICS, WORD_METRICS
 
 ACCURACY = "accuracy"
 
 
-ALIGNMENT_METRICS = tuple(METRICS)
+ALIGNMENT_METRICS = (*METRICS, *WORD_METRICS)
 
 
 GROUP = ["task", "model"]
 
 
 CELL = ["task", "model", "method", "seed", "language"]
+
+
+def label_configurations(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with ``method`` naming each run's configuration and the method itself in ``method_name``.
+
+    Within a (task, model, method), one configuration keeps the method's name; several get
+    the settings in which they differ, ``pgd(eps=0.1)`` and ``pgd(eps=0.2)`` (method
+    parameters by their own name, other fields by theirs), or the configuration's id where
+    the settings were not stored. Rows without a ``config_id`` (tables not read from a store)
+    count as one configuration per method. Applying it twice changes nothing.
+    """
+    if "method_name" in results or results.empty:
+        return results
+    if "config_id" not in results:
+        return results.assign(method_name=results.method)
+    results = results.assign(config_id=results.config_id.fillna("method:" + results.method))
+    configs = results.drop_duplicates("config_id")[["task", "model", "method", "config_id", "settings"]]
+    labels = {}
+    for (_, _, method), group in configs.groupby(["task", "model", "method"], sort=False):
+        labels |= _labels(method, group) if len(group) > 1 else {group.config_id.iloc[0]: method}
+    return results.assign(method_name=results.method, method=results.config_id.map(labels))
+
+
+def _labels(method: str, group: pd.DataFrame) -> dict[str, str]:
+    if group.settings.isna().any():
+        return {config_id: f"{method}#{config_id[:6]}" for config_id in group.config_id}
+    settings = {config_id: _flat(json.loads(text)) for config_id, text in zip(group.config_id, group.settings)}
+    keys = sorted({key for flat in settings.values() for key in flat})
+    differing = [key for key in keys if len({json.dumps(flat.get(key), sort_keys=True) for flat in settings.values()}) > 1]
+    return {config_id: f"{method}({', '.join(f'{key}={_shown(flat.get(key))}' for key in differing)})"
+            for config_id, flat in settings.items()}  # fmt: skip
+
+
+def _flat(settings: dict) -> dict:
+    """Method parameters beside the other fields, each under its own name."""
+    return {**{k: v for k, v in settings.items() if k != "method_params"}, **settings.get("method_params", {})}
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict) and "sha256" in value:
+        return value["sha256"][:8]  # a local file or folder, by content
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class MissingCellsWarning(UserWarning):
@@ -44,7 +93,7 @@ def cells(
     target and is left out; so are the generalized (mixed-language) accuracies.
     """
     check_metric(alignment)
-    tuned = results[results.method != PRETRAINED]
+    tuned = label_configurations(results[results.method != PRETRAINED])
     accuracy = _zero_shot(tuned)[["run_id", *CELL, "value"]].rename(columns={"value": ACCURACY})
     aligned = _alignment_rows(tuned, alignment, layer, pooling)
     aligned = aligned.groupby(["run_id", "language"]).value.mean().rename("alignment").reset_index()
@@ -106,6 +155,7 @@ def _zero_shot(tuned: pd.DataFrame) -> pd.DataFrame:
 
 
 def _alignment_rows(rows: pd.DataFrame, metric: str, layer: int | None, pooling: str) -> pd.DataFrame:
+    pooling = "word" if metric in WORD_METRICS else pooling  # word metrics embed words, not pooled sentences
     rows = rows[(rows.metric == metric) & (rows.pooling == pooling)]
     if layer is None:
         rows = rows[rows.layer >= 1]

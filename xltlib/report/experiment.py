@@ -13,12 +13,15 @@ from typing import Any
 
 import pandas as pd
 
-from xltlib.config import RunConfig
+from xltlib.config import PRETRAINED, RunConfig
+from xltlib.config.methods import dosed_params
 from xltlib.data import tasks
 from xltlib.data.generated import language_distances
 from xltlib.errors import XltError, unknown
 from xltlib.methods import method_class
 from xltlib.models import resolve_device
+from xltlib.report.cells import label_configurations
+from xltlib.store import stale_runs
 from xltlib.synthetic.recipe import (
     SOURCE_ACCURACY_FLOOR,
     default_draw,
@@ -41,21 +44,23 @@ def experiment_configs(
     cache_dir: str = "cache",
     quick: bool = False,
     device: str | None = None,
+    doses: Mapping[str, Sequence[float]] | None = None,
     **overrides: Any,
 ) -> list[RunConfig]:
-    """The grid's configs, methods × seeds, all validated before any run starts.
+    """The grid's configs, (methods + doses) × seeds, all validated before any run starts.
 
     A synthetic task gets the profile's fine-tuning defaults
     (:data:`xltlib.config.SYNTHETIC_FINETUNING`), whatever its model; ``model=None`` on it
     means the profile's pre-trained encoder (built on first use); ``quick`` selects the tiny
-    synthetic profile. ``method_params`` maps a method to its parameters; ``overrides`` are
-    RunConfig fields shared by all runs.
+    synthetic profile. ``method_params`` maps a method to its parameters; ``doses`` maps a
+    method to multipliers of its strength (:func:`~xltlib.config.methods.dosed_params`; 0 is
+    ``standard``), each one more configuration; ``overrides`` are RunConfig fields shared by all runs.
     """
     if not methods or not seeds:
         raise XltError("an experiment needs at least one method and one seed")
     method_params = dict(method_params or {})
     for name in method_params:
-        if name not in methods:
+        if name not in methods and name not in (doses or {}):
             raise unknown("method in method_params (not in methods)", name, methods)
     for name in methods:
         method_class(name)
@@ -63,8 +68,8 @@ def experiment_configs(
     if quick and not synthetic_task:
         raise XltError(f"quick selects the tiny synthetic profile; task {task} is not synthetic")
 
-    def config(method: str, seed: int) -> RunConfig:
-        fields = {"method": method, "method_params": dict(method_params.get(method, {})), "seed": seed, **overrides}
+    def config(method: str, params: Mapping[str, Any], seed: int) -> RunConfig:
+        fields = {"method": method, "method_params": dict(params), "seed": seed, **overrides}
         if synthetic_task:
             profile = quick_synthetic_profile() if quick else default_synthetic_profile()
             chosen = {"model": model} if model is not None else {}
@@ -73,7 +78,17 @@ def experiment_configs(
             raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
         return RunConfig(task=task, model=model, **fields)
 
-    return [config(method, seed) for method in methods for seed in seeds]
+    arms = [(method, method_params.get(method, {})) for method in methods] + _dosed_arms(doses or {}, method_params)
+    configs = [config(method, params, seed) for method, params in arms for seed in seeds]
+    return list({c.run_id(): c for c in configs}.values())  # a dose of 1 is the method's own configuration
+
+
+def _dosed_arms(doses: Mapping[str, Sequence[float]], method_params: Mapping[str, Mapping[str, Any]]) -> list[tuple]:
+    arms = []
+    for method, multipliers in doses.items():
+        for dose in multipliers:
+            arms.append(("standard", {}) if dose == 0 else (method, dosed_params(method, dose, method_params.get(method))))
+    return arms
 
 
 def calibration_configs(
@@ -88,7 +103,8 @@ def calibration_configs(
 
 
 def accuracy_by_language(results: pd.DataFrame) -> pd.DataFrame:
-    """Zero-shot accuracy per (method, language): mean, sd and number of seeds (tidy)."""
+    """Zero-shot accuracy per (method, language): mean, sd and number of seeds (tidy); one method per configuration."""
+    results = label_configurations(results)
     accuracy = results[(results.metric == "accuracy") & ~results.tgt_lang.str.contains("|", regex=False)]
     table = accuracy.groupby(["method", "tgt_lang"]).value.agg(mean="mean", sd="std", seeds="count").reset_index()
     return table.rename(columns={"tgt_lang": "language"})
@@ -118,6 +134,30 @@ def source_accuracy_warning(results: pd.DataFrame, model: str, src_lang: str) ->
     )
 
 
+def configuration_order(results: pd.DataFrame, methods: Sequence[str]) -> list[str]:
+    """The fine-tuned configurations' names (:func:`label_configurations`), in the order of ``methods``,
+    then any other method's; several configurations of one method in name order (``pgd(eps=0.002)`` …)."""
+    labelled = label_configurations(results)
+    names = labelled.loc[labelled.method_name != PRETRAINED, ["method_name", "method"]].drop_duplicates()
+    rank = {method: i for i, method in enumerate(methods)}
+    ordered = sorted(names.itertuples(), key=lambda row: (rank.get(row.method_name, len(rank)), row.method_name, row.method))
+    return [row.method for row in ordered]
+
+
+def stale_warning(results: pd.DataFrame) -> str | None:
+    """A Markdown warning naming the runs computed by other code than this checkout's (:func:`xltlib.store.stale_runs`)."""
+    stale = stale_runs(results)
+    if stale.empty:
+        return None
+    names = ", ".join(f"`{run_id}`" for run_id in stale.run_id)
+    return (
+        f"**Warning: {len(stale)} of {results.run_id.nunique()} runs were computed by other code** than this "
+        f"checkout's: training, method, data or metric code has changed since ({names}). Their numbers may not be "
+        "what this code computes; recompute them with `python -m xltlib study --recompute-stale` (or `batch ... "
+        "--recompute-stale`)."
+    )
+
+
 def mean_sd_table(table: pd.DataFrame, languages: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
     """Language × method grid of ``mean ± sd`` strings, rows and columns in the given order."""
     cells = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " + table["sd"].fillna(0).map("{:.3f}".format))
@@ -129,8 +169,9 @@ def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[s
     """Mean accuracy with text_a in the row language and text_b in the column language.
 
     Off-diagonal cells come from the mixed pairs (``tgt_lang = "a|b"``), the diagonal from
-    the ordinary zero-shot rows.
+    the ordinary zero-shot rows. ``method`` names a configuration (:func:`label_configurations`).
     """
+    results = label_configurations(results)
     accuracy = results[(results.metric == "accuracy") & (results.method == method)]
     means = accuracy.groupby("tgt_lang").value.mean()
     matrix = pd.DataFrame(index=pd.Index(languages, name="text_a"), columns=pd.Index(languages, name="text_b"), dtype=float)
@@ -141,12 +182,18 @@ def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[s
 
 
 def alignment_by_layer(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.DataFrame:
-    """Alignment ``metric`` per (method, language, layer), mean and sd over seeds (tidy)."""
+    """Alignment ``metric`` per (method, language, layer), mean and sd over seeds (tidy); one method per configuration."""
+    results = label_configurations(results)
     rows = results[results.metric == metric]
     if rows.empty:
         raise unknown("alignment metric", metric, sorted(set(results.metric) - {"accuracy"}))
     table = rows.groupby(["method", "tgt_lang", "layer"]).value.agg(mean="mean", sd="std").reset_index()
     return table.rename(columns={"tgt_lang": "language"})
+
+
+def target_distances(config: RunConfig) -> dict[str, float] | None:
+    """Each language's distance from the source in the synthetic recipe; None for real tasks (no such number)."""
+    return language_distances(config.data_dir) if config.profile == "synthetic" else None
 
 
 def language_order(config: RunConfig) -> list[str]:
