@@ -69,7 +69,8 @@ def code_version() -> str:
 
 @functools.cache
 def _code_version(package: Path) -> str:
-    files = sorted(file for part in COMPUTE_CODE for file in ((package / part).rglob("*.py") if (package / part).is_dir() else [package / part]))
+    paths = [package / part for part in COMPUTE_CODE]
+    files = sorted(file for path in paths for file in (path.rglob("*.py") if path.is_dir() else [path]))
     return canonical_sha256({file.relative_to(package).as_posix(): file_sha256(file) for file in files})[:12]
 
 

@@ -32,7 +32,7 @@ from xltlib.store import load_results
 from xltlib.synthetic import run_config
 
 LADDERS = {  # method → (parameter, strengths from weak to strong, fixed extras); about ×3 a rung, from the old default up
-    "rs_rp": ("sigma", (0.3, 0.8, 2.0), lambda sigma: {}),
+    "rs_rp": ("sigma", (0.1, 0.3, 0.8, 2.0), lambda sigma: {}),  # 0.1 added after 0.3 failed the rule (design notes)
     "rs_da": ("rate", (0.6, 0.9), lambda rate: {}),
     "freelb": ("eps", (0.01, 0.03, 0.1, 0.3), lambda eps: {"alpha": eps / 2, "init_mag": eps / 2}),
     "pgd": ("eps", (0.002, 0.006, 0.02, 0.06, 0.2), lambda eps: {"alpha": eps / 2}),
