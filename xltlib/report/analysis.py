@@ -159,7 +159,7 @@ def method_effects(
         complete = group.gain.dropna()
         rows.append({
             **dict(zip([*GROUP, "method", "outcome", "language"], key)), "term": key[2],
-            **_mean_ci(complete.to_numpy()), "n_obs": len(complete), "n_missing": len(group) - len(complete),
+            **mean_ci(complete.to_numpy()), "n_obs": len(complete), "n_missing": len(group) - len(complete),
         })  # fmt: skip
     warn_missing(sum(row["n_missing"] for row in rows if row["language"] != ALL_LANGUAGES), "method effects")
     return _table(rows, [*GROUP, "method", "outcome", "language"], ["n_obs", "n_missing"])
@@ -227,7 +227,7 @@ def distance_model(
         names = dict(zip([*GROUP, "method"], key))
         if len(data) < 3 or np.ptp(data.gain) == 0:
             reason = "fewer than 3 languages" if len(data) < 3 else "the gain is the same for every language"
-            rows.append({**names, "term": "pretrained_alignment", **_nan_estimate(), "n_obs": len(data), "note": reason})
+            rows.append({**names, "term": "pretrained_alignment", **nan_estimate(), "n_obs": len(data), "note": reason})
             continue
         fit = smf.ols("gain ~ pretrained_alignment", data).fit()
         rows.append({**names, **_coefficient(fit, "pretrained_alignment"), "r2": fit.rsquared, "n_obs": int(fit.nobs)})
@@ -290,7 +290,7 @@ def _degenerate(data: pd.DataFrame, formula: str) -> str | None:
 
 def _unfitted(data: pd.DataFrame, reason: str) -> list[dict]:
     counts = {"n_obs": len(data), "n_groups": data.language.nunique()}
-    return [{"term": "alignment", **_nan_estimate(), **counts, "note": reason}]
+    return [{"term": "alignment", **nan_estimate(), **counts, "note": reason}]
 
 
 def _ols(data: pd.DataFrame, formula: str, without_alignment: str, intercept: bool = False):
@@ -328,17 +328,17 @@ def _mixed(data: pd.DataFrame, formula: str):
     return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept=False)]
 
 
-def _nan_estimate() -> dict:
+def nan_estimate() -> dict:
     return dict.fromkeys(["estimate", "std_error", "ci_low", "ci_high", "p_value"], np.nan)
 
 
-def _mean_ci(values: np.ndarray) -> dict:
+def mean_ci(values: np.ndarray) -> dict:
     """Mean with a one-sample t interval and p-value (NaN interval below two values)."""
     if len(values) == 0:
-        return _nan_estimate()
+        return nan_estimate()
     mean = float(values.mean())
     if len(values) < 2:
-        return {**_nan_estimate(), "estimate": mean}
+        return {**nan_estimate(), "estimate": mean}
     sem = float(stats.sem(values))
     if sem == 0:
         return {"estimate": mean, "std_error": 0.0, "ci_low": mean, "ci_high": mean, "p_value": np.nan}
@@ -349,7 +349,7 @@ def _mean_ci(values: np.ndarray) -> dict:
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> dict:
     if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return _nan_estimate()
+        return nan_estimate()
     rho, p_value = stats.spearmanr(x, y)
     half = stats.norm.ppf(0.5 + CONFIDENCE / 2) * np.sqrt(1.06 / (len(x) - 3))
     z = np.arctanh(np.clip(rho, -0.999999, 0.999999))

@@ -17,7 +17,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 
 from xltlib.config.methods import STRENGTHS, params_class
-from xltlib.report.analysis import ALL_LANGUAGES, CONFIDENCE, _mean_ci, _nan_estimate
+from xltlib.report.analysis import ALL_LANGUAGES, CONFIDENCE, mean_ci, nan_estimate
 from xltlib.report.cells import ACCURACY, GROUP, cells
 
 OUTCOMES = (ACCURACY, "alignment")
@@ -87,7 +87,7 @@ def dose_means(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int 
     for key, group in per_run.groupby([*GROUP, "dosed", "dose"], sort=True):
         for outcome in OUTCOMES:
             values = group[outcome].dropna().to_numpy()
-            estimate = _mean_ci(values)
+            estimate = mean_ci(values)
             rows.append({**dict(zip([*GROUP, "dosed", "dose"], key)), "outcome": outcome, "estimate": estimate["estimate"],
                          "ci_low": estimate["ci_low"], "ci_high": estimate["ci_high"], "seeds": len(values)})  # fmt: skip
     return pd.DataFrame(rows)
@@ -96,7 +96,7 @@ def dose_means(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int 
 def _slope(data: pd.DataFrame, outcome: str) -> dict:
     counts = {"n_obs": len(data), "n_doses": data.dose.nunique()}
     if data.dose.nunique() < 2 or len(data) < 3 or np.ptp(data[outcome].to_numpy(dtype=float)) == 0:
-        return {**_nan_estimate(), **counts}
+        return {**nan_estimate(), **counts}
     fit = smf.ols(f"{outcome} ~ dose", data).fit()
     low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc["dose"]
     return {"estimate": fit.params["dose"], "std_error": fit.bse["dose"], "ci_low": low, "ci_high": high,
