@@ -161,6 +161,8 @@ def test_encode_words_is_the_mean_of_each_words_subword_states(encoder):
             tokens = [t for t, w in enumerate(word_ids) if w == index]
             assert torch.allclose(words[:, column], hidden[:, tokens].mean(dim=1), atol=1e-5)
             column += 1
+    with pytest.raises(ValueError, match="word 5 was truncated away"):  # its translation would have no partner
+        alignment.encode_words(model, tokenizer, sentences[1:2], [[0, 5]], max_length=4)
 
 
 @pytest.mark.parametrize("debiased", [False, True])
