@@ -90,3 +90,16 @@ def test_dose_means_give_one_row_per_dose_and_outcome_with_seed_intervals():
     accuracy = means[means.outcome == "accuracy"].set_index("dose")
     assert list(accuracy.index) == pytest.approx([0, 1 / 3, 1, 3]) and (accuracy.seeds == 4).all()
     assert accuracy.estimate.iloc[-1] < accuracy.estimate.iloc[0] and (accuracy.ci_low < accuracy.estimate).all()
+
+
+def test_every_method_runs_on_every_draw_and_the_doses_on_the_first_only(tmp_path):
+    configs = experiment_configs("syn-nli", ["standard", "pgd"], [1, 2], cache_dir=str(tmp_path), draws=[2, 0],
+                                 doses={"pgd": [0, 3]})  # fmt: skip
+    plain = {(c.draw, c.method, c.seed) for c in configs if c.method_params.get("eps", 0) != 3 * normalize_params("pgd", {})["eps"]}
+    assert plain == {(d, m, s) for d in (2, 0) for m in ("standard", "pgd") for s in (1, 2)}
+    assert {c.draw for c in configs if c not in [*configs[:8]]} == {2} and len(configs) == 10
+    assert len({c.model for c in configs}) == 2
+    with pytest.raises(XltError, match="draws picks the synthetic profile's own encoders"):
+        experiment_configs("syn-nli", ["standard"], [1], cache_dir=str(tmp_path), draws=[0], draw=2)
+    with pytest.raises(XltError, match="draws picks"):
+        experiment_configs("xnli", ["standard"], [1], model="xlm-roberta-base", draws=[0])

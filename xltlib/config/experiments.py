@@ -121,6 +121,9 @@ def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None
                 raise XltError(f"doses.{method} must be a list of multipliers of its strength, e.g. [0, 0.3, 1, 3]")
             for dose in multipliers:
                 dosed_params(method, dose if dose != 0 else 1.0, (parameters.get("method_params") or {}).get(method))
+        draws = parameters.get("draws")
+        if draws is not None and not (isinstance(draws, list) and draws and all(isinstance(d, int) and d >= 0 for d in draws)):
+            raise XltError(f"draws must be a list of pre-training draws (integers ≥ 0), e.g. [0, 2, 3]; got {draws!r}")
         fields = list(RunConfig.__dataclass_fields__)
         for key in parameters.get("overrides") or {}:
             if key not in fields:

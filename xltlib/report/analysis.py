@@ -47,8 +47,8 @@ from xltlib.report.cells import (
 
 __all__ = [
     "ACCURACY", "ALIGNMENT_METRICS", "MissingCellsWarning", "cells", "compare_alignment", "deltas", "describe",
-    "distance_model", "gain_by_language", "label_configurations", "level_model", "method_effects", "missing_cells", "paired_model",
-    "pretrained_alignment", "rank_correlations",
+    "distance_model", "gain_by_language", "label_configurations", "level_model", "method_effects", "method_units",
+    "missing_cells", "paired_model", "pretrained_alignment", "rank_correlations",
 ]  # fmt: skip
 
 
@@ -145,15 +145,7 @@ def method_effects(
     the mixed-language pairs a|b with a ≠ b, per seed). The paired t-test is over seeds,
     so one seed gives an estimate without an interval.
     """
-    paired = deltas(results, alignment, layer, baseline)
-    gains = paired.rename(columns={"d_accuracy": ACCURACY, "d_alignment": alignment}).melt(
-        id_vars=CELL, value_vars=[ACCURACY, alignment], var_name="outcome", value_name="gain"
-    )
-    overall = gains.groupby(["task", "model", "method", "seed", "outcome"]).gain.agg(
-        lambda g: g.mean(skipna=False)
-    ).reset_index()
-    units = [gains, overall.assign(language=ALL_LANGUAGES), _generalized_gains(results, baseline)]
-    units = pd.concat(units, ignore_index=True)
+    units = method_units(results, alignment, layer, baseline)
     rows = []
     for key, group in units.groupby([*GROUP, "method", "outcome", "language"], sort=False):
         complete = group.gain.dropna()
@@ -163,6 +155,22 @@ def method_effects(
         })  # fmt: skip
     warn_missing(sum(row["n_missing"] for row in rows if row["language"] != ALL_LANGUAGES), "method effects")
     return _table(rows, [*GROUP, "method", "outcome", "language"], ["n_obs", "n_missing"])
+
+
+def method_units(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+) -> pd.DataFrame:
+    """The replicates of :func:`method_effects`: one ``gain`` per (task, model, method, seed, outcome, language)
+    over the same-seed ``baseline`` (NaN where a cell is missing), ``all targets`` and ``generalized`` included."""
+    paired = deltas(results, alignment, layer, baseline)
+    gains = paired.rename(columns={"d_accuracy": ACCURACY, "d_alignment": alignment}).melt(
+        id_vars=CELL, value_vars=[ACCURACY, alignment], var_name="outcome", value_name="gain"
+    )
+    overall = gains.groupby(["task", "model", "method", "seed", "outcome"]).gain.agg(
+        lambda g: g.mean(skipna=False)
+    ).reset_index()
+    units = [gains, overall.assign(language=ALL_LANGUAGES), _generalized_gains(results, baseline)]
+    return pd.concat(units, ignore_index=True)
 
 
 def compare_alignment(

@@ -196,8 +196,8 @@ def run_batch(
         if only and experiment.name not in only:
             continue
         parameters = {**experiment.parameters, "quick": quick, "runs_dir": runs_dir, "cache_dir": cache_dir}
-        if quick:
-            parameters["seeds"] = with_notebook_defaults(experiment.parameters)["seeds"][:1]
+        if quick:  # one seed on the tiny profile's own encoder
+            parameters |= {"seeds": with_notebook_defaults(experiment.parameters)["seeds"][:1], "draws": None}
         _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
     if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
         _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
@@ -219,7 +219,8 @@ def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str) -> 
         try:
             configs += experiment_configs(p["task"], p["methods"], p["seeds"][:1] if quick else p["seeds"],
                                           model=p["model"], method_params=p["method_params"], cache_dir=cache_dir,
-                                          quick=quick, device=p["device"], doses=p["doses"], **p["overrides"])  # fmt: skip
+                                          quick=quick, device=p["device"], doses=p["doses"],
+                                          draws=None if quick else p["draws"], **p["overrides"])  # fmt: skip
         except XltError as error:  # its chapter will fail with this error, and say so; the others go on
             log.warning("%s: no runs dispatched: %s", experiment.name, error)
     return configs

@@ -38,10 +38,11 @@ CELL = ["task", "model", "method", "seed", "language"]
 def label_configurations(results: pd.DataFrame) -> pd.DataFrame:
     """``results`` with ``method`` naming each run's configuration and the method itself in ``method_name``.
 
-    Within a (task, model, method), one configuration keeps the method's name; several get
-    the settings in which they differ, ``pgd(eps=0.1)`` and ``pgd(eps=0.2)`` (method
-    parameters by their own name, other fields by theirs), or the configuration's id where
-    the settings were not stored. Rows without a ``config_id`` (tables not read from a store)
+    Where every (task, model) has one configuration of a method, it keeps the method's name;
+    otherwise the task's configurations of that method get the settings in which they differ,
+    ``pgd(eps=0.1)`` and ``pgd(eps=0.2)`` (method parameters by their own name, other fields by
+    theirs; the encoder is left out: :data:`ENCODER_SETTINGS`), or the configuration's id where
+    the settings were not stored. So one configuration has one name on every pre-training draw. Rows without a ``config_id`` (tables not read from a store)
     count as one configuration per method. Applying it twice changes nothing.
     """
     if "method_name" in results or results.empty:
@@ -51,16 +52,23 @@ def label_configurations(results: pd.DataFrame) -> pd.DataFrame:
     results = results.assign(config_id=results.config_id.fillna("method:" + results.method))
     configs = results.drop_duplicates("config_id")[["task", "model", "method", "config_id", "settings"]]
     labels = {}
-    for (_, _, method), group in configs.groupby(["task", "model", "method"], sort=False):
-        labels |= _labels(method, group) if len(group) > 1 else {group.config_id.iloc[0]: method}
+    for (_, method), group in configs.groupby(["task", "method"], sort=False):
+        labels |= _labels(method, group) if group.groupby("model").size().max() > 1 else dict.fromkeys(group.config_id, method)
     return results.assign(method_name=results.method, method=results.config_id.map(labels))
 
 
+ENCODER_SETTINGS = ("model", "model_revision", "draw")
+"""Settings that name the encoder: the (task, model) group keeps encoders apart already, so a
+configuration's label leaves them out and one method's configuration on several pre-training
+draws has one name (what the analysis across draws pairs up)."""
+
+
 def _labels(method: str, group: pd.DataFrame) -> dict[str, str]:
+    """Names for the configurations of one (task, method), several on some model: by the settings that differ."""
     if group.settings.isna().any():
         return {config_id: f"{method}#{config_id[:6]}" for config_id in group.config_id}
     settings = {config_id: _flat(json.loads(text)) for config_id, text in zip(group.config_id, group.settings)}
-    keys = sorted({key for flat in settings.values() for key in flat})
+    keys = sorted({key for flat in settings.values() for key in flat} - set(ENCODER_SETTINGS))
     differing = [key for key in keys if len({json.dumps(flat.get(key), sort_keys=True) for flat in settings.values()}) > 1]
     return {config_id: f"{method}({', '.join(f'{key}={_shown(flat.get(key))}' for key in differing)})"
             for config_id, flat in settings.items()}  # fmt: skip

@@ -45,31 +45,32 @@ def experiment_configs(
     quick: bool = False,
     device: str | None = None,
     doses: Mapping[str, Sequence[float]] | None = None,
+    draws: Sequence[int] | None = None,
     **overrides: Any,
 ) -> list[RunConfig]:
-    """The grid's configs, (methods + doses) × seeds, all validated before any run starts.
+    """The grid's configs, (methods × draws + doses) × seeds, all validated before any run starts.
 
     A synthetic task gets the profile's fine-tuning defaults
     (:data:`xltlib.config.SYNTHETIC_FINETUNING`), whatever its model; ``model=None`` on it
     means the profile's pre-trained encoder (built on first use); ``quick`` selects the tiny
     synthetic profile. ``method_params`` maps a method to its parameters; ``doses`` maps a
     method to multipliers of its strength (:func:`~xltlib.config.methods.dosed_params`; 0 is
-    ``standard``), each one more configuration; ``overrides`` are RunConfig fields shared by all runs.
+    ``standard``), each one more configuration; ``draws`` are pre-training draws of the synthetic
+    profile's encoder to run every method on (None: the profile's default draw, or
+    ``overrides["draw"]``); the doses run on the first draw only (they ask what strength does,
+    the draws whether a method's effect replicates); ``overrides`` are RunConfig fields shared by all runs.
     """
-    if not methods or not seeds:
-        raise XltError("an experiment needs at least one method and one seed")
     method_params = dict(method_params or {})
-    for name in method_params:
-        if name not in methods and name not in (doses or {}):
-            raise unknown("method in method_params (not in methods)", name, methods)
-    for name in methods:
-        method_class(name)
+    _check_methods(methods, seeds, method_params, doses or {})
     synthetic_task = tasks.get_task(task).profile == "synthetic"
     if quick and not synthetic_task:
         raise XltError(f"quick selects the tiny synthetic profile; task {task} is not synthetic")
+    _check_draws(draws, synthetic_task and model is None and "draw" not in overrides)
 
-    def config(method: str, params: Mapping[str, Any], seed: int) -> RunConfig:
+    def config(method: str, params: Mapping[str, Any], seed: int, draw: int | None = None) -> RunConfig:
         fields = {"method": method, "method_params": dict(params), "seed": seed, **overrides}
+        if draw is not None:
+            fields["draw"] = draw
         if synthetic_task:
             profile = quick_synthetic_profile() if quick else default_synthetic_profile()
             chosen = {"model": model} if model is not None else {}
@@ -78,9 +79,32 @@ def experiment_configs(
             raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
         return RunConfig(task=task, model=model, **fields)
 
-    arms = [(method, method_params.get(method, {})) for method in methods] + _dosed_arms(doses or {}, method_params)
-    configs = [config(method, params, seed) for method, params in arms for seed in seeds]
+    arms = [(method, method_params.get(method, {})) for method in methods]
+    on_draws = list(draws) if draws is not None else [None]
+    configs = [config(method, params, seed, draw) for draw in on_draws for method, params in arms for seed in seeds]
+    configs += [config(method, params, seed, on_draws[0]) for method, params in _dosed_arms(doses or {}, method_params)
+                for seed in seeds]  # fmt: skip
     return list({c.run_id(): c for c in configs}.values())  # a dose of 1 is the method's own configuration
+
+
+def _check_methods(methods: Sequence[str], seeds: Sequence[int], method_params: Mapping, doses: Mapping) -> None:
+    if not methods or not seeds:
+        raise XltError("an experiment needs at least one method and one seed")
+    for name in method_params:
+        if name not in methods and name not in doses:
+            raise unknown("method in method_params (not in methods)", name, methods)
+    for name in methods:
+        method_class(name)
+
+
+def _check_draws(draws: Sequence[int] | None, own_encoders: bool) -> None:
+    if draws is None:
+        return
+    if not own_encoders:
+        raise XltError("draws picks the synthetic profile's own encoders: only for a synthetic task, without a model "
+                       "or an overrides draw")  # fmt: skip
+    if not draws:
+        raise XltError("draws, when given, needs at least one draw")
 
 
 def _dosed_arms(doses: Mapping[str, Sequence[float]], method_params: Mapping[str, Mapping[str, Any]]) -> list[tuple]:
@@ -203,3 +227,17 @@ def language_order(config: RunConfig) -> list[str]:
         distance = language_distances(config.data_dir)
         return sorted(languages, key=lambda lang: (lang != config.src_lang, distance.get(lang, 0.0)))
     return languages
+
+
+def encoder_description(configs: Sequence[RunConfig]) -> str:
+    """The experiment's encoder(s) in words: one folder and its draw, or the pre-training draws run."""
+    draws = sorted({c.draw for c in configs if c.draw is not None})
+    name = configs[0].model.split("/")[-1]
+    if len(draws) > 1:
+        return f"the encoders of pre-training draws {', '.join(map(str, draws))} (`{name}`, …)"
+    return f"encoder `{name}`" + (f" (pre-training draw {draws[0]})" if draws else "")
+
+
+def first_draw(results: pd.DataFrame, draws: Sequence[int] | None) -> pd.DataFrame:
+    """The rows of the first of ``draws`` (where an experiment's doses ran); all rows when ``draws`` is None."""
+    return results if not draws else results[results.draw == draws[0]]

@@ -1,0 +1,126 @@
+"""Estimates across pre-training draws recover known effects, hold their level, and widen with the spread between draws."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from test_analysis import simulate
+
+from xltlib.report import analysis, draws
+
+
+def study(rng: np.random.Generator, effects: list[float], seeds: int = 3, slope: float = 0.5, pgd_alignment: float = 0.02):
+    """One simulated store per draw (its own encoder ``m<d>``), ``pgd``'s accuracy gain on draw d being ``effects[d]``."""
+    frames = []
+    for draw, effect in enumerate(effects):
+        frame = simulate(rng, slope, {"standard": 0.0, "pgd": effect}, {"standard": 0.0, "pgd": pgd_alignment}, seeds=seeds)
+        frames.append(frame.assign(model=f"m{draw}", draw=draw, run_id=f"d{draw}-" + frame.run_id))
+    return pd.concat(frames, ignore_index=True).astype({"draw": "Int64"})
+
+
+def pooled(effects: pd.DataFrame, method: str = "pgd", outcome: str = "accuracy") -> pd.Series:
+    rows = effects[(effects.method == method) & (effects.outcome == outcome) & (effects.language == analysis.ALL_LANGUAGES)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_the_estimate_is_the_mean_gain_over_every_draw_and_seed_and_each_draw_is_reported():
+    results = study(np.random.default_rng(), [0.01, 0.03, -0.02])
+    row = pooled(draws.method_effects_across_draws(results))
+    units = analysis.method_units(results)
+    units = units[(units.method == "pgd") & (units.outcome == "accuracy") & (units.language == analysis.ALL_LANGUAGES)]
+    by_model = units.groupby("model").gain.mean()
+    assert row.estimate == pytest.approx(by_model.mean(), abs=1e-12)
+    assert row.ci_high - row.estimate == pytest.approx(stats.t.ppf(0.975, 2) * stats.sem(by_model), rel=1e-9)
+    assert row.per_draw == ", ".join(f"{d}: {by_model[f'm{d}']:+.4g}" for d in range(3))
+    assert row.model == "draws 0, 1, 2" and row.n_draws == 3 and row.n_obs == 9
+    assert row.draws_agreeing == int((np.sign(by_model) == np.sign(by_model.mean())).sum())
+
+
+def test_intervals_cover_the_true_effect_and_widen_with_the_spread_between_draws():
+    rng = np.random.default_rng(11)
+    covered, widths = 0, {0.0: [], 0.02: []}
+    for _ in range(40):
+        for spread in widths:
+            row = pooled(draws.method_effects_across_draws(study(rng, list(0.01 + spread * rng.standard_normal(3)))))
+            widths[spread].append(row.ci_high - row.ci_low)
+            covered += spread == 0.02 and row.ci_low <= 0.01 <= row.ci_high
+    assert covered >= 34, covered  # 95% of 40 is 38; the t interval over three draws holds its level
+    assert np.mean(widths[0.02]) > 1.5 * np.mean(widths[0.0])
+
+
+def test_the_paired_slope_across_draws_is_the_mean_of_each_draws_slope_and_covers_a_known_slope():
+    rng = np.random.default_rng(5)
+    hits = 0
+    for _ in range(20):
+        results = study(rng, [0.0, 0.0, 0.0], slope=0.5, pgd_alignment=0.05)
+        row = draws.paired_slope_across_draws(results).iloc[0]
+        per_draw = analysis.paired_model(results).query("term == 'alignment'").estimate
+        assert row.estimate == pytest.approx(per_draw.mean(), rel=1e-12) and row.n_draws == 3
+        hits += row.ci_low <= 0.5 <= row.ci_high
+    assert hits >= 17, hits
+
+
+def test_a_configuration_of_one_draw_only_is_left_out_and_changes_nothing():
+    rng = np.random.default_rng(3)
+    results = study(rng, [0.01, 0.02, 0.0])
+    dosed = simulate(rng, 0.5, {"standard": 0.0, "pgd": 0.3}).query("method == 'pgd'")
+    dosed = dosed.assign(model="m0", draw=0, run_id="dose-" + dosed.run_id, config_id="c-pgd-3x",
+                         settings=json.dumps({"method": "pgd", "method_params": {"eps": 3}}))  # fmt: skip
+    results = results.assign(settings=json.dumps({"method_params": {}}))
+    results.loc[results.method == "pgd", "settings"] = json.dumps({"method": "pgd", "method_params": {"eps": 1}})
+    before = draws.method_effects_across_draws(results)
+    after = draws.method_effects_across_draws(pd.concat([results, dosed.astype({"draw": "Int64"})]))
+    assert set(before.method) == {"pgd"} and set(after.method) == {"pgd(eps=1)"}  # named apart from the dose
+    pd.testing.assert_frame_equal(before.drop(columns=["method", "term"]), after.drop(columns=["method", "term"]))
+
+
+@pytest.mark.parametrize(("low", "high", "agreeing", "expected"), [
+    (0.01, 0.03, 3, "a gain, in 3 of 3 draws"),
+    (0.01, 0.03, 2, "a gain, in 2 of 3 draws (depends on the draw)"),
+    (-0.03, -0.01, 3, "a loss, in 3 of 3 draws"),
+    (-0.01, 0.03, 3, "no detectable effect"),
+    (np.nan, np.nan, 1, "no interval"),
+])  # fmt: skip
+def test_holds_across_draws_reads_the_interval_and_the_draws(low, high, agreeing, expected):
+    row = pd.Series({"ci_low": low, "ci_high": high, "draws_agreeing": agreeing, "n_draws": 3})
+    assert draws.holds_across_draws(row) == expected
+    slope = draws.holds_across_draws(row, ("positive", "negative"))
+    assert slope == expected.replace("a gain", "positive").replace("a loss", "negative").replace("effect", "sign")
+
+
+def test_the_study_pools_draws_where_a_task_has_several_and_keeps_one_draw_for_the_models():
+    rng = np.random.default_rng()
+    several = study(rng, [0.01, 0.02, 0.0])
+    single = simulate(rng, 0.5, {"standard": 0.0, "pgd": 0.01}).assign(task="other", draw=0, run_id=lambda f: "o-" + f.run_id)
+    results = pd.concat([several, single.astype({"draw": "Int64"})], ignore_index=True)
+    effects = draws.study_method_effects(results)
+    assert set(effects[effects.task == "sim-nli"].model) == {"draws 0, 1, 2"}
+    alone = analysis.method_effects(results[results.task == "other"])
+    pd.testing.assert_frame_equal(effects[effects.task == "other"].reset_index(drop=True)[alone.columns], alone, check_dtype=False)
+    extra = several[(several.draw == 1) & (several.method == "pgd")].assign(run_id=lambda f: "x-" + f.run_id, seed=lambda f: f.seed + 10)
+    primary = draws.primary_draw(pd.concat([results, extra], ignore_index=True))  # draw 1 now has the most runs
+    assert set(primary[primary.task == "sim-nli"].draw) == {1} and set(primary[primary.task == "other"].draw) == {0}
+
+
+@pytest.mark.slow
+def test_the_synthesis_chapter_states_which_conclusions_hold_across_draws(tmp_path):
+    import papermill
+
+    from xltlib.report.batch import KERNEL, SYNTHESIS_NOTEBOOK
+    from xltlib.store import METRICS_FILE, code_version
+
+    results = study(np.random.default_rng(2), [0.03, 0.04, 0.035]).assign(code_version=code_version())
+    for run_id, rows in results.groupby("run_id"):
+        (tmp_path / "runs" / run_id).mkdir(parents=True)
+        rows.to_parquet(tmp_path / "runs" / run_id / METRICS_FILE)
+    out = tmp_path / "synthesis.ipynb"
+    papermill.execute_notebook(str(SYNTHESIS_NOTEBOOK), str(out), kernel_name=KERNEL, progress_bar=False,
+                               parameters={"runs_dir": str(tmp_path / "runs"), "profile": ""})  # fmt: skip
+    text = out.read_text()
+    assert "pre-training draws 0, 1, 2" in text and "a gain, in 3 of 3 draws" in text
+    assert '"output_type": "error"' not in text
