@@ -307,3 +307,25 @@ def test_configurations_differing_outside_method_parameters_are_labelled_by_that
     assert set(labelled.method) == {"standard(learning_rate=0.0005)", "standard(learning_rate=0.001)"}
     legacy = pd.concat([base, other]).assign(settings=None)  # stored before settings were: told apart by id
     assert set(analysis.label_configurations(legacy).method) == {"standard#c-std", "standard#c-std-"}
+
+
+def test_a_dose_is_named_by_its_strength_unless_that_leaves_two_configurations_one_name():
+    study = simulate(np.random.default_rng(8))
+    pgd = [with_settings(study, "pgd", {"eps": eps, "alpha": alpha}, f"c-{eps}-{alpha}", f"-{eps}-{alpha}")
+           for eps, alpha in ((0.02, 0.01), (0.06, 0.03))]  # fmt: skip
+    assert set(analysis.label_configurations(pd.concat(pgd)).method) == {"pgd(eps=0.02)", "pgd(eps=0.06)"}
+    same_eps = with_settings(study, "pgd", {"eps": 0.02, "alpha": 0.005}, "c-half", "-half")
+    names = set(analysis.label_configurations(pd.concat([*pgd, same_eps])).method)
+    assert names == {"pgd(alpha=0.01, eps=0.02)", "pgd(alpha=0.03, eps=0.06)", "pgd(alpha=0.005, eps=0.02)"}
+
+
+def test_one_configuration_on_several_encoders_keeps_one_name():
+    study = simulate(np.random.default_rng(9))
+    first = with_settings(study, "pgd", {"eps": 0.02}, "c-a")
+    second = first.assign(model="m2", config_id="c-b", run_id=first.run_id + "-m2",
+                          settings=first.settings.str.replace("{", '{"draw": 2, ', n=1))  # another encoder, same settings
+    dose = with_settings(study, "pgd", {"eps": 0.06}, "c-dose", "-dose")
+    assert set(analysis.label_configurations(pd.concat([first, second])).method) == {"pgd"}
+    labelled = analysis.label_configurations(pd.concat([first, second, dose]))
+    assert set(labelled[labelled.model == "m2"].method) == {"pgd(eps=0.02)"}  # the same name as on the first encoder
+    assert set(labelled[labelled.model == "m"].method) == {"pgd(eps=0.02)", "pgd(eps=0.06)"}

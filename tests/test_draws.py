@@ -124,3 +124,22 @@ def test_the_synthesis_chapter_states_which_conclusions_hold_across_draws(tmp_pa
     text = out.read_text()
     assert "pre-training draws 0, 1, 2" in text and "a gain, in 3 of 3 draws" in text
     assert '"output_type": "error"' not in text
+
+
+def test_the_power_probe_reports_each_sub_grids_widest_interval_and_run_time(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("power_by_grid", "book/probes/power_by_grid.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    results = study(np.random.default_rng(), [0.01, 0.02, 0.0], seeds=3)
+    for run_id in results.run_id.unique():
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "log.txt").write_text("2026-12-03 10:00:00,000 start\n2026-12-03 10:01:00,500 done\n")
+    table = probe.sub_grids(results, tmp_path).set_index(["draws", "seeds"])
+    assert list(table.index) == [(1, 2), (1, 3), (2, 2), (2, 3), (3, 2), (3, 3)]
+    assert table.loc[(3, 3), "runs"] == 3 + 3 * 2 * 3  # a pre-trained run per draw, two methods × three seeds per draw
+    assert table.loc[(3, 3), "run minutes"] == round(21 * 60.5 / 2 / 60, 1)
+    effects = draws.study_method_effects(results)
+    row = effects[(effects.outcome == "accuracy") & (effects.language == analysis.ALL_LANGUAGES)].iloc[0]
+    assert table.loc[(3, 3), "±sim-nli"] == round(100 * (row.ci_high - row.estimate), 2)

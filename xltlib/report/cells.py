@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from xltlib.config import PRETRAINED
+from xltlib.config.methods import STRENGTHS
 from xltlib.errors import unknown
 from xltlib.evaluation.alignment import METRICS, WORD_METRICS
 
@@ -70,8 +71,13 @@ def _labels(method: str, group: pd.DataFrame) -> dict[str, str]:
     settings = {config_id: _flat(json.loads(text)) for config_id, text in zip(group.config_id, group.settings)}
     keys = sorted({key for flat in settings.values() for key in flat} - set(ENCODER_SETTINGS))
     differing = [key for key in keys if len({json.dumps(flat.get(key), sort_keys=True) for flat in settings.values()}) > 1]
-    return {config_id: f"{method}({', '.join(f'{key}={_shown(flat.get(key))}' for key in differing)})"
-            for config_id, flat in settings.items()}  # fmt: skip
+    def named(keys: list[str]) -> dict[str, str]:
+        return {config_id: f"{method}({', '.join(f'{key}={_shown(flat.get(key))}' for key in keys)})"
+                for config_id, flat in settings.items()}  # fmt: skip
+
+    scaled = STRENGTHS.get(method, ())[1:]  # what scales with the strength: pgd(eps=0.02), not pgd(alpha=0.01, eps=0.02)
+    short = named([key for key in differing if key not in scaled])
+    return short if len(set(short.values())) == len(short) else named(differing)
 
 
 def _flat(settings: dict) -> dict:
