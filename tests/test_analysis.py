@@ -317,6 +317,8 @@ def test_a_dose_is_named_by_its_strength_unless_that_leaves_two_configurations_o
     same_eps = with_settings(study, "pgd", {"eps": 0.02, "alpha": 0.005}, "c-half", "-half")
     names = set(analysis.label_configurations(pd.concat([*pgd, same_eps])).method)
     assert names == {"pgd(alpha=0.01, eps=0.02)", "pgd(alpha=0.03, eps=0.06)", "pgd(alpha=0.005, eps=0.02)"}
+    on_two_encoders = pd.concat([*pgd, pgd[0].assign(model="m2", config_id="c-m2", run_id=pgd[0].run_id + "-m2")])
+    assert set(analysis.label_configurations(on_two_encoders).method) == {"pgd(eps=0.02)", "pgd(eps=0.06)"}
 
 
 def test_one_configuration_on_several_encoders_keeps_one_name():

@@ -77,7 +77,9 @@ def _labels(method: str, group: pd.DataFrame) -> dict[str, str]:
 
     scaled = STRENGTHS.get(method, ())[1:]  # what scales with the strength: pgd(eps=0.02), not pgd(alpha=0.01, eps=0.02)
     short = named([key for key in differing if key not in scaled])
-    return short if len(set(short.values())) == len(short) else named(differing)
+    models = dict(zip(group.config_id, group.model))
+    distinct = len({(models[config_id], name) for config_id, name in short.items()}) == len(short)  # per encoder
+    return short if distinct else named(differing)
 
 
 def _flat(settings: dict) -> dict:
