@@ -42,9 +42,11 @@ def label_configurations(results: pd.DataFrame) -> pd.DataFrame:
     Where every (task, model) has one configuration of a method, it keeps the method's name;
     otherwise the task's configurations of that method get the settings in which they differ,
     ``pgd(eps=0.1)`` and ``pgd(eps=0.2)`` (method parameters by their own name, other fields by
-    theirs; the encoder is left out: :data:`ENCODER_SETTINGS`), or the configuration's id where
-    the settings were not stored. So one configuration has one name on every pre-training draw. Rows without a ``config_id`` (tables not read from a store)
-    count as one configuration per method. Applying it twice changes nothing.
+    theirs; the encoder is left out, :data:`ENCODER_SETTINGS`, and so are the parameters that
+    scale with a strength when the strength tells the configurations apart), or the
+    configuration's id where the settings were not stored. So one configuration has one name on
+    every pre-training draw. Rows without a ``config_id`` (tables not read from a store) count as
+    one configuration per method. Applying it twice changes nothing.
     """
     if "method_name" in results or results.empty:
         return results
@@ -71,6 +73,7 @@ def _labels(method: str, group: pd.DataFrame) -> dict[str, str]:
     settings = {config_id: _flat(json.loads(text)) for config_id, text in zip(group.config_id, group.settings)}
     keys = sorted({key for flat in settings.values() for key in flat} - set(ENCODER_SETTINGS))
     differing = [key for key in keys if len({json.dumps(flat.get(key), sort_keys=True) for flat in settings.values()}) > 1]
+
     def named(keys: list[str]) -> dict[str, str]:
         return {config_id: f"{method}({', '.join(f'{key}={_shown(flat.get(key))}' for key in keys)})"
                 for config_id, flat in settings.items()}  # fmt: skip

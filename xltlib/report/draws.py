@@ -20,8 +20,8 @@ import pandas as pd
 
 from xltlib.config import PRETRAINED
 from xltlib.report import analysis
-from xltlib.report.analysis import ALL_LANGUAGES, mean_ci, method_units
-from xltlib.report.cells import ACCURACY, label_configurations
+from xltlib.report.analysis import mean_ci, method_units
+from xltlib.report.cells import label_configurations
 
 
 def across_draws(per_draw: pd.Series) -> dict:
@@ -97,11 +97,6 @@ def holds_across_draws(row: pd.Series, signs: tuple[str, str] = ("a gain", "a lo
         agreeing = f"{int(row.draws_agreeing)} of {int(row.n_draws)} draws"
         return f"{direction}, in {agreeing}" + ("" if row.draws_agreeing == row.n_draws else " (depends on the draw)")
     return "no detectable effect" if signs[0] == "a gain" else "no detectable sign"
-
-
-def accuracy_summary(effects: pd.DataFrame) -> pd.DataFrame:
-    """The pooled accuracy gains over all targets, one row per (task, method)."""
-    return effects[(effects.outcome == ACCURACY) & (effects.language == ALL_LANGUAGES)]
 
 
 def primary_draw(results: pd.DataFrame) -> pd.DataFrame:
