@@ -109,14 +109,21 @@ def primary_draw(results: pd.DataFrame) -> pd.DataFrame:
     return results[results.draw.isna() | (results.draw == results.task.map(chosen))]
 
 
+def tasks_with_several_draws(results: pd.DataFrame) -> list[str]:
+    """The tasks whose fine-tuned runs used more than one encoder (pre-training draw)."""
+    encoders = results[results.method != PRETRAINED].groupby("task", sort=False).model.nunique()
+    return encoders[encoders > 1].index.tolist()
+
+
 def study_method_effects(
     results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
 ) -> pd.DataFrame:
     """The study's method effects: across draws (:func:`method_effects_across_draws`) for a task run on several
     pre-training draws, else :func:`~xltlib.report.analysis.method_effects` (paired t over seeds)."""
+    several = tasks_with_several_draws(results)
     frames = []
     for task, rows in results.groupby("task", sort=False):
-        if rows.loc[rows.method != PRETRAINED, "model"].nunique() > 1:
+        if task in several:
             frames.append(method_effects_across_draws(rows, alignment, layer, baseline))
         else:
             frames.append(analysis.method_effects(rows, alignment, layer, baseline))

@@ -237,7 +237,3 @@ def encoder_description(configs: Sequence[RunConfig]) -> str:
         return f"the encoders of pre-training draws {', '.join(map(str, draws))} (`{name}`, …)"
     return f"encoder `{name}`" + (f" (pre-training draw {draws[0]})" if draws else "")
 
-
-def first_draw(results: pd.DataFrame, draws: Sequence[int] | None) -> pd.DataFrame:
-    """The rows of the first of ``draws`` (where an experiment's doses ran); all rows when ``draws`` is None."""
-    return results if not draws else results[results.draw == draws[0]]
