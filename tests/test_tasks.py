@@ -217,7 +217,7 @@ def test_hub_load_maps_columns_and_split(monkeypatch):
     datasets = pytest.importorskip("datasets")
     calls = []
 
-    def fake_load_dataset(path, name, split):
+    def fake_load_dataset(path, name, split, revision=None):
         calls.append((path, name, split))
         features = datasets.Features({
             "premise": datasets.Value("string"),
@@ -238,7 +238,7 @@ def test_hub_load_maps_columns_and_split(monkeypatch):
 def test_hub_unlabeled_and_errors(monkeypatch):
     datasets = pytest.importorskip("datasets")
     data = {"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [-1, -1]}
-    monkeypatch.setattr(datasets, "load_dataset", lambda path, name, split: datasets.Dataset.from_dict(data))
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name, split, revision=None: datasets.Dataset.from_dict(data))
     df = load_split(PAWSX, "ja", "test")
     assert df["label"].isna().all()
     with pytest.raises(XltError, match="google-research-datasets/paws-x has no label"):
@@ -247,7 +247,7 @@ def test_hub_unlabeled_and_errors(monkeypatch):
     with pytest.raises(XltError, match="label id 5 outside 0..1"):
         load_split(PAWSX, "ja", "train")
 
-    def offline(path, name, split):
+    def offline(path, name, split, revision=None):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)

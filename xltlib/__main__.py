@@ -222,6 +222,34 @@ def cmd_study(args: argparse.Namespace) -> None:
     print(f"book: {build_book()}")
 
 
+REAL_DATA = Path("data/real")
+"""Where ``data fetch`` writes and ``data verify`` looks by default (relative to the working folder)."""
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from xltlib.data.fetch import fetch
+    from xltlib.data.verify import print_report, verify, xcopa_agreement
+
+    items = [args.item] if args.item else None
+    if args.action == "fetch":
+        failures = fetch(args.data_dir, items)
+        for line in failures:
+            print(line)
+        print(f"data in {args.data_dir}: {'complete' if not failures else f'{len(failures)} item(s) missing'}; "
+              f"checksums in {Path(args.data_dir) / 'CHECKSUMS.json'}")  # fmt: skip
+        return 1 if failures else 0
+    reports, problems = verify(args.data_dir, items)
+    passed = print_report(reports, problems)
+    if passed and (items is None or "xcopa" in items):
+        agreement = xcopa_agreement(args.data_dir)
+        differ = agreement[agreement.question_differs > 0]
+        print("note xcopa: every language lists English COPA's test items in order (idx); the question (cause/effect) "
+              "differs from English on " + ", ".join(f"{r.language} {r.question_differs}" for r in differ.itertuples())
+              + f" of {agreement['items'].iloc[0]} items")  # fmt: skip
+    print("all files pass" if passed else "verification FAILED: see the files named above")
+    return 0 if passed else 1
+
+
 def _print_manifest(manifest: dict) -> None:
     for name, entry in manifest.items():
         error = f"  ({entry['error']})" if entry.get("error") else ""
@@ -268,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--runs", default="runs", help="runs directory the reproducibility page lists")
     book.set_defaults(handler=cmd_book)
 
+    data = commands.add_parser("data", help="fetch the real profile's data from the hubs, or verify a local copy")
+    data.add_argument("action", choices=["fetch", "verify"])
+    data.add_argument("item", nargs="?", help="one of xnli, pawsx, xcopa, tatoeba, synonyms (default: all)")
+    data.add_argument("--data-dir", default=str(REAL_DATA), help=f"a folder laid out like ../shared/data (default: {REAL_DATA})")
+    data.set_defaults(handler=cmd_data)
+
     study = commands.add_parser("study", help="the main job: the profile's batch, then the book")
     study.add_argument("--profile", default="synthetic", choices=["synthetic", "xtreme"])
     study.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed: a smoke test")
@@ -281,11 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="xltlib: %(message)s", stream=sys.stderr)
     try:
-        args.handler(args)
+        return args.handler(args) or 0
     except XltError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""Load a task's split into the common frame: XTREME-layout TSV files, or the dataset hub.
+"""Load a task's split into the common frame: XTREME-layout TSV files, XCOPA JSON lines, or the dataset hub.
 
-``datasets`` is imported only when a hub load runs.
+A sentence-pair task's frame has ``text_a``, ``text_b`` and an Int64 ``label``; a
+multiple-choice task's (XCOPA) has ``text_a`` (the premise), ``question`` (``cause`` or
+``effect``), ``choice1``, ``choice2`` and ``label`` (the index of the right choice). Labels
+are NA where a file has none. ``datasets`` is imported only when a hub load runs.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,7 +95,7 @@ def _pair_rows(reader, path: Path) -> Iterator[tuple[list[str], int, tuple[int, 
 def _pair_row(row: list[str], line: int, layout: tuple[int, int, int | None], task: Task, path: Path) -> tuple:
     """``(text_a, text_b, label id or None)`` of one row; an unknown label is an error naming the line."""
     a, b, y = layout
-    if y is None:
+    if y is None or row[y].strip() == "-1":  # -1: unlabeled (the PAWS-X hub's mark, kept by `data fetch`)
         return row[a], row[b], None
     label_ids = task.label_ids()
     if row[y].strip() not in label_ids:
@@ -102,30 +106,88 @@ def _pair_row(row: list[str], line: int, layout: tuple[int, int, int | None], ta
     return row[a], row[b], label_ids[row[y].strip()]
 
 
+CHOICE_FIELDS = ("premise", "question", "choice1", "choice2")
+
+
+def choice_frame(rows: list[dict], labels: list[int | None], source: str) -> pd.DataFrame:
+    """The multiple-choice frame of XCOPA-style rows (``premise``, ``question``, ``choice1``, ``choice2``)."""
+    df = pd.DataFrame({
+        "text_a": pd.Series([row["premise"] for row in rows], dtype="str"),
+        **{name: pd.Series([row[name] for row in rows], dtype="str") for name in CHOICE_FIELDS[1:]},
+        "label": pd.array(labels, dtype="Int64"),
+    })
+    df.attrs["source"] = source
+    return df
+
+
+def read_choices_jsonl(path: str | Path, task: Task) -> pd.DataFrame:
+    """Read XCOPA / COPA JSON lines; a missing field, a bad question or an out-of-range label names its line."""
+    path = Path(path)
+    rows, labels = [], []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise XltError(f"{path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise XltError(f"{path} is not UTF-8 text ({e})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise XltError(f"{path} line {number}: not JSON ({e.msg})") from None
+        missing = [name for name in CHOICE_FIELDS if not isinstance(row.get(name), str)]
+        if missing or row["question"] not in ("cause", "effect"):
+            raise XltError(f"{path} line {number}: needs text fields {', '.join(CHOICE_FIELDS)} with question cause "
+                           f"or effect; {'missing ' + ', '.join(missing) if missing else 'question is ' + repr(row['question'])}")  # fmt: skip
+        labels.append(_choice_label(row.get("label"), task, path, number))
+        rows.append(row)
+    if not rows:
+        raise XltError(f"{path} has no data rows")
+    return choice_frame(rows, labels, str(path))
+
+
+def _choice_label(label, task: Task, path: Path, line: int) -> int | None:
+    if label is None or label == -1:  # -1: unlabeled on the hub
+        return None
+    if not isinstance(label, int) or not 0 <= label < len(task.labels):
+        raise XltError(f"{path} line {line}: label {label!r} is not a choice index 0..{len(task.labels) - 1}")
+    return label
+
+
 def _load_hub(task: Task, lang: str, split: str) -> pd.DataFrame:
     """Load one split from the dataset hub into the common frame (needs network)."""
     hub_split = HUB_SPLITS[split]
     if task.hub_id is None:
         raise XltError(f"task {task.name} has no copy on the dataset hub; {data_help(task)}")
+    hub_id, config = (task.source_hub_id if task.source_hub_id and lang == task.source_language else (task.hub_id, lang))
     try:
         import datasets
 
-        ds = datasets.load_dataset(task.hub_id, lang, split=hub_split)
+        ds = datasets.load_dataset(hub_id, config, split=hub_split, revision=task.hub_revision)
     except Exception as e:  # network, auth or cache problems: the user fixes these
         raise XltError(
-            f"could not load {task.hub_id} ({lang}, {hub_split}) from the hub: "
+            f"could not load {hub_id} ({config}, {hub_split}) from the hub: "
             f"{type(e).__name__}: {e}; {DATA_HELP}"
         ) from e
     names = getattr(ds.features.get("label"), "names", None)
-    if names is not None and tuple(names) != task.labels:
-        raise XltError(f"{task.hub_id} labels are {names}, but task {task.name} expects {list(task.labels)}")
+    if names is not None and task.kind == "pairs" and tuple(names) != task.labels:
+        raise XltError(f"{hub_id} labels are {names}, but task {task.name} expects {list(task.labels)}")
     labels: list[int | None] = []
     for y in ds["label"]:
         if y is not None and not -1 <= y < len(task.labels):
-            raise XltError(f"{task.hub_id} ({lang}, {hub_split}) has label id {y} outside 0..{len(task.labels) - 1}")
+            raise XltError(f"{hub_id} ({config}, {hub_split}) has label id {y} outside 0..{len(task.labels) - 1}")
         labels.append(None if y is None or y < 0 else int(y))  # -1 = unlabeled on the hub
+    if task.kind == "multiple_choice":
+        return choice_frame(list(ds.select_columns(list(CHOICE_FIELDS))), labels, hub_id)
     a, b = task.text_columns
-    return pair_frame(list(ds[a]), list(ds[b]), labels, task.hub_id)
+    return pair_frame(list(ds[a]), list(ds[b]), labels, hub_id)
+
+
+def read_split_file(path: Path, task: Task) -> pd.DataFrame:
+    """A local split file: JSON lines for a multiple-choice task, TSV otherwise."""
+    return read_choices_jsonl(path, task) if path.suffix == ".jsonl" else read_tsv(path, task)
 
 
 def load_split(
@@ -144,7 +206,7 @@ def load_split(
     if data_dir is None:
         df = _load_hub(task, lang, split)
     else:
-        df = read_tsv(local_split_path(task, data_dir, split, lang), task)
+        df = read_split_file(local_split_path(task, data_dir, split, lang), task)
     return df.iloc[:limit] if limit is not None else df
 
 
@@ -158,7 +220,7 @@ def load_train_file(task: Task, path: str | Path, limit: int | None = None) -> p
         )
     if limit is not None and limit < 1:
         raise XltError(f"limit must be a positive number of rows, got {limit}")
-    df = read_tsv(path, task)
+    df = read_split_file(path, task)
     if df["label"].isna().all():
         raise XltError(
             f"training file {path} has no label column; training needs text_a, text_b, label "
@@ -171,7 +233,7 @@ def describe_source(df: pd.DataFrame) -> str:
     """`test-en.tsv (/data/xnli/xtreme)` for a file source, the hub id otherwise."""
     source = df.attrs.get("source", "this split")
     path = Path(source)
-    return f"{path.name} ({path.parent})" if path.suffix == ".tsv" else source
+    return f"{path.name} ({path.parent})" if path.suffix in (".tsv", ".jsonl") else source
 
 
 def require_labels(df: pd.DataFrame, what: str | None = None) -> None:

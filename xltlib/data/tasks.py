@@ -1,4 +1,4 @@
-"""The task registry: every sentence-pair classification task, its languages, labels and data.
+"""The task registry: every classification task (sentence pairs or multiple choice), its languages, labels and data.
 
 A task is declared once with :func:`register_task`. Its data is read by
 :mod:`xltlib.data.loading` (XTREME-layout TSV files or the dataset hub) and its parallel
@@ -30,6 +30,13 @@ class Task:
     :data:`PARALLEL_SENTENCES` means `parallel-{lang}.txt` files of one sentence per line.
     `source_language` is the default language of training data; `profile` the study profile
     the task belongs to. A task with no `hub_id` has generated data only (the synthetic profile).
+    `kind` is ``pairs`` (sentence-pair classification) or ``multiple_choice`` (XCOPA: the
+    labels are the choices). `local_files` maps a split to file-name templates (``{lang}``),
+    relative to a task folder laid out like ``../shared/data/<task>``, tried after the XTREME
+    names ``{split}-{lang}.tsv``; labeled copies come first. `hub_revision` pins the dataset
+    hub's revision (``None``: the default branch, recorded by ``data fetch``), and
+    `source_hub_id` is a hub dataset ``(id, config)`` holding the source-language splits
+    when `hub_id` has none (English COPA for XCOPA).
     """
 
     name: str
@@ -42,6 +49,15 @@ class Task:
     parallel_columns: tuple[str, ...] = ("text_a",)
     source_language: str = "en"
     profile: str = "xtreme"
+    kind: str = "pairs"
+    local_files: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    hub_revision: str | None = None
+    source_hub_id: tuple[str, str] | None = None
+
+    def local_templates(self, split: str) -> tuple[str, ...]:
+        """File-name templates of ``split`` in a task folder: XTREME's names first, then the task's own layout."""
+        own = dict(self.local_files).get(split, ())
+        return (f"{split}-{{lang}}.tsv", f"{split}-{{lang}}.jsonl", *own)
 
     def label_ids(self) -> dict[str, int]:
         """Every accepted label spelling -> class id."""
@@ -68,6 +84,7 @@ register_task(Task(
     text_columns=("premise", "hypothesis"),
     label_aliases=(("contradictory", "contradiction"),),
     parallel_columns=("text_a", "text_b"),  # premises repeat once per hypothesis: deduplicated
+    local_files=(("dev", ("xtreme/dev-{lang}.tsv",)), ("test", ("test-labeled/test-{lang}.tsv", "xtreme/test-{lang}.tsv"))),
 ))
 
 
@@ -79,6 +96,25 @@ register_task(Task(
     text_columns=("sentence1", "sentence2"),
     # sentence2 is often sentence1 with words swapped: keeping both would plant near-duplicates
     parallel_columns=("text_a",),
+    local_files=(("dev", ("xtreme/dev-{lang}.tsv",)), ("test", ("test-labeled/test-{lang}.tsv", "xtreme/test-{lang}.tsv"))),
+))
+
+
+register_task(Task(
+    name="xcopa",
+    languages=tuple("en et ht id it qu sw ta th tr vi zh".split()),
+    labels=("choice1", "choice2"),  # the label is the index of the more plausible choice
+    hub_id="cambridgeltl/xcopa",
+    text_columns=("premise", "question"),
+    kind="multiple_choice",
+    # premises, then each choice: translated item by item from English COPA (checked by `data verify`)
+    parallel_columns=("text_a", "choice1", "choice2"),
+    local_files=(
+        ("train", ("copa-en/train-{lang}.jsonl",)),
+        ("dev", ("xcopa/{lang}/val.{lang}.jsonl", "copa-en/val-{lang}.jsonl")),
+        ("test", ("xcopa/{lang}/test.{lang}.jsonl", "copa-en/test-{lang}.jsonl")),
+    ),
+    source_hub_id=("aps/super_glue", "copa"),
 ))
 
 
@@ -112,26 +148,34 @@ SPLITS = ("train", "dev", "test")
 
 DATA_HELP = (
     "get data from the hub by leaving --data-dir unset (needs network; `datasets` loads "
-    "facebook/xnli and google-research-datasets/paws-x), or run XTREME's "
-    "scripts/download_data.sh, which writes {split}-{lang}.tsv files, "
-    "or point --data-dir at the project's ../shared/data copy (e.g. ../shared/data/xnli/xtreme)"
+    "facebook/xnli, google-research-datasets/paws-x and cambridgeltl/xcopa), or run "
+    "`python -m xltlib data fetch` (writes data/real/, laid out like ../shared/data), or XTREME's "
+    "scripts/download_data.sh ({split}-{lang}.tsv files), "
+    "or point --data-dir at a task folder of the project's ../shared/data copy (e.g. ../shared/data/xnli)"
 )
 
 
-def local_split_path(task: Task, data_dir: str | Path, split: str, lang: str, suffix: str = ".tsv") -> Path:
-    """The XTREME-layout file `{data_dir}/{split}-{lang}.tsv`, or under `{data_dir}/{task}/`."""
+def local_split_path(task: Task, data_dir: str | Path, split: str, lang: str, suffix: str | None = None) -> Path:
+    """The file of ``split`` in ``lang`` under ``data_dir`` or ``data_dir/{task}``.
+
+    Tried in order: XTREME's ``{split}-{lang}.tsv`` (or ``.jsonl``), then the task's
+    :attr:`Task.local_files` (the ``../shared/data`` layout). ``suffix`` names one XTREME
+    file kind only (``.txt`` for parallel sentences).
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise XltError(f"data folder {data_dir} does not exist; {data_help(task)}")
-    name = f"{split}-{lang}{suffix}"
+    templates = (f"{split}-{{lang}}{suffix}",) if suffix else task.local_templates(split)
     folders = (data_dir, data_dir / task.name)
     for folder in folders:
-        if (folder / name).is_file():
-            return folder / name
-    have = sorted({p.name[len(split) + 1 : -len(suffix)] for d in folders for p in d.glob(f"{split}-*{suffix}")})
+        for template in templates:
+            if (folder / template.format(lang=lang)).is_file():
+                return folder / template.format(lang=lang)
+    others = ", ".join(template.format(lang=lang) for template in templates[1:])
+    have = sorted({p.name[len(split) + 1 :].rsplit(".", 1)[0] for d in folders for p in d.glob(f"{split}-*")})
     raise XltError(
-        f"{data_dir / name} does not exist (nor {folders[1] / name}); {data_dir} has {split}-*{suffix} "
-        f"for: {', '.join(have) or 'no language'}; {data_help(task)}"
+        f"{data_dir / templates[0].format(lang=lang)} does not exist (nor, there or under {folders[1]}, "
+        f"{others or 'the same name'}); {data_dir} has {split}-* for: {', '.join(have) or 'no language'}; {data_help(task)}"
     )
 
 
