@@ -22,6 +22,7 @@ import torch
 from tokenizers import Tokenizer, models, trainers
 from transformers import (
     AutoModel,
+    AutoModelForMultipleChoice,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -124,9 +125,16 @@ def _load(
 
 
 def load_classifier(
-    name_or_path: str | Path, num_labels: int, device: torch.device | str | None = None, revision: str | None = None
+    name_or_path: str | Path, num_labels: int, device: torch.device | str | None = None, revision: str | None = None,
+    multiple_choice: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Any HF encoder (hub id, at ``revision``, or local folder) with a fresh `num_labels`-way classification head."""
+    """Any HF encoder (hub id, at ``revision``, or local folder) with a fresh task head.
+
+    The head is a `num_labels`-way classifier, or with ``multiple_choice`` one score per
+    choice (``AutoModelForMultipleChoice``, as XTREME-R fine-tunes XCOPA).
+    """
+    if multiple_choice:
+        return _load(name_or_path, AutoModelForMultipleChoice, device, revision)
     return _load(name_or_path, AutoModelForSequenceClassification, device, revision, num_labels=num_labels)
 
 

@@ -18,8 +18,10 @@ from transformers import set_seed
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.data import tasks
 from xltlib.data.run_data import RunData, load_run_data
+from xltlib.data.tatoeba import ENGLISH
 from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
 from xltlib.evaluation.alignment import measure_alignment
+from xltlib.evaluation.selection import BestOnSourceDev
 from xltlib.files import LOCK_TIMEOUT, atomic_write_json
 from xltlib.methods import make_method
 from xltlib.models import load_classifier, load_encoder, resolve_device
@@ -36,6 +38,9 @@ from xltlib.store import (
 from xltlib.training import fit
 
 log = logging.getLogger(__name__)
+
+BEST_FILE = "best.pt"
+"""The best end-of-epoch weights of a run that selects its checkpoint on source dev (removed once the run is complete)."""
 
 
 @contextmanager
@@ -99,7 +104,8 @@ def ensure_run(
             metrics = _train_and_evaluate(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
         frame = result_rows(config, metrics)
         atomic_write_parquet(run_dir / METRICS_FILE, frame)
-        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+        for leftover in ("checkpoint.pt", BEST_FILE):
+            (run_dir / leftover).unlink(missing_ok=True)
         log.info("run %s complete", run_dir.name)
     return frame
 
@@ -119,12 +125,22 @@ def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: st
 
 
 def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, checkpoint_every: int = 200):
-    """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and tokenizer."""
+    """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and tokenizer.
 
-
+    With ``select_checkpoint="source_dev"`` the model returned is the end-of-epoch one best on
+    the source language's dev split (kept in ``best.pt`` beside the checkpoint).
+    """
     set_seed(config.seed)
-    model, tokenizer = load_classifier(config.model, len(tasks.get_task(config.task).labels), device, config.model_revision)
-    fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every)
+    task = tasks.get_task(config.task)
+    model, tokenizer = load_classifier(config.model, len(task.labels), device, config.model_revision,
+                                       multiple_choice=task.kind == "multiple_choice")  # fmt: skip
+    selector = None
+    if config.select_checkpoint == "source_dev":
+        selector = BestOnSourceDev(model, tokenizer, data.source_dev, config.max_seq_length, device,
+                                   checkpoint_path.with_name(BEST_FILE))  # fmt: skip
+    fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every, on_epoch_end=selector)
+    if selector is not None:
+        selector.restore()
     return model, tokenizer
 
 
@@ -134,7 +150,7 @@ def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_ba
     predictor = make_method(config.method, config.method_params).predictor()
     eval_sets = {lang: data.eval_sets[lang] for lang in config.tgt_langs}
     if config.generalized_examples:
-        languages = list(dict.fromkeys((config.src_lang, *config.tgt_langs)))
+        languages = [lang for lang in dict.fromkeys((config.src_lang, *config.tgt_langs)) if lang in data.eval_sets]
         eval_sets |= generalized_sets(data.eval_sets, languages, config.generalized_examples)
     accuracies = zero_shot_accuracy(model, tokenizer, eval_sets, config.max_seq_length, device, eval_batch_size, predictor)
     for lang, value in accuracies.items():
@@ -150,8 +166,11 @@ def _pretrained_alignment(config, data, device, eval_batch_size) -> list[dict]:
 
 
 def _alignment(config, data, encoder, tokenizer, device, eval_batch_size) -> list[dict]:
-
-    return measure_alignment(
-        encoder, tokenizer, data.parallel, config.src_lang, config.tgt_langs, config.align_pooling,
-        config.max_seq_length, eval_batch_size, device, word_alignments=data.word_alignments,
-    )  # fmt: skip
+    """Alignment rows on the task's parallel sentences, then on each target's Tatoeba pairs; each row names its corpus."""
+    settings = (config.align_pooling, config.max_seq_length, eval_batch_size, device)
+    rows = measure_alignment(encoder, tokenizer, data.parallel, config.src_lang, config.tgt_langs, *settings,
+                             word_alignments=data.word_alignments)  # fmt: skip
+    rows = [{**row, "corpus": "task"} for row in rows]
+    for lang, pairs in data.tatoeba.items():
+        rows += [{**row, "corpus": "tatoeba"} for row in measure_alignment(encoder, tokenizer, pairs, ENGLISH, [lang], *settings)]
+    return rows

@@ -33,8 +33,11 @@ from xltlib.files import LOCK_TIMEOUT, atomic_write, canonical_sha256, file_lock
 
 RESULT_COLUMNS = [
     "run_id", "config_id", "profile", "task", "model", "draw", "method", "seed",
-    "src_lang", "tgt_lang", "layer", "pooling", "metric", "value", "settings", "code_version",
+    "src_lang", "tgt_lang", "corpus", "layer", "pooling", "metric", "value", "settings", "code_version",
 ]  # fmt: skip
+"""``corpus``: what an alignment row was measured on, ``task`` (the task's own parallel sentences)
+or ``tatoeba``; empty on accuracy rows (and on runs stored before the column existed, which
+measured the task's)."""
 
 
 COMPUTE_CODE = ("config", "data", "methods", "evaluation", "models.py", "training.py", "pipeline.py")
@@ -147,8 +150,10 @@ def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFram
         "settings": json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str),
         "code_version": code_version(),
     }
-    frame = pd.DataFrame([{**base, "layer": None, "pooling": None, **row} for row in metrics], columns=RESULT_COLUMNS)
-    return frame.astype({"draw": "Int64", "layer": "Int64", "pooling": "string", "seed": "int64", "value": "float64"})
+    frame = pd.DataFrame([{**base, "layer": None, "pooling": None, "corpus": None, **row} for row in metrics],
+                         columns=RESULT_COLUMNS)  # fmt: skip
+    return frame.astype({"draw": "Int64", "layer": "Int64", "pooling": "string", "corpus": "string", "seed": "int64",
+                         "value": "float64"})  # fmt: skip
 
 
 def is_complete(run_dir: Path) -> bool:

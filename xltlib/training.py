@@ -238,12 +238,12 @@ class Checkpointing:
 
 def train_loop(module: torch.nn.Module, plan: StepPlan, settings: OptimizerSettings, backward: Backward,
                device: torch.device, desc: str, checkpoint: Checkpointing | None = None,
-               progress: bool = True) -> list[float]:  # fmt: skip
+               progress: bool = True, after_step: Callable[[int], None] | None = None) -> list[float]:  # fmt: skip
     """Train ``module``'s parameters for ``plan.total_steps`` steps; return the loss of every step run in this call.
 
     With ``checkpoint``, an existing checkpoint is resumed, one is written every
     ``checkpoint.every`` steps, and a last one when training ends (so a failure after
-    training never costs the training).
+    training never costs the training). ``after_step(steps done)`` runs after every optimizer step.
     """
     optimizer = make_optimizer(module, settings)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(settings.warmup_ratio * plan.total_steps), plan.total_steps)
@@ -261,6 +261,8 @@ def train_loop(module: torch.nn.Module, plan: StepPlan, settings: OptimizerSetti
         if not losses.pending:
             bar.set_postfix(loss=f"{losses.values[-1]:.4f}", refresh=False)
         done = step + 1
+        if after_step is not None:
+            after_step(done)
         if checkpoint is not None and done % checkpoint.every == 0 and done < plan.total_steps:
             losses.flush()
             save_checkpoint(checkpoint.path, done, module, optimizer, scheduler)
@@ -286,12 +288,14 @@ def fit(
     checkpoint_path: Path,
     device: torch.device,
     checkpoint_every: int = 200,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Fine-tune ``model`` in place on the ``train`` pairs by ``config.method``; resume from ``checkpoint_path`` if present.
 
     ``train`` is a frame of pairs (the method turns it into batches: tokenized once, or
     rewritten on the fly by ``rs_da``) or ready :class:`~xltlib.data.batches.TrainingData`.
-    Returns the loss of every optimizer step run in this call.
+    ``on_epoch_end(epoch)`` runs after each epoch's last step (and after the last step of a
+    fractional last epoch), epochs counted from 1. Returns the loss of every optimizer step run in this call.
     """
     method = make_method(config.method, config.method_params)
     data = method.training_data(train, tokenizer, config, device) if isinstance(train, pd.DataFrame) else train
@@ -301,5 +305,9 @@ def fit(
     def backward(rows: np.ndarray, step: int, weight: float) -> torch.Tensor:
         return method.backward(call, data.batch(rows, step), scale=weight)
 
+    def after_step(done: int) -> None:
+        if on_epoch_end is not None and (done % plan.steps_per_epoch == 0 or done == plan.total_steps):
+            on_epoch_end(math.ceil(done / plan.steps_per_epoch))
+
     return train_loop(model, plan, OptimizerSettings.of_run(config), backward, device, f"train {config.method}",
-                      Checkpointing(checkpoint_path, checkpoint_every))  # fmt: skip
+                      Checkpointing(checkpoint_path, checkpoint_every), after_step=after_step)  # fmt: skip

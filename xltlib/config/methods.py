@@ -157,13 +157,18 @@ class RandomPerturbationParams(MethodParams):
 class SynonymAugmentationParams(MethodParams):
     """
     Attributes:
-        rate: probability that a word with synonyms is replaced.
+        rate: probability that a word with synonyms is replaced (fresh draws, ``copies = 0``).
         synonyms_file: JSON ``word → [synonyms]`` (the counter-fitted neighbours format);
             empty: the profile's own table, ``{data_dir}/synonyms-base.json``.
+        copies: 0: words are redrawn every time a batch is drawn (with ``rate``); N > 0:
+            Huang et al.'s offline augmentation, the training set plus N copies drawn once,
+            each word of a copy uniform over the word and its synonyms (their scripts: 3 per
+            XNLI pair, 10 per PAWS-X pair).
     """
 
     rate: float = 0.9
     synonyms_file: str = ""
+    copies: int = 0
 
     @field_validator("synonyms_file")
     @classmethod
@@ -173,6 +178,8 @@ class SynonymAugmentationParams(MethodParams):
     @model_validator(mode="after")
     def _in_range(self) -> SynonymAugmentationParams:
         check_range("rate", self.rate, high=1.0)
+        if self.copies < 0:
+            raise ValueError(f"copies must be >= 0, got {self.copies}")
         return self
 
     def synonyms_path(self, config: RunConfig) -> Path:

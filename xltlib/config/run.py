@@ -15,6 +15,7 @@ from typing import Any
 from xltlib.config.checks import check_choice, check_number
 from xltlib.config.methods import normalize_params, validated_params
 from xltlib.data import tasks
+from xltlib.data.tatoeba import TATOEBA_HELP
 from xltlib.errors import XltError, did_you_mean
 from xltlib.files import canonical_sha256, content_sha256
 
@@ -27,13 +28,16 @@ EVAL_SPLITS = ("dev", "test")
 POOLINGS = ("mean", "cls")
 
 
+CHECKPOINT_CHOICES = ("last", "source_dev")
+
+
 PRETRAINED = "pretrained"
 """Method name of the alignment-only run of the encoder before fine-tuning (no training)."""
 
 
 ALIGNMENT_FIELDS = (
     "task", "model", "model_revision", "draw", "max_seq_length", "src_lang", "tgt_langs", "data_dir", "profile", "align_pooling",
-    "max_align_sentences",
+    "max_align_sentences", "tatoeba_dir",
 )  # fmt: skip
 """The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
 BUILD_REPORTS = ("pretraining.json",)
@@ -79,18 +83,27 @@ class RunConfig:
         data_dir: local folder in the XTREME TSV layout (``{split}-{lang}.tsv``) for
             evaluation; ``None`` loads the task from the dataset hub. Synthetic tasks
             always read a generated folder (:func:`xltlib.synthetic.run_config.synthetic_run_config` fills it in).
-        train_file: source-language training TSV; ``None`` takes the hub's train split
-            (with ``data_dir`` set, a train file is required, except for synthetic tasks,
-            whose generated folder has ``{task}/train-base.tsv``).
+        train_file: source-language training file (TSV, or JSON lines for XCOPA); ``None``
+            takes ``data_dir``'s training file where it has one (the synthetic tasks'
+            ``train-base.tsv``, XCOPA's ``copa-en/train-en.jsonl``), else the hub's train split
+            (with ``data_dir`` set and no training file there, a train file is required).
         eval_split: ``dev`` or ``test``; an unlabeled split is refused before training.
+        select_checkpoint: ``last`` (the model at the end of training) or ``source_dev``: the
+            end-of-epoch model with the best accuracy on the source language's dev split
+            (Huang et al.'s scripts), read from ``data_dir`` or the hub.
         max_train_examples: keep only the first N training examples (``None``: all).
-        max_eval_examples: keep only the first N examples per language (``None``: all).
+        max_eval_examples: keep only the first N examples per language (``None``: all), also of
+            the source dev split that ``select_checkpoint="source_dev"`` scores.
         profile: ``xtreme`` (real data) or ``synthetic``; stored with every result row.
             ``None``: the task's profile (a task belongs to exactly one).
         align_pooling: ``mean`` (over non-padding tokens) or ``cls`` (first token): how a
             layer's token states become the sentence embedding that alignment is measured on.
         max_align_sentences: keep only the first N rows of the task's parallel sentences
-            (``None``: all) when measuring alignment.
+            (``None``: all) when measuring alignment, and of each language's Tatoeba pairs.
+        tatoeba_dir: LASER's ``tatoeba/v1`` folder (``tatoeba.xxx-eng.{xxx,eng}``): alignment is
+            then also measured on Tatoeba, for every target that has a Tatoeba test set, when
+            the source language is English; each alignment row names its ``corpus`` (``task``
+            or ``tatoeba``). ``None``: the task's own parallel sentences only.
         generalized_examples: also score the generalized setting (Huang et al. 2021): first
             segment in language a, second in language b, for every ordered pair a ≠ b of the
             source and target languages, on the first N rows of the (line-aligned) evaluation
@@ -117,12 +130,14 @@ class RunConfig:
     data_dir: str | None = None
     train_file: str | None = None
     eval_split: str = "dev"
+    select_checkpoint: str = "last"
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     profile: str | None = None
     align_pooling: str = "mean"
     max_align_sentences: int | None = None
     generalized_examples: int = 0
+    tatoeba_dir: str | None = None
 
     def __post_init__(self) -> None:
         task = tasks.get_task(self.task)
@@ -158,6 +173,7 @@ class RunConfig:
                 check_number(name, getattr(self, name), int, low=1)
         check_number("generalized_examples", self.generalized_examples, int, low=0)
         check_choice("eval_split", self.eval_split, EVAL_SPLITS)
+        check_choice("select_checkpoint", self.select_checkpoint, CHECKPOINT_CHOICES)
         check_choice("align_pooling", self.align_pooling, POOLINGS)
 
     def _complete_task_settings(self, task: tasks.Task) -> None:
@@ -186,22 +202,29 @@ class RunConfig:
 
     def _complete_files(self, task: tasks.Task) -> None:
         """``data_dir`` and ``train_file`` made absolute, checked to exist, and required where the task needs them."""
-        for name in ("data_dir", "train_file"):
+        for name in ("data_dir", "train_file", "tatoeba_dir"):
             path = getattr(self, name)
             if path is not None:
                 if not Path(path).exists():
-                    raise XltError(f"{name}: {path} does not exist; {tasks.data_help(task)}")
+                    raise XltError(f"{name}: {path} does not exist; "
+                                   f"{TATOEBA_HELP if name == 'tatoeba_dir' else tasks.data_help(task)}")  # fmt: skip
                 object.__setattr__(self, name, str(Path(path).resolve()))
         if task.hub_id is None and self.data_dir is None:
             raise XltError(f"task {task.name} needs data_dir (its data is generated); {tasks.data_help(task)}")
-        if task.hub_id is None and self.train_file is None and self.method != PRETRAINED:
-            train_file = tasks.local_split_path(task, self.data_dir, "train", self.src_lang)
-            object.__setattr__(self, "train_file", str(train_file))
         if self.data_dir is not None and self.train_file is None and self.method != PRETRAINED:
-            raise XltError(
-                "train_file is required with data_dir: a local XTREME-layout folder has no "
-                "English training set (pass --train-file, or drop --data-dir to use the hub)"
-            )
+            object.__setattr__(self, "train_file", str(self._local_train_file(task)))
+
+    def _local_train_file(self, task: tasks.Task) -> Path:
+        """The source-language training file of ``data_dir`` (generated data, or a layout with one, like XCOPA's)."""
+        try:
+            return tasks.local_split_path(task, self.data_dir, "train", self.src_lang)
+        except XltError:
+            if task.hub_id is None:
+                raise
+        raise XltError(
+            f"train_file is required with data_dir: {self.data_dir} has no {task.name} training set in "
+            f"{self.src_lang} (pass --train-file, or drop --data-dir to use the hub)"
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
@@ -223,13 +246,13 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What the run computes: every field, with local files and folders as the sha256 of their content.
 
-        Hub ids stay ids (with ``model_revision``); ``model``, ``data_dir``, ``train_file``
-        and a ``synonyms_file`` that are local are replaced by their content's hash
+        Hub ids stay ids (with ``model_revision``); ``model``, ``data_dir``, ``train_file``,
+        ``tatoeba_dir`` and a ``synonyms_file`` that are local are replaced by their content's hash
         (:func:`xltlib.files.content_sha256`), so the same run has the same id on every
         machine and in every checkout, wherever its files live.
         """
         values = self.to_dict()
-        for name in ("model", "data_dir", "train_file"):
+        for name in ("model", "data_dir", "train_file", "tatoeba_dir"):
             if values[name] is not None and Path(values[name]).exists():
                 values[name] = {"sha256": content_sha256(values[name], BUILD_REPORTS if name == "model" else ())}
         if values["method_params"].get("synonyms_file"):

@@ -51,9 +51,11 @@ def _parallel_sentences(task: Task, lang: str, data_dir: str | Path | None) -> p
 
 
 def generalized_pairs(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
-    """Mixed-language pairs of the generalized setting: ``text_a`` of ``first``, ``text_b`` of ``second``.
+    """Mixed-language inputs of the generalized setting: the first segment from ``first``, the rest from ``second``.
 
-    Both frames are the same split of a line-aligned task (XNLI, the synthetic test sets)
+    Sentence pairs take ``text_a`` of ``first`` and ``text_b`` of ``second``; multiple-choice
+    items (XCOPA) take the premise and its question of ``first`` and the choices of ``second``.
+    Both frames are the same split of a line-aligned task (XNLI, XCOPA, the synthetic test sets)
     in two languages, so row i has one label in both; any disagreement means the files are
     not parallel and is refused rather than scored.
     """
@@ -62,7 +64,11 @@ def generalized_pairs(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame
             f"generalized pairs need line-aligned files with the same labels: {describe_source(first)} "
             f"({len(first)} rows) and {describe_source(second)} ({len(second)} rows) are not"
         )
-    mixed = pair_frame(list(first["text_a"]), list(second["text_b"]), list(first["label"]), "mixed")
+    if "choice1" in first:
+        mixed = first.copy()
+        mixed[["choice1", "choice2"]] = second[["choice1", "choice2"]].to_numpy()
+    else:
+        mixed = pair_frame(list(first["text_a"]), list(second["text_b"]), list(first["label"]), "mixed")
     mixed.attrs["source"] = f"{first.attrs.get('source')} | {second.attrs.get('source')}"
     return mixed
 

@@ -73,12 +73,17 @@ class Substituter:
     def substitutable_words(self) -> int:
         return len(self.slot_text)
 
-    def draw(self, text_ids: Sequence[int], rate: float, rng: np.random.Generator) -> list[str]:
-        """The texts ``text_ids`` with each substitutable word replaced with probability ``rate``."""
+    def draw(self, text_ids: Sequence[int], rate: float, rng: np.random.Generator, keep_word: bool = False) -> list[str]:
+        """The texts ``text_ids`` with each substitutable word replaced with probability ``rate``.
+
+        The replacement is drawn uniformly from the word's synonyms, or with ``keep_word``
+        from the word and its synonyms (so a word stays itself with probability 1 / (k + 1)).
+        """
         text_ids = np.asarray(text_ids, dtype=np.int64)
         slots = np.concatenate([np.arange(self.first_slot[t], self.first_slot[t + 1]) for t in text_ids] or [np.zeros(0, np.int64)])
         replace = rng.random(len(slots)) < rate
-        chosen = (rng.random(len(slots)) * self.slot_count[slots]).astype(np.int64)
+        chosen = (rng.random(len(slots)) * (self.slot_count[slots] + keep_word)).astype(np.int64)
+        replace &= chosen < self.slot_count[slots]  # the extra option of keep_word is the word itself
         pieces = {int(t): list(self.pieces[t]) for t in text_ids}
         for slot, pick in zip(slots[replace], chosen[replace]):
             text, piece = int(self.slot_text[slot]), int(self.slot_piece[slot])

@@ -25,9 +25,13 @@ class FreeLB(TrainingMethod):
 
     @staticmethod
     def _example_norms(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-example RMS token norm ``‖δ‖_F / √tokens``, shaped ``[batch, 1, 1]``."""
-        tokens = mask.sum(dim=(1, 2), keepdim=True).clamp_min(1)
-        return delta.flatten(1).norm(dim=1).view(-1, 1, 1) / tokens.sqrt()
+        """Per-example RMS token norm ``‖δ‖_F / √tokens``, shaped ``[batch, 1, …]`` like ``delta``.
+
+        A multiple-choice example's tokens are those of all its choices.
+        """
+        tokens = mask.flatten(1).sum(dim=1).clamp_min(1)
+        norms = delta.flatten(1).norm(dim=1) / tokens.sqrt()
+        return norms.view(-1, *([1] * (delta.ndim - 1)))
 
     def initial_delta(self, site: PerturbationSite) -> torch.Tensor:
         return site.uniform_in_ball(self.params.init_mag, "linf")

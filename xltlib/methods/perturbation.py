@@ -33,7 +33,8 @@ class PerturbationSite:
     """Runs the model with a perturbation ``delta`` (relative units) added at one place.
 
     ``layer=None``: the word embeddings (``model.get_input_embeddings()`` output, passed as
-    ``inputs_embeds``). ``layer=k``: the output of encoder layer ``k``, via a forward hook.
+    ``inputs_embeds``). A multiple-choice batch (``[batch, choices, tokens]``) is perturbed per
+    choice, like any other. ``layer=k``: the output of encoder layer ``k``, via a forward hook.
     Either way the absolute perturbation is ``delta`` × the mean token norm at the site,
     and padding positions are never perturbed.
     """
@@ -69,7 +70,9 @@ class PerturbationSite:
 
         def add_delta(module, args, output):
             states = output[0] if isinstance(output, tuple) else output
-            states = states + (delta * mean_token_norm(states, self.mask)).to(states.dtype)
+            # a multiple-choice model runs its choices as rows of one batch: [batch × choices, tokens, d]
+            mask = self.mask.reshape(*states.shape[:-1], 1)
+            states = states + (delta.reshape(states.shape) * mean_token_norm(states, mask)).to(states.dtype)
             return (states, *output[1:]) if isinstance(output, tuple) else states
 
         handle = self.module.register_forward_hook(add_delta)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from xltlib.config.methods import SynonymAugmentationParams
-from xltlib.data.batches import SynonymAugmentedPairs, TrainingData
+from xltlib.data.batches import SynonymAugmentedPairs, TokenizedPairs, TrainingData, augmented_copies
 from xltlib.data.synonyms import SynonymTable
 from xltlib.methods.base import Standard
 
@@ -20,7 +20,8 @@ class SynonymAugmentation(Standard):
 
     Each word of the source-language pair that has synonyms is replaced, with probability
     ``rate``, by one of them chosen uniformly; fresh choices every time an example is
-    drawn (seeded by run seed and step, so a resumed run draws the same).
+    drawn (seeded by run seed and step, so a resumed run draws the same). With ``copies``,
+    the copies are drawn once before training instead (Huang et al.'s released scripts).
     """
 
     name = "rs_da"
@@ -29,4 +30,7 @@ class SynonymAugmentation(Standard):
 
     def training_data(self, frame, tokenizer, config: RunConfig, device: torch.device) -> TrainingData:
         table = SynonymTable.from_json(self.params.synonyms_path(config))
+        if self.params.copies:
+            return TokenizedPairs(tokenizer, augmented_copies(frame, table, self.params.copies, config.seed),
+                                  config.max_seq_length, device)  # fmt: skip
         return SynonymAugmentedPairs(tokenizer, frame, config.max_seq_length, device, table, self.params.rate, config.seed)

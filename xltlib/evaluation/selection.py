@@ -1,0 +1,46 @@
+"""Checkpoint selection on the source language's dev split (Huang et al.'s scripts keep the best epoch).
+
+At the end of every epoch the model is scored on the source language's dev split; the best
+weights so far are kept in ``best.pt`` beside the run's checkpoint (written atomically, so a
+resumed run still knows its best epoch), and :meth:`BestOnSourceDev.restore` loads them when
+training ends. Only the source language is looked at: choosing on target-language data would
+no longer be zero-shot.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from xltlib.evaluation.accuracy import accuracy, predict
+from xltlib.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+class BestOnSourceDev:
+    """Keeps the end-of-epoch weights with the best source-dev accuracy (ties: the earlier epoch)."""
+
+    def __init__(self, model, tokenizer, dev: pd.DataFrame, max_length: int, device: torch.device, path: Path,
+                 batch_size: int = 64):  # fmt: skip
+        self.model, self.tokenizer, self.dev = model, tokenizer, dev
+        self.max_length, self.device, self.path, self.batch_size = max_length, device, Path(path), batch_size
+        self.best = torch.load(self.path, weights_only=False)["accuracy"] if self.path.exists() else float("-inf")
+
+    def __call__(self, epoch: int) -> None:
+        score = accuracy(predict(self.model, self.tokenizer, self.dev, self.max_length, self.device, self.batch_size), self.dev)
+        log.info("epoch %d: source dev accuracy %.4f (best so far %.4f)", epoch, score, max(score, self.best))
+        if score > self.best:
+            self.best = score
+            state = {"epoch": epoch, "accuracy": score, "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
+            atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+
+    def restore(self) -> int:
+        """Load the best epoch's weights into the model; return that epoch."""
+        state = torch.load(self.path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        log.info("selected epoch %d (source dev accuracy %.4f)", state["epoch"], state["accuracy"])
+        return state["epoch"]
