@@ -15,7 +15,7 @@ LAYERS = [
     {"store"},
     {"pipeline"},
     {"grid"},
-    {"synthetic"},
+    {"synthetic", "quick_xtreme"},
     {"report"},
     {"__main__"},
 ]

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from xltlib.config.methods import dosed_params, params_class, validated_params
+from xltlib.config.protocols import protocol_settings
 from xltlib.config.run import RunConfig
 from xltlib.data import tasks
 from xltlib.errors import XltError, did_you_mean
@@ -31,12 +32,15 @@ class ExperimentSpec(BaseModel):
     Attributes:
         title: the chapter's heading (default: the experiment's name).
         parameters: values for the experiment notebook's ``parameters`` cell (task, model,
-            methods, seeds, method_params, overrides, …); checked against that cell.
+            protocol, methods, seeds, method_params, overrides, …); checked against that cell.
+        quick: whether ``--quick`` runs it (a smoke test runs one experiment per task and protocol,
+            not every encoder: the quick run puts one small stand-in model in place of all of them).
     """
 
     model_config = ConfigDict(extra="forbid")
     title: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+    quick: bool = True
 
 
 class ExperimentsFile(BaseModel):
@@ -108,6 +112,8 @@ def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None
     try:
         if "task" in parameters:
             tasks.get_task(parameters["task"])
+        if parameters.get("protocol") is not None:
+            protocol_settings(parameters["protocol"], parameters.get("task", ""), parameters.get("model") or "")
         methods = list(parameters.get("methods") or [])
         for method in methods:
             params_class(method)

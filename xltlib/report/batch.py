@@ -44,7 +44,7 @@ STUDY_RUNS = CHAPTERS / "runs.json"
 SYNTHESIS, CALIBRATION = RESERVED_NAMES
 CALIBRATION_TITLE = "The synthetic benchmark: calibration"
 FRONT_PAGES = ("book/intro", "book/methods")
-BACK_PAGES = ("book/design-notes", "book/speed", "book/reproducibility")
+BACK_PAGES = ("book/design-notes", "book/real-profile", "book/speed", "book/reproducibility")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class Experiment:
     name: str
     title: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    quick: bool = True  # run by --quick
 
 
 def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
@@ -63,7 +64,8 @@ def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
         known = sorted(p.name for p in (REPO / "notebooks" / "experiments").glob("*.yaml"))
         raise XltError(f"experiments file {path} not found; the project's are notebooks/experiments/{{{','.join(known)}}}")
     parsed = read_experiments_file(path, list(notebook_parameters(REPO / EXPERIMENT_NOTEBOOK)))
-    experiments = [Experiment(name, spec.title or name, dict(spec.parameters)) for name, spec in parsed.experiments.items()]
+    experiments = [Experiment(name, spec.title or name, dict(spec.parameters), spec.quick)
+                   for name, spec in parsed.experiments.items()]  # fmt: skip
     return parsed.profile or "", experiments
 
 
@@ -175,6 +177,7 @@ def run_batch(
     the runs computed by other code (:func:`xltlib.store.is_stale`) too."""
     root = Path(root).resolve()
     profile, experiments = load_experiments(experiments_file)
+    experiments = [experiment for experiment in experiments if experiment.quick or not quick]  # --quick: those marked
     require_kernel(kernel)
     connect(engine)
     names = [e.name for e in experiments]
@@ -220,7 +223,8 @@ def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str) -> 
             configs += experiment_configs(p["task"], p["methods"], p["seeds"][:1] if quick else p["seeds"],
                                           model=p["model"], method_params=p["method_params"], cache_dir=cache_dir,
                                           quick=quick, device=p["device"], doses=p["doses"],
-                                          draws=None if quick else p["draws"], **p["overrides"])  # fmt: skip
+                                          draws=None if quick else p["draws"], protocol=p["protocol"],
+                                          **p["overrides"])  # fmt: skip
         except XltError as error:  # its chapter will fail with this error, and say so; the others go on
             log.warning("%s: no runs dispatched: %s", experiment.name, error)
     return configs

@@ -216,3 +216,29 @@ def warn_missing(count: int, what: str) -> None:
             MissingCellsWarning,
             stacklevel=3,
         )
+
+
+CORPORA = ("task", "tatoeba")
+"""What alignment is measured on: the task's own parallel sentences, or Tatoeba (real profile, English source)."""
+
+
+def on_corpus(results: pd.DataFrame, corpus: str = "task") -> pd.DataFrame:
+    """Accuracy rows, and the alignment rows measured on ``corpus`` (rows stored before the column existed: ``task``).
+
+    Every analysis runs on one corpus at a time, so a language's alignment is never an average
+    over Tatoeba and the task's sentences.
+    """
+    if corpus not in CORPORA:
+        raise unknown("alignment corpus", corpus, CORPORA)
+    stored = results["corpus"].astype("string") if "corpus" in results else pd.Series(pd.NA, index=results.index, dtype="string")
+    keep = (results["metric"] == ACCURACY) | (stored.fillna("task") == corpus)
+    return results[keep.to_numpy()]
+
+
+def alignment_by_corpus(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.DataFrame:
+    """Mean alignment over hidden layers and seeds, per method, target and corpus, for languages measured on both corpora."""
+    check_metric(metric)
+    rows = results[(results["metric"] == metric) & (results["layer"] > 0)]
+    rows = rows.assign(corpus=rows["corpus"].astype("string").fillna("task"))
+    table = rows.groupby(["method", "tgt_lang", "corpus"], observed=True)["value"].mean().unstack("corpus")
+    return table.dropna().reset_index() if set(CORPORA) <= set(table.columns) else table.iloc[0:0].reset_index()

@@ -15,11 +15,13 @@ import pandas as pd
 
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.config.methods import dosed_params
+from xltlib.config.protocols import PROTOCOLS, protocol_settings
 from xltlib.data import tasks
 from xltlib.data.generated import language_distances
 from xltlib.errors import XltError, unknown
 from xltlib.methods import method_class
 from xltlib.models import resolve_device
+from xltlib.quick_xtreme import quick_settings
 from xltlib.report.cells import label_configurations
 from xltlib.store import stale_runs
 from xltlib.synthetic.recipe import (
@@ -46,14 +48,14 @@ def experiment_configs(
     device: str | None = None,
     doses: Mapping[str, Sequence[float]] | None = None,
     draws: Sequence[int] | None = None,
+    protocol: str | None = None,
     **overrides: Any,
 ) -> list[RunConfig]:
     """The grid's configs, (methods × draws + doses) × seeds, all validated before any run starts.
 
-    A synthetic task gets the profile's fine-tuning defaults
-    (:data:`xltlib.config.SYNTHETIC_FINETUNING`), whatever its model; ``model=None`` on it
-    means the profile's pre-trained encoder (built on first use); ``quick`` selects the tiny
-    synthetic profile. ``method_params`` maps a method to its parameters; ``doses`` maps a
+    A real task takes its ``protocol``'s settings under ``overrides`` (:func:`_real_settings`). A synthetic
+    task gets :data:`xltlib.config.SYNTHETIC_FINETUNING`, whatever its model; ``model=None`` on it means
+    the profile's encoder; ``quick``, the tiny synthetic profile. ``method_params`` maps a method to its parameters; ``doses`` maps a
     method to multipliers of its strength (:func:`~xltlib.config.methods.dosed_params`; 0 is
     ``standard``), each one more configuration; ``draws`` are pre-training draws of the synthetic
     profile's encoder to run every method on (None: the profile's default draw, or
@@ -63,8 +65,10 @@ def experiment_configs(
     method_params = dict(method_params or {})
     _check_methods(methods, seeds, method_params, doses or {})
     synthetic_task = tasks.get_task(task).profile == "synthetic"
-    if quick and not synthetic_task:
-        raise XltError(f"quick selects the tiny synthetic profile; task {task} is not synthetic")
+    if not synthetic_task:
+        model, overrides, method_params = _real_settings(task, model, protocol, quick, cache_dir, overrides, method_params)
+    elif protocol is not None:
+        raise XltError(f"protocols are recipes of the real profile; task {task} takes the synthetic profile's settings")
     _check_draws(draws, synthetic_task and model is None and "draw" not in overrides)
 
     def config(method: str, params: Mapping[str, Any], seed: int, draw: int | None = None) -> RunConfig:
@@ -75,8 +79,6 @@ def experiment_configs(
             profile = quick_synthetic_profile() if quick else default_synthetic_profile()
             chosen = {"model": model} if model is not None else {}
             return synthetic_run_config(task, cache_dir, profile, str(resolve_device(device)), **chosen, **fields)
-        if model is None:
-            raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
         return RunConfig(task=task, model=model, **fields)
 
     arms = [(method, method_params.get(method, {})) for method in methods]
@@ -85,6 +87,22 @@ def experiment_configs(
     configs += [config(method, params, seed, on_draws[0]) for method, params in _dosed_arms(doses or {}, method_params)
                 for seed in seeds]  # fmt: skip
     return list({c.run_id(): c for c in configs}.values())  # a dose of 1 is the method's own configuration
+
+
+def _real_settings(task: str, model: str | None, protocol: str | None, quick: bool, cache_dir: str,
+                   overrides: dict[str, Any], method_params: dict[str, Any]) -> tuple:  # fmt: skip
+    """``(model, overrides, method_params)`` of a real task: the protocol's settings (:mod:`xltlib.config.protocols`)
+    under the experiment's, then, with ``quick``, a small local model and the real text of ``../shared/data``
+    in place of the hub (:mod:`xltlib.quick_xtreme`)."""
+    if model is None:
+        raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
+    if protocol is not None:
+        fields, params = protocol_settings(protocol, task, model)
+        overrides = {**fields, **overrides}
+        method_params = {name: {**params.get(name, {}), **method_params.get(name, {})} for name in {*params, *method_params}}
+    if quick:
+        return quick_settings(task, cache_dir, overrides, method_params)
+    return model, overrides, method_params
 
 
 def _check_methods(methods: Sequence[str], seeds: Sequence[int], method_params: Mapping, doses: Mapping) -> None:
@@ -237,3 +255,13 @@ def encoder_description(configs: Sequence[RunConfig]) -> str:
         return f"the encoders of pre-training draws {', '.join(map(str, draws))} (`{name}`, …)"
     return f"encoder `{name}`" + (f" (pre-training draw {draws[0]})" if draws else "")
 
+
+
+def protocol_description(protocol: str, configs: Sequence[RunConfig]) -> str:
+    """One sentence naming the chapter's protocol, its source and the settings its runs used."""
+    source, config = PROTOCOLS[protocol].source, configs[0]
+    checkpoint = "best on source dev" if config.select_checkpoint == "source_dev" else "last"
+    copies = next((c.method_params.get("copies") for c in configs if c.method == "rs_da"), None)
+    return (f"protocol **{protocol}** ({source}): {config.epochs:g} epochs, lr {config.learning_rate:g}, batch "
+            f"{config.batch_size} in {config.grad_accum_steps} micro-batches, max length {config.max_seq_length}, "
+            f"checkpoint {checkpoint}" + (f", rs_da {copies} offline copies" if copies else "") + ".")
