@@ -143,3 +143,37 @@ def test_an_xcopa_run_stores_accuracy_and_alignment_on_both_corpora(tiny, shared
     assert accuracy.corpus.isna().all()
     alignment = results[results.metric == "cosine_gap"]
     assert set(zip(alignment.corpus, alignment.tgt_lang)) == {("task", "ht"), ("task", "zh"), ("tatoeba", "zh")}
+
+
+def test_socialiqa_items_have_three_choices_and_letter_or_digit_labels(shared_data):
+    from xltlib.data.loading import from_siqa, load_split
+    from xltlib.data.tasks import get_task
+
+    dev = load_split(get_task("siqa"), "en", "dev", shared_data / "xcopa")
+    assert len(dev) == 1954 and [c for c in dev.columns if c.startswith("choice")] == ["choice1", "choice2", "choice3"]
+    assert set(dev.label) == {0, 1, 2}
+    hub_row = {"context": "c", "question": "q?", "answerA": "a", "answerB": "b", "answerC": "x", "label": "3"}
+    assert from_siqa(hub_row)["label"] == 2 and from_siqa({**hub_row, "correct": "A"})["label"] == 0
+
+
+def test_a_first_stage_on_socialiqa_changes_the_model_the_task_stage_starts_from(tiny, shared_data, tmp_path):
+    from xltlib.config import RunConfig
+    from xltlib.data.run_data import load_run_data
+    from xltlib.pipeline import fine_tune
+
+    siqa = shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"
+    settings = dict(task="xcopa", model=str(tiny[0]), data_dir=str(shared_data / "xcopa"), tgt_langs=("zh",),
+                    max_train_examples=16, max_eval_examples=8, batch_size=8, max_align_sentences=8)  # fmt: skip
+    with pytest.raises(Exception, match="first_stage_file is a SocialIQa stage before a multiple-choice task"):
+        RunConfig(**{**settings, "task": "pawsx", "data_dir": None, "tgt_langs": ()}, first_stage_file=str(siqa))
+    weights = []
+    for first_stage in (None, str(siqa)):
+        config = RunConfig(**settings, first_stage_file=first_stage)
+        data = load_run_data(config)
+        assert (data.first_stage is None) == (first_stage is None)
+        run_dir = tmp_path / f"{first_stage is None}"
+        run_dir.mkdir()
+        model, _ = fine_tune(config, data, run_dir / "checkpoint.pt", CPU)
+        weights.append(model.classifier.weight.detach().clone())
+    assert not torch.equal(*weights)
+    assert (tmp_path / "False" / "first-stage.pt").exists()  # a resumed run would skip the finished stage

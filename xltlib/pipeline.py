@@ -6,6 +6,7 @@ locked, resumable from its checkpoint; :func:`ensure_runs` runs a grid of them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 BEST_FILE = "best.pt"
 """The best end-of-epoch weights of a run that selects its checkpoint on source dev (removed once the run is complete)."""
+
+FIRST_STAGE_FILE = "first-stage.pt"
+"""The first stage's checkpoint; its last one is the stage's result, so a resumed run skips a finished stage."""
 
 
 @contextmanager
@@ -104,7 +108,7 @@ def ensure_run(
             metrics = _train_and_evaluate(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
         frame = result_rows(config, metrics)
         atomic_write_parquet(run_dir / METRICS_FILE, frame)
-        for leftover in ("checkpoint.pt", BEST_FILE):
+        for leftover in ("checkpoint.pt", BEST_FILE, FIRST_STAGE_FILE):
             (run_dir / leftover).unlink(missing_ok=True)
         log.info("run %s complete", run_dir.name)
     return frame
@@ -128,7 +132,8 @@ def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, c
     """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and tokenizer.
 
     With ``select_checkpoint="source_dev"`` the model returned is the end-of-epoch one best on
-    the source language's dev split (kept in ``best.pt`` beside the checkpoint).
+    the source language's dev split (kept in ``best.pt`` beside the checkpoint). With a
+    ``first_stage_file`` the model is first fine-tuned on it (``standard``, the run's settings).
     """
     set_seed(config.seed)
     task = tasks.get_task(config.task)
@@ -138,6 +143,9 @@ def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, c
     if config.select_checkpoint == "source_dev":
         selector = BestOnSourceDev(model, tokenizer, data.source_dev, config.max_seq_length, device,
                                    checkpoint_path.with_name(BEST_FILE))  # fmt: skip
+    if data.first_stage is not None:  # standard fine-tuning on SocialIQa first; its last checkpoint is its result
+        first = dataclasses.replace(config, method="standard", method_params={}, select_checkpoint="last")
+        fit(model, tokenizer, data.first_stage, first, checkpoint_path.with_name(FIRST_STAGE_FILE), device, checkpoint_every)
     fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every, on_epoch_end=selector)
     if selector is not None:
         selector.restore()

@@ -24,6 +24,9 @@ DATA_FOLDERS = {"xnli": "xnli", "pawsx": "pawsx", "xcopa": "xcopa"}
 TRAIN_FILES = {"xnli": "xnli/xtreme/dev-en.tsv", "pawsx": "pawsx/paws-wiki-en/train-source.tsv"}
 """English training files the layout has (XNLI has none: its English dev set stands in; XCOPA's COPA train is found by itself)."""
 
+FIRST_STAGE_FILE = "xcopa/siqa/socialIQa_v1.4_dev.jsonl"
+"""SocialIQa's training split is not in the layout: its dev split stands in for XCOPA's first stage."""
+
 QUICK_SIZES: dict[str, Any] = {
     "max_train_examples": 64,
     "max_eval_examples": 48,
@@ -71,6 +74,8 @@ def quick_settings(task: str, cache_dir: str, overrides: dict[str, Any], method_
     local = {"data_dir": str(root / DATA_FOLDERS[task]), "tatoeba_dir": str(root / "tatoeba" / "v1"), **QUICK_SIZES}
     if task in TRAIN_FILES:
         local["train_file"] = str(root / TRAIN_FILES[task])
+    if overrides.get("first_stage_file"):
+        local["first_stage_file"] = str(root / FIRST_STAGE_FILE)
     params = dict(method_params)
     if "rs_da" in params:
         params["rs_da"] = {**params["rs_da"], "synonyms_file": str(root / "synonyms" / "counterfitted_neighbors.json")}

@@ -88,6 +88,9 @@ class RunConfig:
             ``train-base.tsv``, XCOPA's ``copa-en/train-en.jsonl``), else the hub's train split
             (with ``data_dir`` set and no training file there, a train file is required).
         eval_split: ``dev`` or ``test``; an unlabeled split is refused before training.
+        first_stage_file: SocialIQa JSON lines (``data fetch xcopa`` writes ``xcopa/siqa/train.jsonl``)
+            fine-tuned on first, with ``standard`` training and the run's settings, before the
+            task: XTREME-R's XCOPA recipe (SIQA, then COPA). Multiple-choice tasks only; ``None``: one stage.
         select_checkpoint: ``last`` (the model at the end of training) or ``source_dev``: the
             end-of-epoch model with the best accuracy on the source language's dev split
             (Huang et al.'s scripts), read from ``data_dir`` or the hub.
@@ -130,6 +133,7 @@ class RunConfig:
     data_dir: str | None = None
     train_file: str | None = None
     eval_split: str = "dev"
+    first_stage_file: str | None = None
     select_checkpoint: str = "last"
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
@@ -202,7 +206,9 @@ class RunConfig:
 
     def _complete_files(self, task: tasks.Task) -> None:
         """``data_dir`` and ``train_file`` made absolute, checked to exist, and required where the task needs them."""
-        for name in ("data_dir", "train_file", "tatoeba_dir"):
+        if self.first_stage_file is not None and task.kind != "multiple_choice":
+            raise XltError(f"first_stage_file is a SocialIQa stage before a multiple-choice task; {task.name} is not one")
+        for name in ("data_dir", "train_file", "tatoeba_dir", "first_stage_file"):
             path = getattr(self, name)
             if path is not None:
                 if not Path(path).exists():
@@ -247,12 +253,12 @@ class RunConfig:
         """What the run computes: every field, with local files and folders as the sha256 of their content.
 
         Hub ids stay ids (with ``model_revision``); ``model``, ``data_dir``, ``train_file``,
-        ``tatoeba_dir`` and a ``synonyms_file`` that are local are replaced by their content's hash
+        ``tatoeba_dir``, ``first_stage_file`` and a ``synonyms_file`` that are local are replaced by their content's hash
         (:func:`xltlib.files.content_sha256`), so the same run has the same id on every
         machine and in every checkout, wherever its files live.
         """
         values = self.to_dict()
-        for name in ("model", "data_dir", "train_file", "tatoeba_dir"):
+        for name in ("model", "data_dir", "train_file", "tatoeba_dir", "first_stage_file"):
             if values[name] is not None and Path(values[name]).exists():
                 values[name] = {"sha256": content_sha256(values[name], BUILD_REPORTS if name == "model" else ())}
         if values["method_params"].get("synonyms_file"):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
+from xltlib.data.loading import choice_columns, is_multiple_choice
 from xltlib.data.synonyms import Substituter, SynonymTable
 
 Batch = dict[str, torch.Tensor]
@@ -22,18 +23,17 @@ Features = list[dict[str, Any]]
 
 
 CHOICE_QUESTION = "{premise} What was the {question}?"
-"""The first segment of a multiple-choice item (XTREME-R's XCOPA input), ``question`` being ``cause`` or ``effect``."""
-
-CHOICE_COLUMNS = ("choice1", "choice2")
-
-
-def is_multiple_choice(frame) -> bool:
-    return CHOICE_COLUMNS[0] in frame
+"""The first segment of a COPA item (XTREME-R's XCOPA input), ``question`` being ``cause`` or ``effect``;
+a SocialIQa item's is its context and its question."""
 
 
 def text_columns(frame) -> tuple[str, ...]:
     """The columns holding text a model reads (and synonym augmentation may rewrite)."""
-    return ("text_a", *CHOICE_COLUMNS) if is_multiple_choice(frame) else ("text_a", "text_b")
+    return ("text_a", *choice_columns(frame)) if is_multiple_choice(frame) else ("text_a", "text_b")
+
+
+def first_segment(premise: str, question: str) -> str:
+    return CHOICE_QUESTION.format(premise=premise, question=question) if question in ("cause", "effect") else f"{premise} {question}"
 
 
 def tokenize_pairs(tokenizer, frame, max_length: int) -> Features:
@@ -50,9 +50,10 @@ def tokenize_pairs(tokenizer, frame, max_length: int) -> Features:
 
 
 def _tokenize_choices(tokenizer, frame, max_length: int) -> Features:
-    firsts = [CHOICE_QUESTION.format(premise=p, question=q) for p, q in zip(frame["text_a"], frame["question"])]
-    n, choices = len(frame), len(CHOICE_COLUMNS)
-    seconds = [text for column in CHOICE_COLUMNS for text in frame[column]]
+    firsts = [first_segment(p, q) for p, q in zip(frame["text_a"], frame["question"])]
+    columns = choice_columns(frame)
+    n, choices = len(frame), len(columns)
+    seconds = [text for column in columns for text in frame[column]]
     encoded = tokenizer(firsts * choices, seconds, truncation=True, max_length=max_length)
     return [{key: [encoded[key][c * n + i] for c in range(choices)] for key in encoded.keys()} for i in range(n)]
 

@@ -110,18 +110,37 @@ CHOICE_FIELDS = ("premise", "question", "choice1", "choice2")
 
 
 def choice_frame(rows: list[dict], labels: list[int | None], source: str) -> pd.DataFrame:
-    """The multiple-choice frame of XCOPA-style rows (``premise``, ``question``, ``choice1``, ``choice2``)."""
+    """The multiple-choice frame of XCOPA-style rows (``premise``, ``question``, ``choice1``, ``choice2``[, ``choice3``…])."""
+    choices = sorted((key for key in rows[0] if key.startswith("choice")), key=lambda key: int(key[len("choice"):]))
     df = pd.DataFrame({
         "text_a": pd.Series([row["premise"] for row in rows], dtype="str"),
-        **{name: pd.Series([row[name] for row in rows], dtype="str") for name in CHOICE_FIELDS[1:]},
+        **{name: pd.Series([row[name] for row in rows], dtype="str") for name in ("question", *choices)},
         "label": pd.array(labels, dtype="Int64"),
     })
     df.attrs["source"] = source
     return df
 
 
+def is_multiple_choice(frame: pd.DataFrame) -> bool:
+    return "choice1" in frame
+
+
+def choice_columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    """``choice1`` … ``choiceK`` of a multiple-choice frame, in order."""
+    return tuple(f"choice{i}" for i in range(1, len(frame.columns) + 1) if f"choice{i}" in frame)
+
+
+def from_siqa(row: dict) -> dict:
+    """A SocialIQa row (``context``, ``question``, ``answerA``…``C``, ``correct`` A–C or the hub's ``label`` "1"–"3")
+    in XCOPA's fields, the label a choice index."""
+    label = row.get("correct", row.get("label"))
+    index = "ABC".find(label) if label in ("A", "B", "C") else int(label) - 1 if str(label) in ("1", "2", "3") else label
+    return {"premise": row.get("context"), "question": row.get("question"), "label": index,
+            **{f"choice{i + 1}": row.get(f"answer{letter}") for i, letter in enumerate("ABC")}}  # fmt: skip
+
+
 def read_choices_jsonl(path: str | Path, task: Task) -> pd.DataFrame:
-    """Read XCOPA / COPA JSON lines; a missing field, a bad question or an out-of-range label names its line."""
+    """Read XCOPA / COPA (or SocialIQa) JSON lines; a missing field, a bad question or an out-of-range label names its line."""
     path = Path(path)
     rows, labels = [], []
     try:
@@ -130,6 +149,7 @@ def read_choices_jsonl(path: str | Path, task: Task) -> pd.DataFrame:
         raise XltError(f"{path} does not exist") from None
     except UnicodeDecodeError as e:
         raise XltError(f"{path} is not UTF-8 text ({e})") from None
+    fields = ("premise", "question", *(f"choice{i + 1}" for i in range(len(task.labels))))
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -137,10 +157,12 @@ def read_choices_jsonl(path: str | Path, task: Task) -> pd.DataFrame:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise XltError(f"{path} line {number}: not JSON ({e.msg})") from None
-        missing = [name for name in CHOICE_FIELDS if not isinstance(row.get(name), str)]
-        if missing or row["question"] not in ("cause", "effect"):
-            raise XltError(f"{path} line {number}: needs text fields {', '.join(CHOICE_FIELDS)} with question cause "
-                           f"or effect; {'missing ' + ', '.join(missing) if missing else 'question is ' + repr(row['question'])}")  # fmt: skip
+        row = from_siqa(row) if "context" in row else row
+        missing = [name for name in fields if not isinstance(row.get(name), str)]
+        if missing or (task.name == "xcopa" and row["question"] not in ("cause", "effect")):
+            raise XltError(f"{path} line {number}: needs text fields {', '.join(fields)}"
+                           f"{' with question cause or effect' if task.name == 'xcopa' else ''}; "
+                           f"{'missing ' + ', '.join(missing) if missing else 'question is ' + repr(row['question'])}")  # fmt: skip
         labels.append(_choice_label(row.get("label"), task, path, number))
         rows.append(row)
     if not rows:
@@ -174,6 +196,9 @@ def _load_hub(task: Task, lang: str, split: str) -> pd.DataFrame:
     names = getattr(ds.features.get("label"), "names", None)
     if names is not None and task.kind == "pairs" and tuple(names) != task.labels:
         raise XltError(f"{hub_id} labels are {names}, but task {task.name} expects {list(task.labels)}")
+    if "context" in ds.column_names:  # SocialIQa, labels "1"-"3"
+        rows = [from_siqa(row) for row in ds]
+        return choice_frame(rows, [row["label"] for row in rows], hub_id)
     labels: list[int | None] = []
     for y in ds["label"]:
         if y is not None and not -1 <= y < len(task.labels):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from xltlib.data.loading import describe_source, load_split, pair_frame
+from xltlib.data.loading import choice_columns, describe_source, is_multiple_choice, load_split, pair_frame
 from xltlib.data.tasks import PARALLEL_SENTENCES, Task, data_help, local_split_path
 from xltlib.errors import XltError
 
@@ -64,9 +64,9 @@ def generalized_pairs(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame
             f"generalized pairs need line-aligned files with the same labels: {describe_source(first)} "
             f"({len(first)} rows) and {describe_source(second)} ({len(second)} rows) are not"
         )
-    if "choice1" in first:
+    if is_multiple_choice(first):
         mixed = first.copy()
-        mixed[["choice1", "choice2"]] = second[["choice1", "choice2"]].to_numpy()
+        mixed[list(choice_columns(first))] = second[list(choice_columns(first))].to_numpy()
     else:
         mixed = pair_frame(list(first["text_a"]), list(second["text_b"]), list(first["label"]), "mixed")
     mixed.attrs["source"] = f"{first.attrs.get('source')} | {second.attrs.get('source')}"

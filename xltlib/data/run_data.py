@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -28,6 +29,7 @@ class RunData:
     word_alignments: WordAlignments = field(default_factory=dict)  # target → per parallel row, (src word, tgt word) pairs
     tatoeba: dict[str, pd.DataFrame] = field(default_factory=dict)  # target → its Tatoeba pairs (columns en, target)
     source_dev: pd.DataFrame | None = None  # the source language's dev split, where checkpoints are selected on it
+    first_stage: pd.DataFrame | None = None  # SocialIQa items trained on before the task (XTREME-R's XCOPA recipe)
 
 
 def load_run_data(config: RunConfig) -> RunData:
@@ -51,7 +53,16 @@ def load_run_data(config: RunConfig) -> RunData:
     source_dev = None
     if config.select_checkpoint == "source_dev":
         source_dev = _eval_split(config, task, config.src_lang, "dev")
-    return RunData(train, eval_sets, parallel, words, tatoeba, source_dev)
+    return RunData(train, eval_sets, parallel, words, tatoeba, source_dev, first_stage(config))
+
+
+def first_stage(config: RunConfig) -> pd.DataFrame | None:
+    """The first stage's SocialIQa training items (first ``max_train_examples``), checked like any training split."""
+    if config.first_stage_file is None:
+        return None
+    siqa = tasks.get_task("siqa")
+    frame = loading.read_split_file(Path(config.first_stage_file), siqa).iloc[: config.max_train_examples]
+    return checked_training_split(frame, siqa)
 
 
 def tatoeba_corpora(config: RunConfig) -> dict[str, pd.DataFrame]:

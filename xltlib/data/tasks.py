@@ -118,6 +118,19 @@ register_task(Task(
 ))
 
 
+register_task(Task(
+    name="siqa",
+    languages=("en",),
+    labels=("answerA", "answerB", "answerC"),
+    hub_id="allenai/social_i_qa",
+    text_columns=("context", "question"),
+    kind="multiple_choice",
+    parallel_columns=(),  # English only: XTREME-R's first stage before COPA, never a target
+    local_files=(("train", ("siqa/train.jsonl",)), ("dev", ("siqa/socialIQa_v1.4_dev.jsonl",)),
+                 ("test", ("siqa/socialIQa_v1.4_tst.jsonl",))),
+))
+
+
 PARALLEL_SENTENCES = "parallel"
 """Parallel split made of `parallel-{lang}.txt` sentence files (Tatoeba-style), not of task pairs."""
 

@@ -65,8 +65,8 @@ def _xcopa() -> list[FileSpec]:
     specs = [FileSpec("xcopa/copa-en/train-en.jsonl", 400, True, None, "xcopa"),
              FileSpec("xcopa/copa-en/val-en.jsonl", 100, True, "xcopa val", "xcopa"),
              FileSpec("xcopa/copa-en/test-en.jsonl", 500, False, "xcopa test", "xcopa"),  # labels hidden: all 0
-             FileSpec("xcopa/siqa/socialIQa_v1.4_dev.jsonl", 1954),
-             FileSpec("xcopa/siqa/socialIQa_v1.4_tst.jsonl", 2224)]  # fmt: skip
+             FileSpec("xcopa/siqa/socialIQa_v1.4_dev.jsonl", 1954, True, None, "siqa"),
+             FileSpec("xcopa/siqa/socialIQa_v1.4_tst.jsonl", 2224, True, None, "siqa")]  # fmt: skip
     for lang in XCOPA_TARGETS:
         specs += [FileSpec(f"xcopa/xcopa/{lang}/val.{lang}.jsonl", 100, True, "xcopa val", "xcopa"),
                   FileSpec(f"xcopa/xcopa/{lang}/test.{lang}.jsonl", 500, True, "xcopa test", "xcopa")]  # fmt: skip

@@ -264,4 +264,5 @@ def protocol_description(protocol: str, configs: Sequence[RunConfig]) -> str:
     copies = next((c.method_params.get("copies") for c in configs if c.method == "rs_da"), None)
     return (f"protocol **{protocol}** ({source}): {config.epochs:g} epochs, lr {config.learning_rate:g}, batch "
             f"{config.batch_size} in {config.grad_accum_steps} micro-batches, max length {config.max_seq_length}, "
-            f"checkpoint {checkpoint}" + (f", rs_da {copies} offline copies" if copies else "") + ".")
+            f"checkpoint {checkpoint}" + (f", rs_da {copies} offline copies" if copies else "")
+            + (", after a first stage on SocialIQa" if config.first_stage_file else "") + ".")
