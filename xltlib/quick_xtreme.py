@@ -10,6 +10,7 @@ data to book is complete.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def stand_in_texts(root: Path, per_file: int = 300) -> list[str]:
     return [line for path in files for line in path.read_text(encoding="utf-8").splitlines()[:per_file]]
 
 
+@functools.cache  # every experiment's configs ask; the text is read once
 def stand_in_model(cache_dir: str | Path) -> Path:
     """A small XLM-R (random weights, tokenizer trained on the real text), built once under ``cache_dir``."""
     from xltlib.models import TinyXlmrSpec, tiny_xlmr

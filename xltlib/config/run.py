@@ -108,9 +108,10 @@ class RunConfig:
             the source language is English; each alignment row names its ``corpus`` (``task``
             or ``tatoeba``). ``None``: the task's own parallel sentences only.
         generalized_examples: also score the generalized setting (Huang et al. 2021): first
-            segment in language a, second in language b, for every ordered pair a ≠ b of the
-            source and target languages, on the first N rows of the (line-aligned) evaluation
-            split; stored as accuracy with ``tgt_lang = "a|b"``. 0: off.
+            segment in language a, second in language b (XCOPA: the premise and its question
+            in a, the choices in b), for every ordered pair a ≠ b of the source and target
+            languages with a labeled evaluation split, on its first N rows (line-aligned); stored
+            as accuracy with ``tgt_lang = "a|b"``. 0: off.
     """
 
     task: str
