@@ -110,7 +110,9 @@ def _load(
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
         with quiet_transformers():
             # float32 master weights: mixed precision is applied by autocast at run time.
-            model = model_class.from_pretrained(name_or_path, revision=revision, dtype=torch.float32, **model_kwargs)
+            # SDPA: fused attention kernels (flash / memory-efficient on CUDA) instead of an explicit softmax
+            model = model_class.from_pretrained(name_or_path, revision=revision, dtype=torch.float32,
+                                                attn_implementation="sdpa", **model_kwargs)  # fmt: skip
     except OSError as err:
         if Path(name_or_path).exists():
             raise  # a broken local folder: the library's own message is the useful one

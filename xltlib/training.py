@@ -299,7 +299,8 @@ def fit(
     """
     method = make_method(config.method, config.method_params)
     data = method.training_data(train, tokenizer, config, device) if isinstance(train, pd.DataFrame) else train
-    plan = StepPlan(len(data), config.batch_size, config.seed, epochs=config.epochs, grad_accum_steps=config.grad_accum_steps)
+    plan = StepPlan(len(data), config.batch_size, config.seed, epochs=config.epochs, grad_accum_steps=config.grad_accum_steps,
+                    lengths=data.lengths() if config.group_by_length else None)  # fmt: skip
     call = ModelCall(model, lambda: autocast_for(device))
 
     def backward(rows: np.ndarray, step: int, weight: float) -> torch.Tensor:

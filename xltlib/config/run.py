@@ -40,6 +40,11 @@ ALIGNMENT_FIELDS = (
     "max_align_sentences", "tatoeba_dir",
 )  # fmt: skip
 """The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
+LATER_FIELDS = ("tatoeba_dir", "first_stage_file", "select_checkpoint", "group_by_length")
+"""Fields added after runs were first stored: at their default they are left out of a run's identity,
+so adding them renamed no stored run."""
+LATER_METHOD_PARAMS = {"rs_da": {"copies": 0}}
+"""Method parameters added after runs were first stored, with their defaults: left out of the identity likewise."""
 BUILD_REPORTS = ("pretraining.json",)
 """Files of a model folder that report how it was built (times included), not what it computes: not in its identity."""
 
@@ -73,6 +78,9 @@ class RunConfig:
         batch_size: examples per optimizer step (split into ``grad_accum_steps`` micro-batches).
         grad_accum_steps: micro-batches per optimizer step; must divide ``batch_size``.
         max_seq_length: pair length in tokens after truncation (longest first).
+        group_by_length: batches of examples of similar length (Hugging Face's ``group_by_length``:
+            each epoch shuffled, then sorted by length within groups of 50 batches), so dynamic
+            padding pads less; a GPU speed path that changes the data order, hence the numbers.
         warmup_ratio: fraction of optimizer steps spent warming up the learning rate.
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
         max_grad_norm: gradient clipping threshold (L2 norm over all parameters).
@@ -125,6 +133,7 @@ class RunConfig:
     batch_size: int = 32
     grad_accum_steps: int = 1
     max_seq_length: int = 128
+    group_by_length: bool = False
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -253,14 +262,19 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What the run computes: every field, with local files and folders as the sha256 of their content.
 
-        Hub ids stay ids (with ``model_revision``); ``model``, ``data_dir``, ``train_file``,
+        :data:`LATER_FIELDS` at their defaults are left out. Hub ids stay ids (with ``model_revision``); ``model``, ``data_dir``, ``train_file``,
         ``tatoeba_dir``, ``first_stage_file`` and a ``synonyms_file`` that are local are replaced by their content's hash
         (:func:`xltlib.files.content_sha256`), so the same run has the same id on every
         machine and in every checkout, wherever its files live.
         """
         values = self.to_dict()
+        for name in LATER_FIELDS:
+            if values[name] == RunConfig.__dataclass_fields__[name].default:
+                del values[name]
+        later = LATER_METHOD_PARAMS.get(self.method, {})
+        values["method_params"] = {k: v for k, v in values["method_params"].items() if k not in later or v != later[k]}
         for name in ("model", "data_dir", "train_file", "tatoeba_dir", "first_stage_file"):
-            if values[name] is not None and Path(values[name]).exists():
+            if values.get(name) is not None and Path(values[name]).exists():
                 values[name] = {"sha256": content_sha256(values[name], BUILD_REPORTS if name == "model" else ())}
         if values["method_params"].get("synonyms_file"):
             values["method_params"] = {**values["method_params"],

@@ -83,8 +83,15 @@ def feature_length(feature: dict) -> int:
 
 
 def pad_and_move(collate, features: Sequence[dict], device: torch.device) -> Batch:
-    """Pad a list of features to the longest one (dynamic padding) and move it to ``device``."""
-    return {key: value.to(device) for key, value in collate(list(features)).items()}
+    """Pad a list of features to the longest one (dynamic padding) and move it to ``device``.
+
+    On CUDA the batch goes through pinned memory without blocking, so the host can prepare
+    the next batch while the GPU still computes (no host–device sync per step).
+    """
+    batch = collate(list(features))
+    if device.type == "cuda":
+        return {key: value.pin_memory().to(device, non_blocking=True) for key, value in batch.items()}
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 def length_sorted_batches(tokenizer, features: Features, batch_size: int, device: torch.device):
@@ -106,6 +113,10 @@ class TrainingData(Protocol):
 
     def batch(self, rows: np.ndarray, step: int) -> Batch: ...
 
+    def lengths(self) -> list[int]:
+        """Tokens of each row (its longest choice for a multiple-choice item), for length-grouped batches."""
+        ...
+
 
 class TokenizedPairs:
     """The training pairs, tokenized once; a batch is the same whatever the step."""
@@ -126,6 +137,9 @@ class TokenizedPairs:
 
     def batch(self, rows: np.ndarray, step: int) -> Batch:
         return pad_and_move(self.collate, [self.features[i] for i in rows], self.device)
+
+    def lengths(self) -> list[int]:
+        return [feature_length(feature) for feature in self.features]
 
 
 class SynonymAugmentedPairs:
@@ -151,6 +165,10 @@ class SynonymAugmentedPairs:
         size, rows = len(self.frame), np.asarray(rows, dtype=np.int64)
         drawn = self.substituter.draw(np.concatenate([rows + i * size for i in range(len(self.columns))]), self.rate, rng)
         return tuple(drawn[i * len(rows) : (i + 1) * len(rows)] for i in range(len(self.columns)))
+
+    def lengths(self) -> list[int]:
+        """The unrewritten rows' lengths: a synonym changes a row's length by a few tokens at most."""
+        return [feature_length(feature) for feature in tokenize_pairs(self.tokenizer, self.frame, self.max_length)]
 
     def batch(self, rows: np.ndarray, step: int) -> Batch:
         part = self.frame.iloc[rows].copy()

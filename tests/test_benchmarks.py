@@ -1,0 +1,22 @@
+"""The GPU benchmark's CPU smoke run: every section prints, on the same functions the GPU run times."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_train_throughput_runs_every_section_on_the_cpu():
+    done = subprocess.run([sys.executable, "train_throughput.py", "--small", "--device", "cpu"], cwd=REPO / "benchmarks",
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[1:4] for line in done.stdout.splitlines() if line.strip()}
+    for method in ("standard", "pgd", "freelb", "rs_rp", "rs_da", "reference"):
+        step_ms, tokens_per_s, mfu = rows[method]
+        assert float(step_ms) > 0 and float(tokens_per_s.replace(",", "")) > 0 and 0 < float(mfu) < 1, method
+    assert "2,000" in done.stdout and "8,000" in done.stdout and "margin ÷ cosine" in done.stdout
+    assert "sentences/s" in done.stdout
