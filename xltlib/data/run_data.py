@@ -83,16 +83,20 @@ def _eval_split(config: RunConfig, task: tasks.Task, lang: str, split: str | Non
     """``lang``'s evaluation split (``config.eval_split`` unless ``split``), checked, then cut to ``max_eval_examples``."""
     frame = loading.load_split(task, lang, split or config.eval_split, config.data_dir)
     check_evaluation_split(frame, task)  # on the whole split: a placeholder shows in its label counts
-    return frame.iloc[: config.max_eval_examples] if config.max_eval_examples else frame
+    return frame.iloc[: config.max_eval_examples]
 
 
 def _source_for_generalized(config: RunConfig, task: tasks.Task) -> dict:
-    """The source language's evaluation split for the generalized setting; left out (and said) where it has no labels."""
+    """The source language's evaluation split for the generalized setting; left out (and said) where it has no labels.
+
+    A missing or malformed file is still an error: only the labels may rule the source out."""
+    frame = loading.load_split(task, config.src_lang, config.eval_split, config.data_dir)
     try:
-        return {config.src_lang: _eval_split(config, task, config.src_lang)}
+        check_evaluation_split(frame, task)
     except XltError as error:
         log.warning("the generalized setting leaves out the source language %s: %s", config.src_lang, error)
         return {}
+    return {config.src_lang: frame.iloc[: config.max_eval_examples]}
 
 
 def word_alignments(config: RunConfig, parallel: pd.DataFrame) -> WordAlignments:
