@@ -1,6 +1,5 @@
 """The quick real profile end to end: the xtreme experiments marked quick, a stand-in model, ../shared/data, the book."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -26,7 +25,7 @@ def test_quick_xtreme_study_builds_every_task_chapter_and_the_synthesis(shared_d
         notebook = nbformat.read(tmp_path / batch.CHAPTERS / f"{name}.ipynb", as_version=4)
         outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
         assert not [output for output in outputs if output.output_type == "error"], name
-        text = json.dumps([output.get("data", {}).get("text/markdown", "") for output in outputs])
+        text = "\n".join(output.get("data", {}).get("text/markdown", "") for output in outputs)
         if name != "synthesis":
             assert "protocol **" in text and "Spearman ρ between them" in text, name  # protocol named; Tatoeba beside the task's
     write_reproducibility(tmp_path, "runs-quick")
