@@ -13,8 +13,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1) -> float:
-    """Best wall time of ``repeats`` calls after ``warmup`` calls (best-of filters noise)."""
+def wall_times(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1) -> list[float]:
+    """Wall times of ``repeats`` calls after ``warmup`` calls, each waiting for the device."""
     for _ in range(warmup):
         fn()
     times = []
@@ -24,7 +24,12 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, 
         fn()
         sync(device)
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1) -> float:
+    """Best wall time of ``repeats`` calls after ``warmup`` calls (best-of filters noise)."""
+    return min(wall_times(fn, device, repeats, warmup))
 
 
 def paired_best_times(

@@ -23,14 +23,13 @@ import argparse
 import datetime
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import transformers
-from common import best_time, matmul_rate, sync
+from common import best_time, matmul_rate, wall_times
 from robust_step import pairs_frame, predicted_ratio
 from train_step import SHAPES, build
 from transformers import AutoTokenizer
@@ -99,15 +98,8 @@ def reference_step(model, tokenizer, frame, batch_size: int, device):
 
 
 def median_step(step, steps: int, device) -> float:
-    step(), step()  # warm-up: allocator, kernels, autotuning
-    times = []
-    for _ in range(steps):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median step time after two warm-up steps (allocator, kernels, autotuning)."""
+    return statistics.median(wall_times(step, device, repeats=steps, warmup=2))
 
 
 def non_embedding_parameters(model) -> int:
