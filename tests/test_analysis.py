@@ -331,3 +331,16 @@ def test_one_configuration_on_several_encoders_keeps_one_name():
     labelled = analysis.label_configurations(pd.concat([first, second, dose]))
     assert set(labelled[labelled.model == "m2"].method) == {"pgd(eps=0.02)"}  # the same name as on the first encoder
     assert set(labelled[labelled.model == "m"].method) == {"pgd(eps=0.02)", "pgd(eps=0.06)"}
+
+
+def test_partial_r2_is_undefined_where_the_model_without_alignment_leaves_nothing_to_explain():
+    rng = np.random.default_rng(3)
+    languages = np.repeat(["a", "b", "c"], 6)
+    data = pd.DataFrame({"language": languages, "alignment": rng.normal(size=18)})
+    data["accuracy"] = pd.Series(languages).map({"a": 0.5, "b": 0.6, "c": 0.7}).to_numpy()  # the language explains all
+    data.loc[0, "accuracy"] += 1e-12  # rounding-sized residual: the ratio would be noise over noise
+    _, rows = analysis._ols(data, "accuracy ~ alignment + C(language)", "accuracy ~ C(language)")
+    assert np.isnan(rows[0]["r2_partial"])
+    data["accuracy"] += 0.05 * data["alignment"] + rng.normal(scale=0.01, size=18)
+    _, rows = analysis._ols(data, "accuracy ~ alignment + C(language)", "accuracy ~ C(language)")
+    assert 0.5 < rows[0]["r2_partial"] <= 1

@@ -311,7 +311,8 @@ def _ols(data: pd.DataFrame, formula: str, without_alignment: str, intercept: bo
     else:
         fit = smf.ols(formula, data).fit(use_t=True)
     reduced = smf.ols(without_alignment, data).fit()
-    partial = 1 - fit.ssr / reduced.ssr if reduced.ssr > 0 else np.nan
+    # nested least squares stay in [0, 1] but for rounding; a reduced model leaving ~nothing leaves only rounding
+    partial = float(np.clip(1 - fit.ssr / reduced.ssr, 0, 1)) if reduced.ssr > 1e-9 * reduced.centered_tss else np.nan
     shared = {"r2": fit.rsquared, "r2_partial": partial, "aic": fit.aic, "n_obs": int(fit.nobs),
               "n_groups": len(set(languages))}  # fmt: skip
     return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept)]
