@@ -167,7 +167,9 @@ def read_choices_jsonl(path: str | Path, task: Task) -> pd.DataFrame:
         rows.append(row)
     if not rows:
         raise XltError(f"{path} has no data rows")
-    return choice_frame(rows, labels, str(path))
+    frame = choice_frame(rows, labels, str(path))
+    frame.attrs["ids"] = tuple(row.get("idx") for row in rows)  # item ids, for checks that files list the same items
+    return frame
 
 
 def _choice_label(label, task: Task, path: Path, line: int) -> int | None:

@@ -114,7 +114,7 @@ def check_file(root: Path, spec: FileSpec) -> FileReport:
         return FileReport(spec, problem=str(error).replace(str(path), "").strip(" :") or str(error))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return FileReport(spec, problem=f"unreadable: {error}")
-    report = FileReport(spec, rows=len(frame), ids=tuple(frame["idx"]) if "idx" in frame else None)
+    report = FileReport(spec, rows=len(frame), ids=frame.attrs.get("ids"))
     if spec.rows is not None and len(frame) != spec.rows:
         report.problem = f"{len(frame)} rows, expected {spec.rows}"
     elif spec.labeled and "label" in frame and frame["label"].isna().any():
@@ -124,10 +124,7 @@ def check_file(root: Path, spec: FileSpec) -> FileReport:
 
 def _read(path: Path, spec: FileSpec) -> pd.DataFrame:
     if spec.task is not None:
-        frame = read_split_file(path, get_task(spec.task))
-        if path.suffix == ".jsonl":
-            frame["idx"] = [json.loads(line).get("idx") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return frame
+        return read_split_file(path, get_task(spec.task))
     if path.suffix == ".json":
         return pd.DataFrame({"key": list(json.loads(path.read_text(encoding="utf-8")))})
     if path.suffix == ".jsonl":

@@ -28,7 +28,8 @@ class BestOnSourceDev:
                  batch_size: int = 64):  # fmt: skip
         self.model, self.tokenizer, self.dev = model, tokenizer, dev
         self.max_length, self.device, self.path, self.batch_size = max_length, device, Path(path), batch_size
-        self.best = torch.load(self.path, weights_only=False)["accuracy"] if self.path.exists() else float("-inf")
+        # mmap: a resumed run needs the best accuracy so far, not the weights stored beside it
+        self.best = torch.load(self.path, mmap=True, weights_only=False)["accuracy"] if self.path.exists() else float("-inf")
 
     def __call__(self, epoch: int) -> None:
         score = accuracy(predict(self.model, self.tokenizer, self.dev, self.max_length, self.device, self.batch_size), self.dev)
