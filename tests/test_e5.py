@@ -140,3 +140,30 @@ def test_a_damaged_package_file_is_refused_before_conversion(tmp_path, monkeypat
     monkeypatch.setattr(e5.util, "find_spec", lambda name: type("Spec", (), {"origin": str(tmp_path / "__init__.py")}))
     with pytest.raises(XltError, match="damaged or not the pinned release"):
         e5.package_file()
+
+
+@pytest.mark.slow
+def test_a_shipped_e5_run_recomputes_to_its_stored_metrics(shared_data, tmp_path):
+    """The cheapest shipped XNLI run, recomputed from scratch: same run id (the conversion and data are named by
+    content), accuracy within 1 point and alignment within 0.01 of the shipped record (CPU types round differently)."""
+    from xltlib.pipeline import ensure_run
+    from xltlib.report.batch import REPO, load_experiments, with_notebook_defaults
+    from xltlib.report.experiment import experiment_configs
+    from xltlib.report.shipped import shipped_folder
+    from xltlib.store import load_results
+
+    _, experiments = load_experiments(REPO / "notebooks" / "experiments" / "e5.yaml")
+    p = with_notebook_defaults(next(e for e in experiments if e.name == "e5-xnli").parameters)
+    configs = experiment_configs(p["task"], ["rs_rp"], [1], model=p["model"], method_params=p["method_params"],
+                                 cache_dir=str(REPO / "cache"), protocol=p["protocol"], **p["overrides"])  # fmt: skip
+    folder = shipped_folder("e5")
+    run_id = configs[0].run_id()
+    assert (folder / run_id).is_dir(), f"the shipped e5 results have no run {run_id}: the conversion or the data differ"
+    shipped = load_results(folder, [run_id]).set_index(["tgt_lang", "layer", "corpus", "metric"]).value
+    torch.set_num_threads(2)
+    ours = ensure_run(configs[0], tmp_path / "runs", "cpu").set_index(["tgt_lang", "layer", "corpus", "metric"]).value
+    shipped, ours = shipped.align(ours, join="inner")
+    accuracy = shipped.index.get_level_values("metric") == "accuracy"
+    assert accuracy.sum() >= 15 and len(shipped) > 1000
+    assert abs(ours[accuracy].mean() - shipped[accuracy].mean()) <= 0.01
+    assert (ours[~accuracy] - shipped[~accuracy]).abs().max() <= 0.01

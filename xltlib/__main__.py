@@ -215,8 +215,9 @@ def cmd_study(args: argparse.Namespace) -> None:
 
     ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
     experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
+    shipped = ("e5",) if args.profile == "synthetic" and not args.quick else ()  # read, not computed: minutes, not hours
     manifest = run_batch(experiments, force=args.force, quick=args.quick, engine=_engine(args),
-                         recompute_stale=args.recompute_stale)
+                         recompute_stale=args.recompute_stale, with_shipped=shipped)
     _print_manifest(manifest)
     write_reproducibility(runs_dir="runs-quick" if args.quick else "runs")
     print(f"book: {build_book()}")
@@ -256,6 +257,15 @@ def cmd_models(args: argparse.Namespace) -> None:
     if args.action == "import-e5":
         path = e5.e5_model(args.cache)
         print(f"multilingual-e5-small from {e5.PACKAGE}=={e5.PACKAGE_VERSION}: {path} (provenance: {path / 'conversion.json'})")
+
+
+def cmd_results(args: argparse.Namespace) -> None:
+    from xltlib.report.batch import REPO, grid_configs, load_experiments, run_ids
+    from xltlib.report.shipped import ship
+
+    _, experiments = load_experiments(REPO / "notebooks" / "experiments" / f"{args.profile}.yaml")
+    study = run_ids(grid_configs(experiments, False, str(REPO / "cache")))
+    print(f"{args.profile}: {len(study)} runs shipped into {ship(args.profile, args.runs, study)}")
 
 
 def _print_manifest(manifest: dict) -> None:
@@ -316,8 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--cache", default="cache", help="folder the converted model is written to (default: cache)")
     models.set_defaults(handler=cmd_models)
 
+    results = commands.add_parser("results", help="ship: copy a profile's run records (no weights) into data/<profile>-results, "
+                                  "which the default book reads")
+    results.add_argument("action", choices=["ship"])
+    results.add_argument("profile", choices=["e5"])
+    results.add_argument("--runs", default="runs", help="runs folder the study computed (default: runs)")
+    results.set_defaults(handler=cmd_results)
+
     study = commands.add_parser("study", help="the main job: the profile's batch, then the book")
-    study.add_argument("--profile", default="synthetic", choices=["synthetic", "xtreme"])
+    study.add_argument("--profile", default="synthetic", choices=["synthetic", "e5", "xtreme"],
+                       help="synthetic (default; its book also shows the e5 profile's shipped results), e5 "
+                       "(multilingual-e5-small on ../shared/data, about 1.5 h on 2 cores), xtreme (GPUs, hub data)")
     study.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed: a smoke test")
     study.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
     _add_engine_flags(study)

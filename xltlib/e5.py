@@ -279,13 +279,19 @@ def e5_model(cache_dir: str | Path) -> Path:
 
 
 
+TRAIN_FILES = {"xnli": "xnli/test-labeled/test-en.tsv", "pawsx": "pawsx/paws-wiki-en/train-source.tsv"}
+"""English training files in ../shared/data. XNLI has no English training set there; its English *test* set
+stands in, so that English dev stays free for choosing checkpoints and strengths, and the targets are
+scored on their dev sets (translations of English dev, never of a training item). XCOPA trains on COPA's
+train split, which its data folder has."""
+
 MODEL_ID = f"{PACKAGE}:multilingual-e5-small"
 """How experiments name the converted model: :func:`profile_settings` puts its folder in their place."""
 
 
 def profile_settings(task: str, cache_dir: str, overrides: dict, method_params: dict) -> tuple:
     """``(model, overrides, method_params)`` of an e5-profile run: the converted model and the real data of ``../shared/data``."""
-    from xltlib.quick_xtreme import DATA_FOLDERS, FIRST_STAGE_FILE, TRAIN_FILES, real_data_folder
+    from xltlib.quick_xtreme import DATA_FOLDERS, FIRST_STAGE_FILE, real_data_folder
 
     if task not in DATA_FOLDERS:
         raise XltError(f"the e5 profile covers {', '.join(DATA_FOLDERS)}; not {task}")

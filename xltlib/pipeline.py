@@ -139,6 +139,8 @@ def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, c
     task = tasks.get_task(config.task)
     model, tokenizer = load_classifier(config.model, len(task.labels), device, config.model_revision,
                                        multiple_choice=task.kind == "multiple_choice")  # fmt: skip
+    if config.freeze_word_embeddings:  # left out of AdamW, which would otherwise update every vocabulary row each step
+        model.get_input_embeddings().weight.requires_grad_(False)
     selector = None
     if config.select_checkpoint == "source_dev":
         selector = BestOnSourceDev(model, tokenizer, data.source_dev, config.max_seq_length, device,

@@ -53,7 +53,7 @@ class ExperimentsFile(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    profile: Literal["synthetic", "xtreme"] | None = None
+    profile: Literal["synthetic", "xtreme", "e5"] | None = None
     experiments: dict[str, ExperimentSpec] = Field(min_length=1)
 
 

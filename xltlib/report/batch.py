@@ -171,10 +171,12 @@ def run_batch(
     cache_dir: str = "cache",
     engine: Engine = Engine(),
     recompute_stale: bool = False,
+    with_shipped: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Compute every run the chapters need on ``engine``, then execute the experiments (and the synthesis) into
     chapters, which read those runs; write ``_toc.yml``; return the manifest. ``recompute_stale``: recompute
-    the runs computed by other code (:func:`xltlib.store.is_stale`) too."""
+    the runs computed by other code (:func:`xltlib.store.is_stale`) too. ``with_shipped``: profiles whose
+    shipped results (:mod:`xltlib.report.shipped`) become chapters too, after this batch's, computing nothing."""
     root = Path(root).resolve()
     profile, experiments = load_experiments(experiments_file)
     experiments = [experiment for experiment in experiments if experiment.quick or not quick]  # --quick: those marked
@@ -208,8 +210,29 @@ def run_batch(
     synthesis = {"runs_dir": runs_dir, "profile": profile, "run_ids": analysed}
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
              True, kernel)  # fmt: skip  (always: it reads every experiment's runs)
-    write_toc(root, experiments, manifest, calibration=calibration is not None)
+    parts = {profile: shipped_chapters(root, manifest, profile, force, kernel) for profile in with_shipped}
+    write_toc(root, experiments, manifest, calibration=calibration is not None, parts=parts)
     return manifest
+
+
+def shipped_chapters(root: Path, manifest: dict[str, Any], profile: str, force: bool, kernel: str) -> list[tuple[str, str]]:
+    """Execute the chapters of ``profile``'s experiments and its synthesis on its shipped run records; ``(name, title)`` of each.
+
+    The records are checked against their manifest first; nothing is computed, so the chapters take
+    seconds. A chapter re-executes only when its parameters (which name the records' folder) change.
+    """
+    from xltlib.report.shipped import shipped_folder
+
+    runs_dir = str(shipped_folder(profile, root).relative_to(root))
+    _, experiments = load_experiments(root / "notebooks" / "experiments" / f"{profile}.yaml")
+    chapters = []
+    for experiment in experiments:
+        parameters = {**experiment.parameters, "runs_dir": runs_dir, "shipped": True}
+        _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
+        chapters.append((experiment.name, experiment.title))
+    name, title = f"{profile}-{SYNTHESIS}", f"Does alignment explain zero-shot accuracy? The {profile} profile"
+    _run_one(root, manifest, name, title, SYNTHESIS_NOTEBOOK, {"runs_dir": runs_dir, "profile": ""}, force, kernel)
+    return chapters + [(name, title)]
 
 
 def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str) -> list:
@@ -282,8 +305,10 @@ def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -
     log.info("%s: %s in %.0f s%s", name, entry["status"], entry["seconds"], f" ({entry['error']})" if entry["error"] else "")
 
 
-def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any], calibration: bool = False) -> Path:
-    """``_toc.yml``: front pages, the calibration (if asked for), one chapter per experiment, the synthesis, reproducibility."""
+def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any], calibration: bool = False,
+              parts: dict[str, list[tuple[str, str]]] | None = None) -> Path:  # fmt: skip
+    """``_toc.yml``: front pages, the calibration (if asked for), one chapter per experiment, the synthesis, then
+    ``parts``' chapters (name, title) of shipped profiles, then the back pages."""
     chapters = [{"file": page} for page in FRONT_PAGES[1:]]
     if calibration and (root / CHAPTERS / f"{CALIBRATION}.ipynb").exists():
         chapters.append({"file": f"{CHAPTERS}/{CALIBRATION}"})
@@ -293,6 +318,10 @@ def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any
             title = experiment.title + (" (failed)" if status == "failed" else "")
             chapters.append({"file": f"{CHAPTERS}/{experiment.name}", "title": title})
     chapters.append({"file": f"{CHAPTERS}/{SYNTHESIS}"})
+    for names in (parts or {}).values():
+        for name, title in names:
+            failed = manifest.get(name, {}).get("status") == "failed"
+            chapters.append({"file": f"{CHAPTERS}/{name}", "title": title + (" (failed)" if failed else "")})
     chapters += [{"file": page} for page in BACK_PAGES]
     toc = {"format": "jb-book", "root": FRONT_PAGES[0], "chapters": chapters}
     path = root / "_toc.yml"

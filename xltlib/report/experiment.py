@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from xltlib import e5
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.config.methods import dosed_params
 from xltlib.config.protocols import PROTOCOLS, protocol_settings
@@ -89,6 +90,17 @@ def experiment_configs(
     return list({c.run_id(): c for c in configs}.values())  # a dose of 1 is the method's own configuration
 
 
+def stored_experiment(runs_dir: str, task: str) -> tuple[list, pd.DataFrame]:
+    """The stored configurations and results of ``task``'s runs in a shipped results folder (:mod:`xltlib.report.shipped`)."""
+    from pathlib import Path
+
+    from xltlib.report.shipped import stored_runs
+    from xltlib.store import load_results
+
+    configs, run_ids = stored_runs(Path(runs_dir), task)
+    return configs, load_results(runs_dir, run_ids)
+
+
 def _real_settings(task: str, model: str | None, protocol: str | None, quick: bool, cache_dir: str,
                    overrides: dict[str, Any], method_params: dict[str, Any]) -> tuple:  # fmt: skip
     """``(model, overrides, method_params)`` of a real task: the protocol's settings (:mod:`xltlib.config.protocols`)
@@ -100,6 +112,8 @@ def _real_settings(task: str, model: str | None, protocol: str | None, quick: bo
         fields, params = protocol_settings(protocol, task, model)
         overrides = {**fields, **overrides}
         method_params = {name: {**params.get(name, {}), **method_params.get(name, {})} for name in {*params, *method_params}}
+    if model == e5.MODEL_ID:
+        return e5.profile_settings(task, cache_dir, overrides, method_params)
     if quick:
         return quick_settings(task, cache_dir, overrides, method_params)
     return model, overrides, method_params

@@ -1,0 +1,83 @@
+"""Shipped results: the run records of a study too long for a 2-core CPU, versioned with the code.
+
+A profile whose study takes longer than the default command may (the e5 profile: about an hour
+and a half on 2 cores) ships its run records in ``data/<profile>-results/``: each run's
+``config.json``, ``env.json`` and ``metrics.parquet`` (no weights, no checkpoints), and a
+``manifest.json`` with every file's sha256 and the command that recomputes them. The default
+book reads them without computing anything; each record's ``code_version`` still flags runs that
+the current code would compute differently (the chapters' stale-run warning).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+from xltlib.errors import XltError, unknown
+from xltlib.files import atomic_write_json, file_sha256
+from xltlib.store import METRICS_FILE, is_complete
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = {"e5": "data/e5-results"}
+"""Profile → its shipped results folder (relative to the repository)."""
+RECORD_FILES = ("config.json", "env.json", METRICS_FILE)
+MANIFEST = "manifest.json"
+RECOMPUTE = {"e5": "python -m xltlib study --profile e5 && python -m xltlib results ship e5"}
+"""Profile → the command that recomputes its runs (in runs/) and ships them anew."""
+
+
+def shipped_folder(profile: str, root: Path = REPO) -> Path:
+    """The profile's shipped results, every file checked against the manifest's sha256 first."""
+    if profile not in SHIPPED:
+        raise unknown("profile with shipped results", profile, SHIPPED)
+    folder = root / SHIPPED[profile]
+    restore = f"restore it with `git checkout -- {SHIPPED[profile]}`, or recompute it: {RECOMPUTE[profile]}"
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise XltError(f"{manifest_path} is missing: the {profile} profile's shipped results are incomplete; {restore}")
+    manifest = json.loads(manifest_path.read_text())
+    for name, digest in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise XltError(f"{path} is missing from the shipped {profile} results; {restore}")
+        if file_sha256(path) != digest:
+            raise XltError(f"{path} is damaged (its sha256 is not the one {manifest_path} records); {restore}")
+    return folder
+
+
+def ship(profile: str, runs_dir: str | Path, run_ids: list[str], root: Path = REPO) -> Path:
+    """Copy the records of ``run_ids`` from ``runs_dir`` into the profile's shipped folder (replacing it) with its manifest."""
+    runs_dir = Path(runs_dir)
+    incomplete = [run_id for run_id in run_ids if not is_complete(runs_dir / run_id)]
+    if incomplete:
+        raise XltError(f"{len(incomplete)} of the {profile} study's {len(run_ids)} runs are not complete in {runs_dir} "
+                       f"(e.g. {incomplete[0]}); run `python -m xltlib study --profile {profile}` first")  # fmt: skip
+    folder = root / SHIPPED[profile]
+    if folder.exists():
+        shutil.rmtree(folder)
+    files = {}
+    for run_id in sorted(run_ids):
+        (folder / run_id).mkdir(parents=True)
+        for name in RECORD_FILES:
+            shutil.copy2(runs_dir / run_id / name, folder / run_id / name)
+            files[f"{run_id}/{name}"] = file_sha256(folder / run_id / name)
+    atomic_write_json(folder / MANIFEST, {"profile": profile, "recompute": RECOMPUTE[profile], "runs": len(run_ids),
+                                          "files": files})  # fmt: skip
+    return folder
+
+
+def stored_runs(folder: Path, task: str) -> tuple[list[SimpleNamespace], list[str]]:
+    """The stored configurations (as attribute bundles: their files need not exist here) and run ids of ``task``'s runs."""
+    configs, run_ids = [], []
+    for path in sorted(folder.glob("*/config.json")):
+        config = json.loads(path.read_text())
+        if config["task"] == task and config["method"] != "pretrained":
+            configs.append(SimpleNamespace(**config))
+            run_ids.append(path.parent.name)
+    if not configs:
+        raise XltError(f"{folder} holds no fine-tuned run of task {task}")
+    pretrained = [path.parent.name for path in folder.glob("*/config.json")
+                  if json.loads(path.read_text())["task"] == task and path.parent.name not in run_ids]  # fmt: skip
+    return configs, run_ids + pretrained
