@@ -226,7 +226,7 @@ def test_cli_lists_the_book_commands():
     ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pdg": {}}}}}},
      "method_params names 'pdg'.*did you mean 'pgd'"),
     ({"experiments": {"x": {"parameters": {"task": "syn-nil"}}}}, "unknown task 'syn-nil'.*did you mean 'syn-nli'"),
-    ({"profile": "real", "experiments": {"x": {}}}, "profile: Input should be 'synthetic' or 'xtreme'"),
+    ({"profile": "real", "experiments": {"x": {}}}, "profile: Input should be 'synthetic', 'xtreme' or 'e5'"),
     ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"eps": -1}}}}}},
      "experiment 'x': method 'pgd': eps must be > 0"),
 ])  # fmt: skip
@@ -240,3 +240,21 @@ def test_a_misspelt_key_at_any_level_names_itself_before_any_run(tmp_path, monke
     with pytest.raises(XltError, match=message) as raised:
         batch.run_batch(path, root=tmp_path)
     assert str(path) in str(raised.value)
+
+
+@pytest.mark.slow
+def test_the_shipped_e5_results_become_chapters_without_computing_a_run(tmp_path):
+    root = scratch_repo(tmp_path)
+    shutil.copytree(REPO / "data" / "e5-results", root / "data" / "e5-results")
+    manifest: dict = {}
+    chapters = batch.shipped_chapters(root, manifest, "e5", force=False, kernel=batch.KERNEL)
+    assert [name for name, _ in chapters] == ["e5-xnli", "e5-pawsx", "e5-xcopa", "e5-synthesis"]
+    for name, _ in chapters:
+        assert manifest[name]["status"] == "ok", manifest[name]["error"]
+        notebook = nbformat.read(root / batch.CHAPTERS / f"{name}.ipynb", as_version=4)
+        outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+        assert not [o for o in outputs if o.output_type == "error" or "Traceback" in str(o.get("text", ""))], name
+    assert not (root / "runs").exists() and not (root / "cache").exists()  # read, never computed
+    toc = yaml.safe_load(batch.write_toc(root, [], manifest, parts={"e5": chapters}).read_text())
+    files = [chapter["file"] for chapter in toc["chapters"]]
+    assert files.index("book/e5-profile") + 1 == files.index("book/chapters/e5-xnli")

@@ -15,7 +15,7 @@ LAYERS = [
     {"store"},
     {"pipeline"},
     {"grid"},
-    {"synthetic", "quick_xtreme"},
+    {"synthetic", "quick_xtreme", "e5"},
     {"report"},
     {"__main__"},
 ]

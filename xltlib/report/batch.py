@@ -182,10 +182,7 @@ def run_batch(
     experiments = [experiment for experiment in experiments if experiment.quick or not quick]  # --quick: those marked
     require_kernel(kernel)
     connect(engine)
-    names = [e.name for e in experiments]
-    for name in only or []:
-        if name not in names:
-            raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
+    _check_only(only, [e.name for e in experiments], experiments_file)
     runs_dir = runs_dir or ("runs-quick" if quick else "runs")
     chosen = [e for e in experiments if not only or e.name in only]
     calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
@@ -207,12 +204,18 @@ def run_batch(
     if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
         _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
                  {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
-    synthesis = {"runs_dir": runs_dir, "profile": profile, "run_ids": analysed}
+    synthesis = {"runs_dir": runs_dir, "profile": "" if profile == "e5" else profile, "run_ids": analysed}  # e5: real tasks
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
              True, kernel)  # fmt: skip  (always: it reads every experiment's runs)
     parts = {profile: shipped_chapters(root, manifest, profile, force, kernel) for profile in with_shipped}
     write_toc(root, experiments, manifest, calibration=calibration is not None, parts=parts)
     return manifest
+
+
+def _check_only(only: list[str] | None, names: list[str], experiments_file: str | Path) -> None:
+    for name in only or []:
+        if name not in names:
+            raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
 
 
 def shipped_chapters(root: Path, manifest: dict[str, Any], profile: str, force: bool, kernel: str) -> list[tuple[str, str]]:
@@ -318,7 +321,9 @@ def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any
             title = experiment.title + (" (failed)" if status == "failed" else "")
             chapters.append({"file": f"{CHAPTERS}/{experiment.name}", "title": title})
     chapters.append({"file": f"{CHAPTERS}/{SYNTHESIS}"})
-    for names in (parts or {}).values():
+    for profile, names in (parts or {}).items():
+        if (root / f"book/{profile}-profile.md").exists():  # the profile's own introduction, before its chapters
+            chapters.append({"file": f"book/{profile}-profile"})
         for name, title in names:
             failed = manifest.get(name, {}).get("status") == "failed"
             chapters.append({"file": f"{CHAPTERS}/{name}", "title": title + (" (failed)" if failed else "")})
