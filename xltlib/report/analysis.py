@@ -343,6 +343,7 @@ def nan_estimate() -> dict:
 
 def mean_ci(values: np.ndarray) -> dict:
     """Mean with a one-sample t interval and p-value (NaN interval below two values)."""
+    values = np.asarray(values, dtype=float)  # gains of real-data runs arrive as objects (their draw is missing)
     if len(values) == 0:
         return nan_estimate()
     mean = float(values.mean())
