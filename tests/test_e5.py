@@ -144,8 +144,9 @@ def test_a_damaged_package_file_is_refused_before_conversion(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_a_shipped_e5_run_recomputes_to_its_stored_metrics(shared_data, tmp_path):
-    """The cheapest shipped XNLI run, recomputed from scratch: same run id (the conversion and data are named by
-    content), accuracy within 1 point and alignment within 0.01 of the shipped record (CPU types round differently)."""
+    """A cheap shipped XNLI run that left chance (rs_rp, seed 3), recomputed from scratch: same run id (the conversion
+    and data are named by content), accuracy within 1 point and alignment within 0.01 of the shipped record (CPU
+    types round differently)."""
     from xltlib.pipeline import ensure_run
     from xltlib.report.batch import REPO, load_experiments, with_notebook_defaults
     from xltlib.report.experiment import experiment_configs
@@ -154,7 +155,7 @@ def test_a_shipped_e5_run_recomputes_to_its_stored_metrics(shared_data, tmp_path
 
     _, experiments = load_experiments(REPO / "notebooks" / "experiments" / "e5.yaml")
     p = with_notebook_defaults(next(e for e in experiments if e.name == "e5-xnli").parameters)
-    configs = experiment_configs(p["task"], ["rs_rp"], [1], model=p["model"], method_params=p["method_params"],
+    configs = experiment_configs(p["task"], ["rs_rp"], [3], model=p["model"], method_params=p["method_params"],
                                  cache_dir=str(REPO / "cache"), protocol=p["protocol"], **p["overrides"])  # fmt: skip
     folder = shipped_folder("e5")
     run_id = configs[0].run_id()
