@@ -155,7 +155,7 @@ def test_a_shipped_e5_run_recomputes_to_its_stored_metrics(shared_data, tmp_path
 
     _, experiments = load_experiments(REPO / "notebooks" / "experiments" / "e5.yaml")
     p = with_notebook_defaults(next(e for e in experiments if e.name == "e5-xnli").parameters)
-    configs = experiment_configs(p["task"], ["rs_rp"], [3], model=p["model"], method_params=p["method_params"],
+    configs = experiment_configs(p["task"], ["rs_rp"], [3], model=p["model"], method_params={"rs_rp": p["method_params"]["rs_rp"]},
                                  cache_dir=str(REPO / "cache"), protocol=p["protocol"], **p["overrides"])  # fmt: skip
     folder = shipped_folder("e5")
     run_id = configs[0].run_id()
