@@ -247,7 +247,7 @@ def test_the_shipped_e5_results_become_chapters_without_computing_a_run(tmp_path
     root = scratch_repo(tmp_path)
     shutil.copytree(REPO / "data" / "e5-results", root / "data" / "e5-results")
     manifest: dict = {}
-    chapters = batch.shipped_chapters(root, manifest, "e5", force=False, kernel=batch.KERNEL)
+    chapters = batch.shipped_chapters(root, manifest, "e5", kernel=batch.KERNEL)
     assert [name for name, _ in chapters] == ["e5-xnli", "e5-pawsx", "e5-xcopa", "e5-synthesis"]
     for name, _ in chapters:
         assert manifest[name]["status"] == "ok", manifest[name]["error"]

@@ -207,7 +207,7 @@ def run_batch(
     synthesis = {"runs_dir": runs_dir, "profile": "" if profile == "e5" else profile, "run_ids": analysed}  # e5: real tasks
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
              True, kernel)  # fmt: skip  (always: it reads every experiment's runs)
-    parts = {profile: shipped_chapters(root, manifest, profile, force, kernel) for profile in with_shipped}
+    parts = {profile: shipped_chapters(root, manifest, profile, kernel) for profile in with_shipped}
     write_toc(root, experiments, manifest, calibration=calibration is not None, parts=parts)
     return manifest
 
@@ -218,11 +218,11 @@ def _check_only(only: list[str] | None, names: list[str], experiments_file: str 
             raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
 
 
-def shipped_chapters(root: Path, manifest: dict[str, Any], profile: str, force: bool, kernel: str) -> list[tuple[str, str]]:
+def shipped_chapters(root: Path, manifest: dict[str, Any], profile: str, kernel: str) -> list[tuple[str, str]]:
     """Execute the chapters of ``profile``'s experiments and its synthesis on its shipped run records; ``(name, title)`` of each.
 
     The records are checked against their manifest first; nothing is computed, so the chapters take
-    seconds. A chapter re-executes only when its parameters (which name the records' folder) change.
+    seconds, and they are always executed: re-shipped records keep their folder, hence the parameters.
     """
     from xltlib.report.shipped import shipped_folder
 
@@ -231,10 +231,10 @@ def shipped_chapters(root: Path, manifest: dict[str, Any], profile: str, force: 
     chapters = []
     for experiment in experiments:
         parameters = {**experiment.parameters, "runs_dir": runs_dir, "shipped": True}
-        _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
+        _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, True, kernel)
         chapters.append((experiment.name, experiment.title))
     name, title = f"{profile}-{SYNTHESIS}", f"Does alignment explain zero-shot accuracy? The {profile} profile"
-    _run_one(root, manifest, name, title, SYNTHESIS_NOTEBOOK, {"runs_dir": runs_dir, "profile": ""}, force, kernel)
+    _run_one(root, manifest, name, title, SYNTHESIS_NOTEBOOK, {"runs_dir": runs_dir, "profile": ""}, True, kernel)
     return chapters + [(name, title)]
 
 
