@@ -232,15 +232,14 @@ def build_tokenizer(parsed: PackageFile, max_length: int):
     )  # fmt: skip
 
 
-def convert(out_dir: str | Path, source: Path | None = None) -> Path:
+def convert(out_dir: str | Path) -> Path:
     """Write the ``save_pretrained`` folder of the package's model into ``out_dir`` (atomically), with ``conversion.json``."""
     import torch
     from transformers import BertConfig, BertModel
 
     from xltlib.models import quiet_transformers
 
-    source = source or package_file()
-    parsed = read_package_file(source)
+    parsed = read_package_file(package_file())
     shape, ids = parsed.shape, parsed.special_ids
     config = BertConfig(
         vocab_size=shape["rows"], hidden_size=shape["hidden"], num_hidden_layers=shape["layers"],
@@ -259,7 +258,7 @@ def convert(out_dir: str | Path, source: Path | None = None) -> Path:
         build_tokenizer(parsed, max_length=shape["positions"]).save_pretrained(tmp)
         provenance = {
             "model": HUB_ID, "source": f"{PACKAGE}=={PACKAGE_VERSION}:{PACKAGE}/{PACKAGE_FILE}",
-            "source_sha256": file_sha256(source), "converter_version": CONVERTER_VERSION,
+            "source_sha256": PACKAGE_FILE_SHA256, "converter_version": CONVERTER_VERSION,
             "weights": "Q4_0 4-bit (fp16 scale per 32 weights) for word embeddings and linear weights, dequantized "
                        "exactly to fp32; biases, LayerNorms, position and token-type embeddings fp32 as stored",
             "pooler": "absent from the package file: BertFor* heads initialise it fresh",

@@ -204,7 +204,7 @@ def run_batch(
     if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
         _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
                  {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
-    synthesis = {"runs_dir": runs_dir, "profile": "" if profile == "e5" else profile, "run_ids": analysed}  # e5: real tasks
+    synthesis = {"runs_dir": runs_dir, "profile": "", "run_ids": analysed}  # the run ids select the runs
     _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
              True, kernel)  # fmt: skip  (always: it reads every experiment's runs)
     parts = {profile: shipped_chapters(root, manifest, profile, kernel) for profile in with_shipped}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,7 +25,8 @@ from xltlib.methods import method_class
 from xltlib.models import resolve_device
 from xltlib.quick_xtreme import quick_settings
 from xltlib.report.cells import label_configurations
-from xltlib.store import stale_runs
+from xltlib.report.shipped import stored_runs
+from xltlib.store import load_results, stale_runs
 from xltlib.synthetic.recipe import (
     SOURCE_ACCURACY_FLOOR,
     default_draw,
@@ -92,11 +94,6 @@ def experiment_configs(
 
 def stored_experiment(runs_dir: str, task: str) -> tuple[list, pd.DataFrame]:
     """The stored configurations and results of ``task``'s runs in a shipped results folder (:mod:`xltlib.report.shipped`)."""
-    from pathlib import Path
-
-    from xltlib.report.shipped import stored_runs
-    from xltlib.store import load_results
-
     configs, run_ids = stored_runs(Path(runs_dir), task)
     return configs, load_results(runs_dir, run_ids)
 

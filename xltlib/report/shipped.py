@@ -11,12 +11,13 @@ the current code would compute differently (the chapters' stale-run warning).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 from xltlib.errors import XltError, unknown
-from xltlib.files import atomic_write_json, file_sha256
+from xltlib.files import atomic_directory, atomic_write_json, file_sha256
 from xltlib.store import METRICS_FILE, is_complete
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,29 +56,34 @@ def ship(profile: str, runs_dir: str | Path, run_ids: list[str], root: Path = RE
         raise XltError(f"{len(incomplete)} of the {profile} study's {len(run_ids)} runs are not complete in {runs_dir} "
                        f"(e.g. {incomplete[0]}); run `python -m xltlib study --profile {profile}` first")  # fmt: skip
     folder = root / SHIPPED[profile]
-    if folder.exists():
-        shutil.rmtree(folder)
+    staging = folder.with_name(f".{folder.name}.shipping")  # the old records stay until the new set is complete
+    shutil.rmtree(staging, ignore_errors=True)
     files = {}
-    for run_id in sorted(run_ids):
-        (folder / run_id).mkdir(parents=True)
-        for name in RECORD_FILES:
-            shutil.copy2(runs_dir / run_id / name, folder / run_id / name)
-            files[f"{run_id}/{name}"] = file_sha256(folder / run_id / name)
-    atomic_write_json(folder / MANIFEST, {"profile": profile, "recompute": RECOMPUTE[profile], "runs": len(run_ids),
-                                          "files": files})  # fmt: skip
+    with atomic_directory(staging, "it is a leftover of a killed ship") as tmp:
+        for run_id in sorted(run_ids):
+            (tmp / run_id).mkdir()
+            for name in RECORD_FILES:
+                shutil.copy2(runs_dir / run_id / name, tmp / run_id / name)
+                files[f"{run_id}/{name}"] = file_sha256(tmp / run_id / name)
+        atomic_write_json(tmp / MANIFEST, {"profile": profile, "recompute": RECOMPUTE[profile], "runs": len(run_ids),
+                                           "files": files})  # fmt: skip
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
     return folder
 
 
 def stored_runs(folder: Path, task: str) -> tuple[list[SimpleNamespace], list[str]]:
     """The stored configurations (as attribute bundles: their files need not exist here) and run ids of ``task``'s runs."""
-    configs, run_ids = [], []
+    configs, fine_tuned, pretrained = [], [], []
     for path in sorted(folder.glob("*/config.json")):
         config = json.loads(path.read_text())
-        if config["task"] == task and config["method"] != "pretrained":
+        if config["task"] != task:
+            continue
+        if config["method"] == "pretrained":
+            pretrained.append(path.parent.name)
+        else:
             configs.append(SimpleNamespace(**config))
-            run_ids.append(path.parent.name)
+            fine_tuned.append(path.parent.name)
     if not configs:
         raise XltError(f"{folder} holds no fine-tuned run of task {task}")
-    pretrained = [path.parent.name for path in folder.glob("*/config.json")
-                  if json.loads(path.read_text())["task"] == task and path.parent.name not in run_ids]  # fmt: skip
-    return configs, run_ids + pretrained
+    return configs, fine_tuned + pretrained
