@@ -293,7 +293,8 @@ def test_generalized_setting_scores_every_ordered_language_pair(config, tmp_path
 
 
 def test_a_run_computed_by_other_code_is_flagged_and_recomputed_on_request(config, tmp_path, monkeypatch):
-    """Edit one line of a copy of the training code: the cached run is stale; report code is not compute code."""
+    """Edit one line of a copy of the training code: the cached run is stale. Report code is not compute code, and a
+    comment or docstring in compute code changes nothing it computes."""
     first = pipeline.ensure_run(config, tmp_path, device="cpu")
     assert store.stale_runs(first).empty
     package = tmp_path / "xltlib"
@@ -303,7 +304,13 @@ def test_a_run_computed_by_other_code_is_flagged_and_recomputed_on_request(confi
     store._code_version.cache_clear()
     assert store.stale_runs(first).empty
     training = package / "training.py"
-    training.write_text(training.read_text().replace("def train_loop(", "def train_loop(  # one changed line\n", 1))
+    training.write_text(training.read_text().replace("def train_loop(", '# a comment\ndef train_loop(  # and one\n', 1))
+    store._code_version.cache_clear()
+    assert store.stale_runs(first).empty
+    training.write_text(training.read_text().replace('"""', '"""A docstring edit. ', 1))
+    store._code_version.cache_clear()
+    assert store.stale_runs(first).empty
+    training.write_text(training.read_text() + "\nSTEP_SCALE = 1  # one line of code\n")
     store._code_version.cache_clear()  # hashed once per process: code does not change under a running study
     stale = store.stale_runs(store.load_results(tmp_path))
     assert set(stale.run_id) == {config.run_id(), config.pretrained().run_id()}

@@ -14,6 +14,7 @@ flags stale runs from the table alone, in one pass over the store.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import os
@@ -29,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from xltlib.config import RunConfig
-from xltlib.files import LOCK_TIMEOUT, atomic_write, canonical_sha256, file_lock, file_sha256
+from xltlib.files import LOCK_TIMEOUT, atomic_write, canonical_sha256, file_lock
 
 RESULT_COLUMNS = [
     "run_id", "config_id", "profile", "task", "model", "draw", "method", "seed",
@@ -65,8 +66,10 @@ def run_lock(run_dir: Path, timeout: float = LOCK_TIMEOUT):
 
 
 def code_version() -> str:
-    """12 hex digits of the sha256 of :data:`COMPUTE_CODE`'s source files in :data:`PACKAGE`: any edit
-    there, even a comment, makes runs computed before it *stale* (flagged by the book, recomputed on request)."""
+    """12 hex digits of the sha256 of :data:`COMPUTE_CODE`'s syntax trees in :data:`PACKAGE`: an edit
+    that changes what the code does makes runs computed before it *stale* (flagged by the book,
+    recomputed on request). Docstrings, comments and layout are left out, so reformatting or
+    re-documenting the code keeps every stored run current."""
     return _code_version(PACKAGE)
 
 
@@ -74,7 +77,21 @@ def code_version() -> str:
 def _code_version(package: Path) -> str:
     paths = [package / part for part in COMPUTE_CODE]
     files = sorted(file for path in paths for file in (path.rglob("*.py") if path.is_dir() else [path]))
-    return canonical_sha256({file.relative_to(package).as_posix(): file_sha256(file) for file in files})[:12]
+    return canonical_sha256({file.relative_to(package).as_posix(): _syntax_tree(file) for file in files})[:12]
+
+
+def _syntax_tree(file: Path) -> str:
+    """The module's syntax tree without docstrings, as text: what the code does, not how it is laid out."""
+    tree = ast.parse(file.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and _is_docstring(body[0]):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False)
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
 
 
 def configuration(config: RunConfig) -> dict[str, Any]:
