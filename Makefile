@@ -8,7 +8,7 @@ KERNEL := xlt-robust-study
 # Local torch wheels (this project's build machines have a CPU wheel there); harmless elsewhere.
 WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: setup study test test-slow clean
+.PHONY: setup study test test-slow lint clean
 
 setup: $(VENV)/.installed
 
@@ -27,8 +27,12 @@ $(VENV)/.installed: requirements.txt
 study: setup  # the default study is offline: never wait on hub retries
 	HF_HUB_OFFLINE=1 $(PY) -m xltlib study
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -m "not slow"
+
+lint: setup  # one formatter and linter (pyproject.toml); `ruff format .` fixes the layout
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 test-slow: setup  # pytest exits 5 when no test is marked slow: not a failure
 	$(PY) -m pytest -m slow || [ $$? -eq 5 ]

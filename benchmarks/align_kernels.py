@@ -71,8 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     rate = matmul_rate(device, dtype)
-    print(f"device={device} dtype={args.dtype} d={args.dim} threads={torch.get_num_threads()} "
-          f"matmul rate={rate / 1e12:.3f} TFLOP/s")  # fmt: skip
+    print(
+        f"device={device} dtype={args.dtype} d={args.dim} threads={torch.get_num_threads()} "
+        f"matmul rate={rate / 1e12:.3f} TFLOP/s"
+    )
     header = "N | kernel | ours s | reference | ref s | ours÷ref | ours÷floor | accuracy/value"
     print(header + "\n" + "-" * len(header))
     rng = np.random.default_rng(0)
@@ -90,20 +92,40 @@ def main() -> None:
                 ours_t, ref_t = best_time(ours_fn, device), None
             value = ours_fn()
             cells = [
-                f"{n:,}", kernel, f"{ours_t:.3f}", ref_name if ref_t else "-",
-                f"{ref_t:.3f}" if ref_t else "-", f"{ours_t / ref_t:.2f}" if ref_t else "-",
-                f"{ours_t / floor:.2f}" if floor else "-", f"{value:.4f}",
-            ]  # fmt: skip
+                f"{n:,}",
+                kernel,
+                f"{ours_t:.3f}",
+                ref_name if ref_t else "-",
+                f"{ref_t:.3f}" if ref_t else "-",
+                f"{ours_t / ref_t:.2f}" if ref_t else "-",
+                f"{ours_t / floor:.2f}" if floor else "-",
+                f"{value:.4f}",
+            ]
             print(" | ".join(cells))
             return ours_t
 
-        cosine_t = row("retrieval cosine", lambda: kernels.retrieval_accuracy(x, y, "cosine"),
-                       "faiss IndexFlatIP k=1", lambda: faiss_cosine(x_hat, y_hat), retrieval_floor)  # fmt: skip
+        cosine_t = row(
+            "retrieval cosine",
+            lambda: kernels.retrieval_accuracy(x, y, "cosine"),
+            "faiss IndexFlatIP k=1",
+            lambda: faiss_cosine(x_hat, y_hat),
+            retrieval_floor,
+        )
         if n <= 30000 and not args.no_reference:
-            row("retrieval cosine", lambda: kernels.retrieval_accuracy(x, y, "cosine"),
-                "numpy full matrix", lambda: numpy_cosine(x_hat, y_hat), retrieval_floor)  # fmt: skip
-        margin_t = row("retrieval margin", lambda: kernels.retrieval_accuracy(x, y, "margin"),
-                       "faiss 2×k=4 + rescoring", lambda: faiss_margin(x_hat, y_hat), retrieval_floor)  # fmt: skip
+            row(
+                "retrieval cosine",
+                lambda: kernels.retrieval_accuracy(x, y, "cosine"),
+                "numpy full matrix",
+                lambda: numpy_cosine(x_hat, y_hat),
+                retrieval_floor,
+            )
+        margin_t = row(
+            "retrieval margin",
+            lambda: kernels.retrieval_accuracy(x, y, "margin"),
+            "faiss 2×k=4 + rescoring",
+            lambda: faiss_margin(x_hat, y_hat),
+            retrieval_floor,
+        )
         print(f"{n:,} | margin ÷ cosine (ours) = {margin_t / cosine_t:.2f}")
         gram = (lambda: gram_cka(x.float(), y.float())) if n <= args.gram_max else None
         row("linear CKA", lambda: kernels.linear_cka(x, y), "Gram-matrix CKA", gram, 6 * n * args.dim**2 / rate)

@@ -28,8 +28,9 @@ def main() -> None:
     if Path(args.runs).exists() and any(Path(args.runs).iterdir()):
         parser.error(f"{args.runs} is not empty: its runs would be read, not timed")
     logging.basicConfig(level=logging.WARNING)
-    configs = experiment_configs("syn-paws", ["standard", "pgd", "freelb", "rs_rp", "rs_da"], [1, 2, 3],
-                                 cache_dir=args.cache, device="cpu")  # fmt: skip
+    configs = experiment_configs(
+        "syn-paws", ["standard", "pgd", "freelb", "rs_rp", "rs_da"], [1, 2, 3], cache_dir=args.cache, device="cpu"
+    )
     start = time.perf_counter()
     outcomes = run_grid(configs, args.runs, Engine(args.engine), "cpu")
     failed = sum(outcome.status != "ok" for outcome in outcomes)

@@ -67,14 +67,16 @@ STEPS = (
 
 
 def length_grouped(batches: list[np.ndarray], lengths: np.ndarray) -> list[np.ndarray]:
-    """The same rows, regrouped into batches of similar length (one ``group_by_length`` megabatch), in shuffled order."""
+    """The same rows, regrouped into batches of similar length (one ``group_by_length`` megabatch), in shuffled
+    order."""
     rows = np.concatenate(batches)
     grouped = rows[np.argsort(lengths[rows], kind="stable")].reshape(len(batches), -1)
     return list(grouped[np.random.default_rng(0).permutation(len(batches))])
 
 
 class NumpyMaskDropout(torch.nn.Dropout):
-    """``nn.Dropout`` with masks from 16-bit numpy draws (PCG64 bytes): torch's CPU ``bernoulli_`` costs ~4 ns an element."""
+    """``nn.Dropout`` with masks from 16-bit numpy draws (PCG64 bytes): torch's CPU ``bernoulli_`` costs ~4 ns an
+    element."""
 
     def __init__(self, p: float, generator: np.random.Generator):
         super().__init__(p)
@@ -88,7 +90,8 @@ class NumpyMaskDropout(torch.nn.Dropout):
 
 
 def attention_dropping_through_module(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    """Transformers' eager attention, with attention weights dropped by the module's dropout layer (so by NumpyMaskDropout)."""
+    """Transformers' eager attention, with attention weights dropped by the module's dropout layer (so by
+    NumpyMaskDropout)."""
     weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
         weights = weights + attention_mask
@@ -103,8 +106,12 @@ AttentionInterface.register("numpy_dropout_eager", attention_dropping_through_mo
 def numpy_dropout(model: torch.nn.Module, probability: float) -> Iterator[None]:
     """Every dropout layer of ``model`` replaced by a NumpyMaskDropout inside the block (attention weights included)."""
     generator = np.random.default_rng(0)
-    swapped = [(parent, name, child) for parent in list(model.modules()) for name, child in parent.named_children()
-               if isinstance(child, torch.nn.Dropout)]  # fmt: skip
+    swapped = [
+        (parent, name, child)
+        for parent in list(model.modules())
+        for name, child in parent.named_children()
+        if isinstance(child, torch.nn.Dropout)
+    ]
     kept_attention = model.config._attn_implementation
     for parent, name, _ in swapped:
         setattr(parent, name, NumpyMaskDropout(probability, generator))
@@ -126,8 +133,11 @@ def main() -> None:
     device = torch.device(args.device)
     profile = recipe.default_synthetic_profile()
     data_dir = generated.ensure_data(profile.data, args.cache)
-    documents = [tuple(line.split("\t")) for language in profile.data.recipes
-                 for line in (data_dir / f"mono-{language.code}.tsv").read_text(encoding="utf-8").splitlines()[:4000]]  # fmt: skip
+    documents = [
+        tuple(line.split("\t"))
+        for language in profile.data.recipes
+        for line in (data_dir / f"mono-{language.code}.tsv").read_text(encoding="utf-8").splitlines()[:4000]
+    ]
     tokenizer = train_tokenizer([text for document in documents for text in document], profile.encoder)
     ids = tokenizer([a for a, _ in documents], [b for _, b in documents], truncation=True)["input_ids"]
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=profile.pretraining.mask_probability, seed=0)
@@ -135,8 +145,13 @@ def main() -> None:
     plan = StepPlan(len(ids), batch_size, 0, steps=args.steps, drop_last=True)
     shuffled = [plan.micro_batches(step)[0] for step in range(args.steps)]
     row_orders = {False: shuffled, True: length_grouped(shuffled, np.array([len(row) for row in ids]))}
-    batches = {grouped: [{key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
-                         for rows in orders] for grouped, orders in row_orders.items()}  # fmt: skip
+    batches = {
+        grouped: [
+            {key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
+            for rows in orders
+        ]
+        for grouped, orders in row_orders.items()
+    }
 
     def trainer(step: Step):
         model = init_model(profile.encoder, len(tokenizer)).to(device).train()
@@ -168,9 +183,13 @@ def main() -> None:
     encoder_weights = sum(p.numel() for n, p in model.roberta.named_parameters() if "embeddings" not in n)
     floor_flops = 6 * (tokens * encoder_weights + predicted * (hidden * hidden + hidden * vocab))
     rates = {False: matmul_rate(device, torch.float32), True: matmul_rate(device, torch.bfloat16)}
-    print(f"device={device} encoder {profile.encoder.num_layers}x{hidden} vocab {vocab} | batch {batch_size} docs, {tokens:.0f} real "
-          f"tokens (padded: {padded[False]:.0f}; length-grouped: {padded[True]:.0f}), {predicted:.0f} predicted | matmul fp32 "
-          f"{rates[False] / 1e9:.0f} / bf16 {rates[True] / 1e9:.0f} GFLOP/s")  # fmt: skip
+    print(
+        f"device={device} encoder {profile.encoder.num_layers}x{hidden} vocab {vocab} | batch {batch_size} "
+        f"docs, {tokens:.0f} real "
+        f"tokens (padded: {padded[False]:.0f}; length-grouped: {padded[True]:.0f}), {predicted:.0f} predicted | "
+        f"matmul fp32 "
+        f"{rates[False] / 1e9:.0f} / bf16 {rates[True] / 1e9:.0f} GFLOP/s"
+    )
     print("| step | ms per step | reference ÷ step | time ÷ floor |\n|---|---|---|---|")
     for step in STEPS:
         run, _ = trainer(step)

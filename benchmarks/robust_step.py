@@ -63,8 +63,13 @@ def pairs_frame(n: int, words: int) -> pd.DataFrame:
             text += languages.render(frame, lexicon, languages.BASE, rng).split()
         return " ".join(text[:words])
 
-    return pd.DataFrame({"text_a": [sentence() for _ in range(n)], "text_b": [sentence() for _ in range(n)],
-                         "label": [i % 3 for i in range(n)]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "text_a": [sentence() for _ in range(n)],
+            "text_b": [sentence() for _ in range(n)],
+            "label": [i % 3 for i in range(n)],
+        }
+    )
 
 
 def build_model(shape: str, tokenizer_dir: Path, device: torch.device):
@@ -72,9 +77,15 @@ def build_model(shape: str, tokenizer_dir: Path, device: torch.device):
     if shape != "synthetic":
         hidden, layers, heads, inter = SHAPES[shape]
         config = XLMRobertaConfig(
-            vocab_size=250002, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-            intermediate_size=inter, max_position_embeddings=514, type_vocab_size=1, num_labels=3,
-        )  # fmt: skip
+            vocab_size=250002,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=inter,
+            max_position_embeddings=514,
+            type_vocab_size=1,
+            num_labels=3,
+        )
         model = AutoModelForSequenceClassification.from_config(config).to(device)
     return model, tokenizer
 
@@ -113,8 +124,14 @@ def main() -> None:
     steppers = {}
     for label, params in methods.items():
         name = label.split()[0]
-        config = RunConfig(task="pawsx", model=str(tokenizer_dir), method=name, method_params=params,
-                           batch_size=args.batch_size, max_seq_length=2 * args.words + 4)  # fmt: skip
+        config = RunConfig(
+            task="pawsx",
+            model=str(tokenizer_dir),
+            method=name,
+            method_params=params,
+            batch_size=args.batch_size,
+            max_seq_length=2 * args.words + 4,
+        )
         method = make_method(name, config.method_params)
         data = method.training_data(frame, tokenizer, config, device)
         optimizer = make_optimizer(model, OptimizerSettings.of_run(config))
@@ -122,6 +139,7 @@ def main() -> None:
 
         def step(method=method, data=data, optimizer=optimizer, counter=[0]):
             counter[0] += 1
+
             def backward(micro, step, weight):
                 return method.backward(call, data.batch(micro, step), scale=weight)
 
@@ -146,9 +164,11 @@ def main() -> None:
     lengths = tokenizer(list(frame.text_a[: args.batch_size]), list(frame.text_b[: args.batch_size]))["input_ids"]
     parameters = sum(p.numel() for p in model.parameters())
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"shape={args.shape} ({parameters / 1e6:.1f}M parameters) device={where} batch={args.batch_size}×"
-          f"{max(map(len, lengths))} tokens, {'bf16 autocast' if device.type == 'cuda' else 'float32'}, "
-          f"median of {args.rounds} steps")  # fmt: skip
+    print(
+        f"shape={args.shape} ({parameters / 1e6:.1f}M parameters) device={where} batch={args.batch_size}×"
+        f"{max(map(len, lengths))} tokens, {'bf16 autocast' if device.type == 'cuda' else 'float32'}, "
+        f"median of {args.rounds} steps"
+    )
     standard = statistics.median(times["standard"])
     print(f"{'method':<22}{'step ms':>9}{'measured ÷ standard':>22}{'predicted':>11}{'measured ÷ predicted':>22}")
     for label, (_, predicted) in steppers.items():

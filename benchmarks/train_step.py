@@ -39,9 +39,15 @@ SHAPES = {  # hidden, layers, heads, intermediate
 def build(shape: str, device: torch.device) -> XLMRobertaForSequenceClassification:
     hidden, layers, heads, inter = SHAPES[shape]
     config = XLMRobertaConfig(
-        vocab_size=250002, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=inter, max_position_embeddings=514, type_vocab_size=1, num_labels=3,
-    )  # fmt: skip
+        vocab_size=250002,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=inter,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        num_labels=3,
+    )
     return XLMRobertaForSequenceClassification(config).to(device)
 
 
@@ -107,15 +113,20 @@ def main() -> None:
     flops_per_token = 6 * non_embedding + 12 * layers * args.seq_len * hidden
     tokens = args.batch_size * args.seq_len
     rate = matmul_rate(device)
-    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}) "
-          f"shape={args.shape} batch={args.batch_size}x{args.seq_len} non-embedding params={non_embedding / 1e6:.1f}M")
+    print(
+        f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}) "
+        f"shape={args.shape} batch={args.batch_size}x{args.seq_len} non-embedding params={non_embedding / 1e6:.1f}M"
+    )
     print(f"plain step {t_plain * 1e3:.1f} ms | ours {t_ours * 1e3:.1f} ms | ours ÷ plain = {t_ours / t_plain:.3f}")
     print(f"tokens/s (ours) = {tokens / t_ours:,.0f}")
     if args.profile:
         with torch.profiler.profile() as profiler:
             time_steps(plain, 5, device)
         print(profiler.key_averages().table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=60))
-    print(f"matmul rate = {rate / 1e12:.1f} TFLOP/s | model FLOP utilisation = {flops_per_token * tokens / t_ours / rate:.3f}")
+    print(
+        f"matmul rate = {rate / 1e12:.1f} TFLOP/s | model FLOP utilisation = "
+        f"{flops_per_token * tokens / t_ours / rate:.3f}"
+    )
 
 
 if __name__ == "__main__":

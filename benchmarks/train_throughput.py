@@ -51,7 +51,9 @@ LENGTH = 128
 def setup(batch_size: int) -> tuple[pd.DataFrame, Path, Path]:
     """Pairs long enough to fill 128 tokens, a tokenizer folder for them, and a synonym table."""
     frame = pairs_frame(batch_size * 4, words=LENGTH)
-    folder = build_tiny_xlmr(Path(tempfile.mkdtemp()) / "enc", [*frame.text_a, *frame.text_b], default_synthetic_profile().encoder)
+    folder = build_tiny_xlmr(
+        Path(tempfile.mkdtemp()) / "enc", [*frame.text_a, *frame.text_b], default_synthetic_profile().encoder
+    )
     synonyms = Path(tempfile.mkdtemp()) / "synonyms.json"
     lexicon = languages.build_lexicon(generated.DataSpec().grammar, generated.DataSpec().recipes)
     synonyms.write_text(pd.Series(generated.synonym_table(lexicon)).to_json())
@@ -61,8 +63,14 @@ def setup(batch_size: int) -> tuple[pd.DataFrame, Path, Path]:
 def method_step(model, tokenizer, frame, method: str, synonyms: Path, folder: Path, batch_size: int, device):
     """One optimizer step of ``method`` on the first ``batch_size`` pairs, and its pass-count prediction."""
     params = {"synonyms_file": str(synonyms)} if method == "rs_da" else {}
-    config = RunConfig(task="pawsx", model=str(folder), method=method, method_params=params, batch_size=batch_size,
-                       max_seq_length=LENGTH)  # fmt: skip
+    config = RunConfig(
+        task="pawsx",
+        model=str(folder),
+        method=method,
+        method_params=params,
+        batch_size=batch_size,
+        max_seq_length=LENGTH,
+    )
     trainer = make_method(method, config.method_params)
     data = trainer.training_data(frame, tokenizer, config, device)
     optimizer = make_optimizer(model, OptimizerSettings.of_run(config))
@@ -70,7 +78,9 @@ def method_step(model, tokenizer, frame, method: str, synonyms: Path, folder: Pa
 
     def step() -> None:
         counter[0] += 1
-        accumulate_gradients(lambda micro, s, w: trainer.backward(call, data.batch(micro, s), scale=w), [rows], counter[0], device)
+        accumulate_gradients(
+            lambda micro, s, w: trainer.backward(call, data.batch(micro, s), scale=w), [rows], counter[0], device
+        )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -80,9 +90,18 @@ def method_step(model, tokenizer, frame, method: str, synonyms: Path, folder: Pa
 
 def reference_step(model, tokenizer, frame, batch_size: int, device):
     """XTREME's run_classify.py step: fp32, padded to 128, plain AdamW, the loss read back every step."""
-    batch = tokenizer(list(frame.text_a[:batch_size]), list(frame.text_b[:batch_size]), truncation=True,
-                      max_length=LENGTH, padding="max_length", return_tensors="pt")  # fmt: skip
-    batch = {**{k: v.to(device) for k, v in batch.items()}, "labels": torch.zeros(batch_size, dtype=torch.long, device=device)}
+    batch = tokenizer(
+        list(frame.text_a[:batch_size]),
+        list(frame.text_b[:batch_size]),
+        truncation=True,
+        max_length=LENGTH,
+        padding="max_length",
+        return_tensors="pt",
+    )
+    batch = {
+        **{k: v.to(device) for k, v in batch.items()},
+        "labels": torch.zeros(batch_size, dtype=torch.long, device=device),
+    }
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
     losses = []
 
@@ -121,11 +140,17 @@ def training(shape: str, frame, folder, synonyms, args, device, rate: float) -> 
         step, predicted = method_step(model, tokenizer, frame, method, synonyms, folder, args.batch_size, device)
         seconds = median_step(step, args.steps, device)
         standard = standard or seconds
-        print(f"{method:<10}{seconds * 1e3:9.1f}{tokens / seconds:11,.0f}{predicted * per_token * tokens / seconds / rate:7.3f}"
-              f"{seconds / standard:12.2f}{predicted:11.2f}")  # fmt: skip
+        print(
+            f"{method:<10}{seconds * 1e3:9.1f}{tokens / seconds:11,.0f}"
+            f"{predicted * per_token * tokens / seconds / rate:7.3f}"
+            f"{seconds / standard:12.2f}{predicted:11.2f}"
+        )
     reference = median_step(reference_step(model, tokenizer, frame, args.batch_size, device), args.steps, device)
-    print(f"{'reference':<10}{reference * 1e3:9.1f}{tokens / reference:11,.0f}{per_token * tokens / reference / rate:7.3f}"
-          f"   fp32, padded, .item() per step; reference ÷ standard step time = {reference / standard:.2f}")  # fmt: skip
+    print(
+        f"{'reference':<10}{reference * 1e3:9.1f}{tokens / reference:11,.0f}"
+        f"{per_token * tokens / reference / rate:7.3f}"
+        f"   fp32, padded, .item() per step; reference ÷ standard step time = {reference / standard:.2f}"
+    )
 
 
 def retrieval(sizes: list[int], device, rate: float) -> None:
@@ -141,9 +166,12 @@ def encoding(shape: str, frame, folder, device, sentences: int) -> None:
     model, tokenizer = build(shape, device), AutoTokenizer.from_pretrained(folder)
     texts = list(np.resize(frame.text_a.str.split().str[:30].str.join(" ").to_numpy(), sentences))
     hidden, layers, _, _ = SHAPES[shape]
-    seconds = best_time(lambda: encode(model.base_model, tokenizer, texts, [layers], "mean", 256, LENGTH, device), device,
-                        repeats=2)  # fmt: skip
-    print(f"\nencoding ({shape} shape, 30-word sentences, last layer, batch 256): {sentences / seconds:,.0f} sentences/s")
+    seconds = best_time(
+        lambda: encode(model.base_model, tokenizer, texts, [layers], "mean", 256, LENGTH, device), device, repeats=2
+    )
+    print(
+        f"\nencoding ({shape} shape, 30-word sentences, last layer, batch 256): {sentences / seconds:,.0f} sentences/s"
+    )
 
 
 def main() -> None:
@@ -154,13 +182,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     device = torch.device(args.device)
-    shapes, sizes, sentences = (["tiny"], [2_000, 8_000], 512) if args.small else (["base", "large"], [100_000, 1_000_000], 50_000)
+    shapes, sizes, sentences = (
+        (["tiny"], [2_000, 8_000], 512) if args.small else (["base", "large"], [100_000, 1_000_000], 50_000)
+    )
     if args.small:
         args.batch_size, args.steps = 8, 3
     rate = matmul_rate(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"{datetime.date.today()} {name}; torch {torch.__version__}, transformers {transformers.__version__}; "
-          f"matmul rate {rate / 1e12:.1f} TFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'})")
+    print(
+        f"{datetime.date.today()} {name}; torch {torch.__version__}, transformers {transformers.__version__}; "
+        f"matmul rate {rate / 1e12:.1f} TFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'})"
+    )
     frame, folder, synonyms = setup(args.batch_size)
     for shape in shapes:
         training(shape, frame, folder, synonyms, args, device, rate)

@@ -17,6 +17,7 @@ def shared_data() -> Path:
         pytest.skip("../shared/data not found: real-data tests need the project's shared data folder")
     return path.resolve()
 
+
 @pytest.fixture(scope="session")
 def tiny_xlmr(tmp_path_factory):
     """Build a tiny XLM-R (tokenizer + random weights) on a seeded corpus of random words.

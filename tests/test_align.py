@@ -249,5 +249,7 @@ def test_encode_excludes_padding_and_keeps_input_order(encoder, pooling):
     assert alone.shape == (model.config.num_hidden_layers + 1, 1, model.config.hidden_size)
     torch.testing.assert_close(batched[:, -1], alone[:, 0], rtol=1e-5, atol=1e-5)
     many = alignment.encode(model, tokenizer, corpus[:40], layers=[0, 2], pooling=pooling, batch_size=4)
-    one_by_one = torch.cat([alignment.encode(model, tokenizer, [s], layers=[0, 2], pooling=pooling) for s in corpus[:40]], 1)
+    one_by_one = torch.cat(
+        [alignment.encode(model, tokenizer, [s], layers=[0, 2], pooling=pooling) for s in corpus[:40]], 1
+    )
     torch.testing.assert_close(many, one_by_one, rtol=1e-5, atol=1e-5)

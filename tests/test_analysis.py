@@ -44,9 +44,24 @@ def simulate(
     rows = []
 
     def row(run_id, method, seed, tgt, metric, value, layer=None):
-        rows.append({"run_id": run_id, "config_id": f"c-{method}", "settings": f'{{"method":"{method}"}}', "profile": "sim", "task": "sim-nli", "model": "m", "method": method,
-                     "seed": seed, "src_lang": SOURCE, "tgt_lang": tgt, "layer": layer,
-                     "pooling": None if layer is None else "mean", "metric": metric, "value": value})  # fmt: skip
+        rows.append(
+            {
+                "run_id": run_id,
+                "config_id": f"c-{method}",
+                "settings": f'{{"method":"{method}"}}',
+                "profile": "sim",
+                "task": "sim-nli",
+                "model": "m",
+                "method": method,
+                "seed": seed,
+                "src_lang": SOURCE,
+                "tgt_lang": tgt,
+                "layer": layer,
+                "pooling": None if layer is None else "mean",
+                "metric": metric,
+                "value": value,
+            }
+        )
 
     for lang in names:
         for layer in (0, *HIDDEN_LAYERS):
@@ -183,7 +198,9 @@ def test_method_effects_are_paired_t_over_seeds():
     low, high = stats.t.interval(0.95, len(per_seed) - 1, loc=per_seed.mean(), scale=stats.sem(per_seed))
     assert (overall.estimate, overall.ci_low, overall.ci_high) == pytest.approx((per_seed.mean(), low, high))
     assert overall.p_value == pytest.approx(stats.ttest_1samp(per_seed, 0).pvalue)
-    language = effects[(effects.method == "pgd") & (effects.outcome == "cosine_gap") & (effects.language == "t2")].iloc[0]
+    language = effects[(effects.method == "pgd") & (effects.outcome == "cosine_gap") & (effects.language == "t2")].iloc[
+        0
+    ]
     assert language.estimate == pytest.approx(pgd[pgd.language == "t2"].d_alignment.mean())
     generalized = effects[(effects.language == analysis.GENERALIZED) & (effects.method == "pgd")]
     assert len(generalized) == 1 and covers(generalized.iloc[0], 0.03 + 0.5 * 0.02)
@@ -246,8 +263,13 @@ def test_analyses_of_the_store_schema_run_without_warnings():
     results = simulate(np.random.default_rng(14))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for table in (analysis.level_model(results), analysis.paired_model(results), analysis.method_effects(results),
-                      analysis.distance_model(results), analysis.rank_correlations(results)):  # fmt: skip
+        for table in (
+            analysis.level_model(results),
+            analysis.paired_model(results),
+            analysis.method_effects(results),
+            analysis.distance_model(results),
+            analysis.rank_correlations(results),
+        ):
             assert {"term", "estimate", "ci_low", "ci_high", "p_value"} <= set(table.columns)
 
 
@@ -292,7 +314,9 @@ def test_runs_that_differ_in_one_parameter_are_never_pooled():
     effects = analysis.method_effects(mixed)
     alone = analysis.method_effects(study)
     pgd = effects[effects.method == "pgd(eps=0.002)"].drop(columns=["method", "term"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(pgd, alone[alone.method == "pgd"].drop(columns=["method", "term"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        pgd, alone[alone.method == "pgd"].drop(columns=["method", "term"]).reset_index(drop=True)
+    )
     assert (effects[(effects.method == "pgd(eps=0.2)") & (effects.outcome == "accuracy")].estimate < -0.3).all()
     grid = analysis.cells(mixed)
     assert grid.groupby(["method", "seed", "language"]).size().max() == 1  # one run per cell, never an average
@@ -301,8 +325,11 @@ def test_runs_that_differ_in_one_parameter_are_never_pooled():
 def test_configurations_differing_outside_method_parameters_are_labelled_by_that_field():
     study = simulate(np.random.default_rng(6))
     base = with_settings(study, "standard", {}, "c-std")
-    other = base.assign(config_id="c-std-lr", run_id=base.run_id + "-lr",
-                        settings=base.settings.str.replace('"learning_rate": 0.0005', '"learning_rate": 0.001'))
+    other = base.assign(
+        config_id="c-std-lr",
+        run_id=base.run_id + "-lr",
+        settings=base.settings.str.replace('"learning_rate": 0.0005', '"learning_rate": 0.001'),
+    )
     labelled = analysis.label_configurations(pd.concat([base, other]))
     assert set(labelled.method) == {"standard(learning_rate=0.0005)", "standard(learning_rate=0.001)"}
     legacy = pd.concat([base, other]).assign(settings=None)  # stored before settings were: told apart by id
@@ -311,8 +338,10 @@ def test_configurations_differing_outside_method_parameters_are_labelled_by_that
 
 def test_a_dose_is_named_by_its_strength_unless_that_leaves_two_configurations_one_name():
     study = simulate(np.random.default_rng(8))
-    pgd = [with_settings(study, "pgd", {"eps": eps, "alpha": alpha}, f"c-{eps}-{alpha}", f"-{eps}-{alpha}")
-           for eps, alpha in ((0.02, 0.01), (0.06, 0.03))]  # fmt: skip
+    pgd = [
+        with_settings(study, "pgd", {"eps": eps, "alpha": alpha}, f"c-{eps}-{alpha}", f"-{eps}-{alpha}")
+        for eps, alpha in ((0.02, 0.01), (0.06, 0.03))
+    ]
     assert set(analysis.label_configurations(pd.concat(pgd)).method) == {"pgd(eps=0.02)", "pgd(eps=0.06)"}
     same_eps = with_settings(study, "pgd", {"eps": 0.02, "alpha": 0.005}, "c-half", "-half")
     names = set(analysis.label_configurations(pd.concat([*pgd, same_eps])).method)
@@ -324,8 +353,12 @@ def test_a_dose_is_named_by_its_strength_unless_that_leaves_two_configurations_o
 def test_one_configuration_on_several_encoders_keeps_one_name():
     study = simulate(np.random.default_rng(9))
     first = with_settings(study, "pgd", {"eps": 0.02}, "c-a")
-    second = first.assign(model="m2", config_id="c-b", run_id=first.run_id + "-m2",
-                          settings=first.settings.str.replace("{", '{"draw": 2, ', n=1))  # another encoder, same settings
+    second = first.assign(
+        model="m2",
+        config_id="c-b",
+        run_id=first.run_id + "-m2",
+        settings=first.settings.str.replace("{", '{"draw": 2, ', n=1),
+    )  # another encoder, same settings
     dose = with_settings(study, "pgd", {"eps": 0.06}, "c-dose", "-dose")
     assert set(analysis.label_configurations(pd.concat([first, second])).method) == {"pgd"}
     labelled = analysis.label_configurations(pd.concat([first, second, dose]))

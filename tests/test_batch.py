@@ -18,14 +18,23 @@ REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = {
     "profile": "synthetic",
     "experiments": {
-        "nli": {"title": "Quick NLI", "parameters": {"task": "syn-nli", "methods": ["standard", "rs_rp"], "seeds": [1],
-                                                    "doses": {"rs_rp": [0, 0.5, 1]}}},
-        "broken": {"title": "Broken on purpose",
-                   # a value only RunConfig checks: the file is valid, the chapter's notebook fails
-                   "parameters": {"task": "syn-nli", "methods": ["pgd"], "overrides": {"batch_size": 0}}},
+        "nli": {
+            "title": "Quick NLI",
+            "parameters": {
+                "task": "syn-nli",
+                "methods": ["standard", "rs_rp"],
+                "seeds": [1],
+                "doses": {"rs_rp": [0, 0.5, 1]},
+            },
+        },
+        "broken": {
+            "title": "Broken on purpose",
+            # a value only RunConfig checks: the file is valid, the chapter's notebook fails
+            "parameters": {"task": "syn-nli", "methods": ["pgd"], "overrides": {"batch_size": 0}},
+        },
         "paws": {"title": "Quick PAWS", "parameters": {"task": "syn-paws", "methods": ["standard"], "seeds": [1]}},
     },
-}  # fmt: skip
+}
 
 
 def scratch_repo(root: Path) -> Path:
@@ -55,17 +64,27 @@ def test_calibration_reads_the_standard_runs_every_synthetic_task_has():
     def experiment(task, methods, seeds):
         return batch.Experiment(task, task, {"task": task, "methods": methods, "seeds": seeds})
 
-    study = [experiment("syn-nli", ["standard", "pgd"], [1, 2, 3]), experiment("syn-paws", ["standard"], [2, 3, 4]),
-             experiment("syn-nli", ["rs_rp"], [5])]  # fmt: skip
-    assert batch.calibration_parameters(study, quick=False) == {"tasks": ["syn-nli", "syn-paws"], "seeds": [2, 3], "quick": False}
+    study = [
+        experiment("syn-nli", ["standard", "pgd"], [1, 2, 3]),
+        experiment("syn-paws", ["standard"], [2, 3, 4]),
+        experiment("syn-nli", ["rs_rp"], [5]),
+    ]
+    assert batch.calibration_parameters(study, quick=False) == {
+        "tasks": ["syn-nli", "syn-paws"],
+        "seeds": [2, 3],
+        "quick": False,
+    }
     assert batch.calibration_parameters(study, quick=True) is None  # the quick runs (first seeds 1 and 2) share none
     assert batch.calibration_parameters([experiment("syn-nli", ["pgd"], [1])], quick=False) is None
     assert batch.calibration_parameters([experiment("xnli", ["standard"], [1])], quick=False) is None
 
 
 def test_run_ids_are_each_run_then_their_encoders_pretrained_runs_once():
-    configs = [RunConfig(task="xnli", model="xlm-roberta-base", method=method, seed=seed)
-               for method in ("standard", "pgd") for seed in (1, 2)]  # fmt: skip
+    configs = [
+        RunConfig(task="xnli", model="xlm-roberta-base", method=method, seed=seed)
+        for method in ("standard", "pgd")
+        for seed in (1, 2)
+    ]
     ids = batch.run_ids(configs)
     assert ids == [config.run_id() for config in configs] + [configs[0].pretrained().run_id()]
 
@@ -79,14 +98,24 @@ def outputs(notebook_path: Path):
 def test_quick_batch_executes_chapters_and_reports_the_failure(built):
     root, manifest, index = built
     assert {name: entry["status"] for name, entry in manifest.items()} == {
-        "nli": "ok", "broken": "failed", "paws": "ok", "calibration": "ok", "synthesis": "ok"}  # fmt: skip
+        "nli": "ok",
+        "broken": "failed",
+        "paws": "ok",
+        "calibration": "ok",
+        "synthesis": "ok",
+    }
     assert "batch_size must be >= 1" in manifest["broken"]["error"]
     for name, figures in (("nli", 5), ("paws", 3), ("calibration", 1), ("synthesis", 4)):
         chapter = outputs(root / batch.CHAPTERS / f"{name}.ipynb")
         assert not [o for o in chapter if o.output_type == "error"], name
         assert sum("image/png" in o.get("data", {}) for o in chapter) >= figures, name
-    assert saved_parameters(root, "calibration") == {"tasks": ["syn-nli", "syn-paws"], "seeds": [1], "quick": True,
-                                                     "runs_dir": "runs-quick", "cache_dir": "cache"}  # fmt: skip
+    assert saved_parameters(root, "calibration") == {
+        "tasks": ["syn-nli", "syn-paws"],
+        "seeds": [1],
+        "quick": True,
+        "runs_dir": "runs-quick",
+        "cache_dir": "cache",
+    }
     study = json.loads((root / batch.STUDY_RUNS).read_text())
     analysed = saved_parameters(root, "synthesis")["run_ids"]
     assert set(analysed) <= set(study["study"])  # the study: the experiments' runs and the calibration's
@@ -102,9 +131,18 @@ def test_quick_batch_executes_chapters_and_reports_the_failure(built):
     assert saved["nli"]["parameters"]["seeds"] == [1] and saved["nli"]["seconds"] > 0
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = [entry["file"] for entry in toc["chapters"]]
-    assert files == ["book/methods", "book/chapters/calibration", "book/chapters/nli", "book/chapters/broken",
-                     "book/chapters/paws", "book/chapters/synthesis", "book/design-notes", "book/real-profile",
-                     "book/speed", "book/reproducibility"]  # fmt: skip
+    assert files == [
+        "book/methods",
+        "book/chapters/calibration",
+        "book/chapters/nli",
+        "book/chapters/broken",
+        "book/chapters/paws",
+        "book/chapters/synthesis",
+        "book/design-notes",
+        "book/real-profile",
+        "book/speed",
+        "book/reproducibility",
+    ]
     assert index.exists() and (root / "_build/html/book/chapters/broken.html").exists()
 
 
@@ -163,17 +201,27 @@ def test_book_opens_in_a_headless_browser_with_math_and_figures(built, tmp_path)
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
     try:
-        open_page(driver, root / "_build/html/book/chapters/nli.html", (
-            "const sizes = Array.from(document.querySelectorAll('.cell_output img')).map(i => [i.complete, i.naturalWidth]);"
-            "return [sizes.length >= 3 && sizes.every(([done, width]) => done && width > 0), sizes];"))
+        open_page(
+            driver,
+            root / "_build/html/book/chapters/nli.html",
+            (
+                "const sizes = Array.from(document.querySelectorAll('.cell_output img')).map(i => [i.complete, "
+                "i.naturalWidth]);"
+                "return [sizes.length >= 3 && sizes.every(([done, width]) => done && width > 0), sizes];"
+            ),
+        )
         assert "Traceback" not in driver.find_element("tag name", "body").text
         driver.save_screenshot(str(tmp_path / "chapter.png"))
         assert (tmp_path / "chapter.png").stat().st_size > 10_000
-        open_page(driver, root / "_build/html/book/methods.html",
-                  "return [typeof MathJax !== 'undefined' && MathJax.startup !== undefined, null];")
+        open_page(
+            driver,
+            root / "_build/html/book/methods.html",
+            "return [typeof MathJax !== 'undefined' && MathJax.startup !== undefined, null];",
+        )
         typeset = driver.execute_script(
             "return new Promise(done => MathJax.startup.promise.then(() => "
-            "done(document.querySelectorAll('mjx-container').length)));")
+            "done(document.querySelectorAll('mjx-container').length)));"
+        )
         assert typeset >= 5
     finally:
         driver.quit()
@@ -211,25 +259,60 @@ def test_a_missing_kernel_fails_before_execution(tmp_path):
 
 
 def test_cli_lists_the_book_commands():
-    done = subprocess.run([".venv/bin/python" if (REPO / ".venv").exists() else "python", "-m", "xltlib", "--help"],
-                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [".venv/bin/python" if (REPO / ".venv").exists() else "python", "-m", "xltlib", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert all(command in done.stdout for command in ("batch", "book", "study"))
 
 
-@pytest.mark.parametrize("document, message", [
-    ({"profil": "synthetic", "experiments": {"x": {}}}, "unknown key 'profil' in the experiments file.*did you mean 'profile'"),
-    ({"experiments": {"x": {"parameter": {"task": "syn-nli"}}}}, "unknown key 'parameter' in .* at experiments.x.*did you mean 'parameters'"),
-    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "overrides": {"learning_rat": 1e-3}}}}},
-     "experiment 'x': overrides has 'learning_rat'.*did you mean 'learning_rate'"),
-    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"epss": 0.1}}}}}},
-     "experiment 'x': method 'pgd' has no parameter 'epss'.*did you mean 'eps'"),
-    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pdg": {}}}}}},
-     "method_params names 'pdg'.*did you mean 'pgd'"),
-    ({"experiments": {"x": {"parameters": {"task": "syn-nil"}}}}, "unknown task 'syn-nil'.*did you mean 'syn-nli'"),
-    ({"profile": "real", "experiments": {"x": {}}}, "profile: Input should be 'synthetic', 'xtreme' or 'e5'"),
-    ({"experiments": {"x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"eps": -1}}}}}},
-     "experiment 'x': method 'pgd': eps must be > 0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (
+            {"profil": "synthetic", "experiments": {"x": {}}},
+            "unknown key 'profil' in the experiments file.*did you mean 'profile'",
+        ),
+        (
+            {"experiments": {"x": {"parameter": {"task": "syn-nli"}}}},
+            "unknown key 'parameter' in .* at experiments.x.*did you mean 'parameters'",
+        ),
+        (
+            {"experiments": {"x": {"parameters": {"task": "syn-nli", "overrides": {"learning_rat": 1e-3}}}}},
+            "experiment 'x': overrides has 'learning_rat'.*did you mean 'learning_rate'",
+        ),
+        (
+            {
+                "experiments": {
+                    "x": {
+                        "parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"epss": 0.1}}}
+                    }
+                }
+            },
+            "experiment 'x': method 'pgd' has no parameter 'epss'.*did you mean 'eps'",
+        ),
+        (
+            {
+                "experiments": {
+                    "x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pdg": {}}}}
+                }
+            },
+            "method_params names 'pdg'.*did you mean 'pgd'",
+        ),
+        ({"experiments": {"x": {"parameters": {"task": "syn-nil"}}}}, "unknown task 'syn-nil'.*did you mean 'syn-nli'"),
+        ({"profile": "real", "experiments": {"x": {}}}, "profile: Input should be 'synthetic', 'xtreme' or 'e5'"),
+        (
+            {
+                "experiments": {
+                    "x": {"parameters": {"task": "syn-nli", "methods": ["pgd"], "method_params": {"pgd": {"eps": -1}}}}
+                }
+            },
+            "experiment 'x': method 'pgd': eps must be > 0",
+        ),
+    ],
+)
 def test_a_misspelt_key_at_any_level_names_itself_before_any_run(tmp_path, monkeypatch, document, message):
     def no_execution(*args, **kwargs):
         raise AssertionError("a notebook was executed before the experiments file was checked")

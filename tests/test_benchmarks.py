@@ -11,8 +11,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_train_throughput_runs_every_section_on_the_cpu():
-    done = subprocess.run([sys.executable, "train_throughput.py", "--small", "--device", "cpu"], cwd=REPO / "benchmarks",
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "train_throughput.py", "--small", "--device", "cpu"],
+        cwd=REPO / "benchmarks",
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split()[0]: line.split()[1:4] for line in done.stdout.splitlines() if line.strip()}
     for method in ("standard", "pgd", "freelb", "rs_rp", "rs_da", "reference"):

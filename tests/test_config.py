@@ -90,13 +90,21 @@ def test_pretrained_run_is_shared_by_every_fine_tuning_run_of_a_model_and_task()
     for other in (make(tgt_langs=("de", "fr"), seed=3), make(tgt_langs=("de", "fr"), learning_rate=1e-3, epochs=1.0)):
         assert other.pretrained().run_id() == pretrained.run_id()
     # ... but not across what changes the encoder's embeddings or the sentences they are measured on.
-    for changed in ({"model": "xlm-roberta-large"}, {"align_pooling": "cls"}, {"max_align_sentences": 100},
-                    {"max_seq_length": 64}, {"tgt_langs": ("de",)}):  # fmt: skip
+    for changed in (
+        {"model": "xlm-roberta-large"},
+        {"align_pooling": "cls"},
+        {"max_align_sentences": 100},
+        {"max_seq_length": 64},
+        {"tgt_langs": ("de",)},
+    ):
         assert make(**{"tgt_langs": ("de", "fr"), **changed}).pretrained().run_id() != pretrained.run_id()
 
 
 def test_importing_the_config_loads_no_torch():
-    check = "import sys, xltlib.config; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
+    check = (
+        "import sys, xltlib.config; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if "
+        "'torch' in m)[:5]"
+    )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -117,8 +125,14 @@ def test_a_run_is_identified_by_what_it_computes_not_where_its_files_live(tiny_x
         root = tmp_path / place
         shutil.copytree(model, root / "model")
         shutil.copytree(shared_data / "pawsx" / "xtreme", root / "data")
-        configs.append(RunConfig(task="pawsx", model=str(root / "model"), data_dir=str(root / "data"),
-                                 train_file=str(root / "data" / "dev-en.tsv")))  # fmt: skip
+        configs.append(
+            RunConfig(
+                task="pawsx",
+                model=str(root / "model"),
+                data_dir=str(root / "data"),
+                train_file=str(root / "data" / "dev-en.tsv"),
+            )
+        )
     first, second = configs
     assert first.model != second.model and first.run_id() == second.run_id()
     assert first.pretrained().run_id() == second.pretrained().run_id() and first.model_name == second.model_name

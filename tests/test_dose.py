@@ -21,7 +21,9 @@ LANGUAGES = ("near", "mid", "far")
 def test_a_dose_multiplies_the_strength_and_what_scales_with_it():
     default = normalize_params("pgd", {})
     tripled = dosed_params("pgd", 3)
-    assert tripled["eps"] == pytest.approx(3 * default["eps"]) and tripled["alpha"] == pytest.approx(3 * default["alpha"])
+    assert tripled["eps"] == pytest.approx(3 * default["eps"]) and tripled["alpha"] == pytest.approx(
+        3 * default["alpha"]
+    )
     assert tripled["steps"] == default["steps"]
     assert dosed_params("freelb", 0.5, {"eps": 0.2})["eps"] == pytest.approx(0.1)
     with pytest.raises(XltError, match="did you mean 'rs_rp'"):
@@ -33,15 +35,18 @@ def test_a_dose_multiplies_the_strength_and_what_scales_with_it():
 
 
 def test_experiment_configs_add_one_configuration_per_dose_with_standard_as_zero():
-    configs = experiment_configs("xnli", ["standard", "pgd"], [1, 2], model="xlm-roberta-base",
-                                 doses={"pgd": [0, 0.5, 1, 3]})  # fmt: skip
+    configs = experiment_configs(
+        "xnli", ["standard", "pgd"], [1, 2], model="xlm-roberta-base", doses={"pgd": [0, 0.5, 1, 3]}
+    )
     arms = {(c.method, c.method_params.get("eps")) for c in configs}
     default = normalize_params("pgd", {})["eps"]
     assert arms == {("standard", None), ("pgd", default), ("pgd", 0.5 * default), ("pgd", 3 * default)}
     assert len(configs) == 8 and len({c.run_id() for c in configs}) == 8  # dose 0 and dose 1 are not run twice
 
 
-def simulate(rng: np.random.Generator, slopes: dict[str, float], seeds: int = 4, doses=(1 / 3, 1.0, 3.0)) -> pd.DataFrame:
+def simulate(
+    rng: np.random.Generator, slopes: dict[str, float], seeds: int = 4, doses=(1 / 3, 1.0, 3.0)
+) -> pd.DataFrame:
     """A store with standard runs and pgd runs at ``doses``: accuracy = 0.7 + slopes["accuracy"]·dose − 0.02·distance
     + noise; alignment = 0.3 + slopes["alignment"]·dose + noise, on three target languages."""
     default = normalize_params("pgd", {})
@@ -53,8 +58,18 @@ def simulate(rng: np.random.Generator, slopes: dict[str, float], seeds: int = 4,
         for seed in range(1, seeds + 1):
             run_id = f"{config_id}-s{seed}"
             for distance, lang in enumerate(LANGUAGES):
-                base = {"run_id": run_id, "config_id": config_id, "settings": settings, "profile": "sim", "task": "t",
-                        "model": "m", "method": method, "seed": seed, "src_lang": "src", "tgt_lang": lang}  # fmt: skip
+                base = {
+                    "run_id": run_id,
+                    "config_id": config_id,
+                    "settings": settings,
+                    "profile": "sim",
+                    "task": "t",
+                    "model": "m",
+                    "method": method,
+                    "seed": seed,
+                    "src_lang": "src",
+                    "tgt_lang": lang,
+                }
                 accuracy = 0.7 + slopes["accuracy"] * strength - 0.02 * distance + rng.normal(0, 0.01)
                 rows.append({**base, "metric": "accuracy", "value": accuracy})
                 for layer in (1, 2):
@@ -93,9 +108,14 @@ def test_dose_means_give_one_row_per_dose_and_outcome_with_seed_intervals():
 
 
 def test_every_method_runs_on_every_draw_and_the_doses_on_the_first_only(tmp_path):
-    configs = experiment_configs("syn-nli", ["standard", "pgd"], [1, 2], cache_dir=str(tmp_path), draws=[2, 0],
-                                 doses={"pgd": [0, 3]})  # fmt: skip
-    plain = {(c.draw, c.method, c.seed) for c in configs if c.method_params.get("eps", 0) != 3 * normalize_params("pgd", {})["eps"]}
+    configs = experiment_configs(
+        "syn-nli", ["standard", "pgd"], [1, 2], cache_dir=str(tmp_path), draws=[2, 0], doses={"pgd": [0, 3]}
+    )
+    plain = {
+        (c.draw, c.method, c.seed)
+        for c in configs
+        if c.method_params.get("eps", 0) != 3 * normalize_params("pgd", {})["eps"]
+    }
     assert plain == {(d, m, s) for d in (2, 0) for m in ("standard", "pgd") for s in (1, 2)}
     assert {c.draw for c in configs if c not in [*configs[:8]]} == {2} and len(configs) == 10
     assert len({c.model for c in configs}) == 2

@@ -1,4 +1,5 @@
-"""Estimates across pre-training draws recover known effects, hold their level, and widen with the spread between draws."""
+"""Estimates across pre-training draws recover known effects, hold their level, and widen with the spread between
+draws."""
 
 from __future__ import annotations
 
@@ -13,17 +14,24 @@ from test_analysis import simulate
 from xltlib.report import analysis, draws
 
 
-def study(rng: np.random.Generator, effects: list[float], seeds: int = 3, slope: float = 0.5, pgd_alignment: float = 0.02):
-    """One simulated store per draw (its own encoder ``m<d>``), ``pgd``'s accuracy gain on draw d being ``effects[d]``."""
+def study(
+    rng: np.random.Generator, effects: list[float], seeds: int = 3, slope: float = 0.5, pgd_alignment: float = 0.02
+):
+    """One simulated store per draw (its own encoder ``m<d>``), ``pgd``'s accuracy gain on draw d being
+    ``effects[d]``."""
     frames = []
     for draw, effect in enumerate(effects):
-        frame = simulate(rng, slope, {"standard": 0.0, "pgd": effect}, {"standard": 0.0, "pgd": pgd_alignment}, seeds=seeds)
+        frame = simulate(
+            rng, slope, {"standard": 0.0, "pgd": effect}, {"standard": 0.0, "pgd": pgd_alignment}, seeds=seeds
+        )
         frames.append(frame.assign(model=f"m{draw}", draw=draw, run_id=f"d{draw}-" + frame.run_id))
     return pd.concat(frames, ignore_index=True).astype({"draw": "Int64"})
 
 
 def pooled(effects: pd.DataFrame, method: str = "pgd", outcome: str = "accuracy") -> pd.Series:
-    rows = effects[(effects.method == method) & (effects.outcome == outcome) & (effects.language == analysis.ALL_LANGUAGES)]
+    rows = effects[
+        (effects.method == method) & (effects.outcome == outcome) & (effects.language == analysis.ALL_LANGUAGES)
+    ]
     assert len(rows) == 1
     return rows.iloc[0]
 
@@ -69,8 +77,13 @@ def test_a_configuration_of_one_draw_only_is_left_out_and_changes_nothing():
     rng = np.random.default_rng(3)
     results = study(rng, [0.01, 0.02, 0.0])
     dosed = simulate(rng, 0.5, {"standard": 0.0, "pgd": 0.3}).query("method == 'pgd'")
-    dosed = dosed.assign(model="m0", draw=0, run_id="dose-" + dosed.run_id, config_id="c-pgd-3x",
-                         settings=json.dumps({"method": "pgd", "method_params": {"eps": 3}}))  # fmt: skip
+    dosed = dosed.assign(
+        model="m0",
+        draw=0,
+        run_id="dose-" + dosed.run_id,
+        config_id="c-pgd-3x",
+        settings=json.dumps({"method": "pgd", "method_params": {"eps": 3}}),
+    )
     results = results.assign(settings=json.dumps({"method_params": {}}))
     results.loc[results.method == "pgd", "settings"] = json.dumps({"method": "pgd", "method_params": {"eps": 1}})
     before = draws.method_effects_across_draws(results)
@@ -79,13 +92,16 @@ def test_a_configuration_of_one_draw_only_is_left_out_and_changes_nothing():
     pd.testing.assert_frame_equal(before.drop(columns=["method", "term"]), after.drop(columns=["method", "term"]))
 
 
-@pytest.mark.parametrize(("low", "high", "agreeing", "expected"), [
-    (0.01, 0.03, 3, "a gain, in 3 of 3 draws"),
-    (0.01, 0.03, 2, "a gain, in 2 of 3 draws (depends on the draw)"),
-    (-0.03, -0.01, 3, "a loss, in 3 of 3 draws"),
-    (-0.01, 0.03, 3, "no detectable effect"),
-    (np.nan, np.nan, 1, "no interval"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("low", "high", "agreeing", "expected"),
+    [
+        (0.01, 0.03, 3, "a gain, in 3 of 3 draws"),
+        (0.01, 0.03, 2, "a gain, in 2 of 3 draws (depends on the draw)"),
+        (-0.03, -0.01, 3, "a loss, in 3 of 3 draws"),
+        (-0.01, 0.03, 3, "no detectable effect"),
+        (np.nan, np.nan, 1, "no interval"),
+    ],
+)
 def test_holds_across_draws_reads_the_interval_and_the_draws(low, high, agreeing, expected):
     row = pd.Series({"ci_low": low, "ci_high": high, "draws_agreeing": agreeing, "n_draws": 3})
     assert draws.holds_across_draws(row) == expected
@@ -96,13 +112,19 @@ def test_holds_across_draws_reads_the_interval_and_the_draws(low, high, agreeing
 def test_the_study_pools_draws_where_a_task_has_several_and_keeps_one_draw_for_the_models():
     rng = np.random.default_rng()
     several = study(rng, [0.01, 0.02, 0.0])
-    single = simulate(rng, 0.5, {"standard": 0.0, "pgd": 0.01}).assign(task="other", draw=0, run_id=lambda f: "o-" + f.run_id)
+    single = simulate(rng, 0.5, {"standard": 0.0, "pgd": 0.01}).assign(
+        task="other", draw=0, run_id=lambda f: "o-" + f.run_id
+    )
     results = pd.concat([several, single.astype({"draw": "Int64"})], ignore_index=True)
     effects = draws.study_method_effects(results)
     assert set(effects[effects.task == "sim-nli"].model) == {"draws 0, 1, 2"}
     alone = analysis.method_effects(results[results.task == "other"])
-    pd.testing.assert_frame_equal(effects[effects.task == "other"].reset_index(drop=True)[alone.columns], alone, check_dtype=False)
-    extra = several[(several.draw == 1) & (several.method == "pgd")].assign(run_id=lambda f: "x-" + f.run_id, seed=lambda f: f.seed + 10)
+    pd.testing.assert_frame_equal(
+        effects[effects.task == "other"].reset_index(drop=True)[alone.columns], alone, check_dtype=False
+    )
+    extra = several[(several.draw == 1) & (several.method == "pgd")].assign(
+        run_id=lambda f: "x-" + f.run_id, seed=lambda f: f.seed + 10
+    )
     primary = draws.primary_draw(pd.concat([results, extra], ignore_index=True))  # draw 1 now has the most runs
     assert set(primary[primary.task == "sim-nli"].draw) == {1} and set(primary[primary.task == "other"].draw) == {0}
 
@@ -119,8 +141,13 @@ def test_the_synthesis_chapter_states_which_conclusions_hold_across_draws(tmp_pa
         (tmp_path / "runs" / run_id).mkdir(parents=True)
         rows.to_parquet(tmp_path / "runs" / run_id / METRICS_FILE)
     out = tmp_path / "synthesis.ipynb"
-    papermill.execute_notebook(str(SYNTHESIS_NOTEBOOK), str(out), kernel_name=KERNEL, progress_bar=False,
-                               parameters={"runs_dir": str(tmp_path / "runs"), "profile": ""})  # fmt: skip
+    papermill.execute_notebook(
+        str(SYNTHESIS_NOTEBOOK),
+        str(out),
+        kernel_name=KERNEL,
+        progress_bar=False,
+        parameters={"runs_dir": str(tmp_path / "runs"), "profile": ""},
+    )
     text = out.read_text()
     assert "pre-training draws 0, 1, 2" in text and "a gain, in 3 of 3 draws" in text
     assert '"output_type": "error"' not in text

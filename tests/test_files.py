@@ -58,10 +58,16 @@ def test_a_cache_entry_asked_for_at_once_is_built_once(tmp_path):
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, caplog):
     lock = tmp_path / ".lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import os, sys\nfrom xltlib.files import file_lock\n"
-         f"held = file_lock({str(lock)!r}, 'a run')\nheld.__enter__()\nprint('held', flush=True)\nsys.stdin.read()"],
-        stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\nfrom xltlib.files import file_lock\n"
+            f"held = file_lock({str(lock)!r}, 'a run')\nheld.__enter__()\nprint('held', flush=True)\nsys.stdin.read()",
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(XltError, match="waited 0.2 s for .* pid"):
         with file_lock(lock, "a run", timeout=0.2):

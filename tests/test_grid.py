@@ -1,4 +1,5 @@
-"""The grid on its engines: Ray computes the same runs as one process does, survives a killed worker, fails fast on a bad address."""
+"""The grid on its engines: Ray computes the same runs as one process does, survives a killed worker, fails fast on a
+bad address."""
 
 import json
 import os
@@ -32,8 +33,12 @@ def test_engine_settings_are_checked_before_anything_runs():
 
 def test_a_bad_address_fails_in_one_line_within_10_s(tmp_path):
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "xltlib", "study", "--quick", "--engine", "ray", "--address", "127.0.0.1:1"],
-                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "xltlib", "study", "--quick", "--engine", "ray", "--address", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert done.returncode == 2 and time.monotonic() - start < 10
     assert done.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster at 127.0.0.1:1")
 
@@ -76,8 +81,9 @@ def two_node_cluster():
 
 
 @pytest.mark.slow
-def test_a_simulated_two_node_cluster_computes_the_same_runs_in_several_workers(quick_grid, local_metrics, two_node_cluster,
-                                                                               tmp_path):  # fmt: skip
+def test_a_simulated_two_node_cluster_computes_the_same_runs_in_several_workers(
+    quick_grid, local_metrics, two_node_cluster, tmp_path
+):
     outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray", address=two_node_cluster.address), "cpu")
     assert [outcome.status for outcome in outcomes] == ["ok"] * 3  # the pre-trained run, then standard and pgd
     pd.testing.assert_series_equal(metrics(tmp_path), local_metrics)
@@ -109,10 +115,25 @@ def test_a_worker_killed_mid_run_is_retried_to_the_same_metrics(quick_grid, loca
 @pytest.mark.slow
 def test_two_processes_sharing_a_pretrained_run_and_an_encoder_build_both_complete(tmp_path):
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "xltlib", "run", "--task", "syn-paws", "--quick", "--out", str(tmp_path / "runs"),
-               "--cache", str(tmp_path / "cache"), "--device", "cpu"]  # fmt: skip
-    processes = [subprocess.Popen([*command, "--seed", seed], env=environment, cwd=REPO, stderr=subprocess.PIPE, text=True)
-                 for seed in ("1", "2")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "xltlib",
+        "run",
+        "--task",
+        "syn-paws",
+        "--quick",
+        "--out",
+        str(tmp_path / "runs"),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--device",
+        "cpu",
+    ]
+    processes = [
+        subprocess.Popen([*command, "--seed", seed], env=environment, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        for seed in ("1", "2")
+    ]
     errors = [process.communicate()[1] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], errors
     assert len(list((tmp_path / "runs").glob("syn-paws-pretrained-*"))) == 1

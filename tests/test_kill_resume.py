@@ -20,11 +20,37 @@ def test_sigkilled_run_resumes_and_finishes(shared_data, tmp_path):
     train = load_train_file(TASKS["pawsx"], train_file, limit=2000)
     model = build_tiny_xlmr(tmp_path / "model", list(train["text_a"]), TinyXlmrSpec(vocab_size=1000))
     command = [
-        sys.executable, "-m", "xltlib", "run", "--task", "pawsx", "--model", str(model),
-        "--data-dir", str(pawsx / "xtreme"), "--train-file", str(train_file), "--lr", "1e-3",
-        "--epochs", "6", "--batch-size", "16", "--max-train-examples", "2000", "--max-eval-examples", "50",
-        "--checkpoint-every", "20", "--out", str(tmp_path / "runs"), "--device", "cpu", "--max-align-sentences", "50",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "xltlib",
+        "run",
+        "--task",
+        "pawsx",
+        "--model",
+        str(model),
+        "--data-dir",
+        str(pawsx / "xtreme"),
+        "--train-file",
+        str(train_file),
+        "--lr",
+        "1e-3",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "16",
+        "--max-train-examples",
+        "2000",
+        "--max-eval-examples",
+        "50",
+        "--checkpoint-every",
+        "20",
+        "--out",
+        str(tmp_path / "runs"),
+        "--device",
+        "cpu",
+        "--max-align-sentences",
+        "50",
+    ]
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     for line in first.stderr:

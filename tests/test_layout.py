@@ -1,4 +1,5 @@
-"""The package reads top to bottom: imports run one way, without cycles, and no module or function is too long to read."""
+"""The package reads top to bottom: imports run one way, without cycles, and no module or function is too long to
+read."""
 
 import ast
 from pathlib import Path
@@ -34,8 +35,13 @@ def modules() -> dict[str, Path]:
 def runtime_imports(path: Path, name: str) -> set[str]:
     """xltlib modules that ``path`` imports when it runs (at module level or in a function; not under TYPE_CHECKING)."""
     tree = ast.parse(path.read_text())
-    skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-               for statement in block.body for node in ast.walk(statement)}  # fmt: skip
+    skipped = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
     known = modules()
     found = set()
     for node in ast.walk(tree):
@@ -68,7 +74,7 @@ def test_no_import_cycles():
 
     def visit(module):
         if module in active:
-            raise AssertionError(" → ".join(active[active.index(module):] + [module]))
+            raise AssertionError(" → ".join(active[active.index(module) :] + [module]))
         if module in done or module not in GRAPH:
             return
         active.append(module)
@@ -86,8 +92,12 @@ def test_modules_and_functions_stay_short(module):
     path = modules()[module]
     source = path.read_text()
     assert source.count("\n") <= MAX_MODULE_LINES, f"{path} has {source.count(chr(10))} lines"
-    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(source))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]  # fmt: skip
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
     assert not long, f"{path}: {', '.join(long)}"
 
 

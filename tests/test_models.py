@@ -137,9 +137,7 @@ def test_same_inputs_give_identical_builds(tmp_path: Path, corpus: list[str], ti
     assert all(torch.equal(first[key], second[key]) for key in first)
 
 
-def test_different_seed_gives_different_weights(
-    tmp_path: Path, corpus: list[str], tiny_dir: Path
-) -> None:
+def test_different_seed_gives_different_weights(tmp_path: Path, corpus: list[str], tiny_dir: Path) -> None:
     other = build_tiny_xlmr(tmp_path / "seed1", corpus, TinyXlmrSpec(seed=1))
     assert (other / "tokenizer.json").read_bytes() == (tiny_dir / "tokenizer.json").read_bytes()
     first, second = saved_weights(tiny_dir), saved_weights(other)
@@ -147,9 +145,7 @@ def test_different_seed_gives_different_weights(
     assert first[key].shape == second[key].shape and not torch.equal(first[key], second[key])
 
 
-def test_cache_builds_once(
-    tmp_path: Path, corpus: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cache_builds_once(tmp_path: Path, corpus: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     spec = TinyXlmrSpec(vocab_size=200)
     path = tiny_xlmr(tmp_path, iter(corpus), spec)  # any iterable; it is read twice internally
     assert (path / "model.safetensors").is_file()

@@ -38,8 +38,14 @@ def items(tiny):
         right, wrong = f"tok1 {corpus[i]}", corpus[200 + i].replace("tok1", "tok2")
         label = int(rng.integers(2))
         choices = (right, wrong) if label == 0 else (wrong, right)
-        rows.append({"premise": corpus[300 + i % 100], "question": "cause" if i % 2 else "effect",
-                     "choice1": choices[0], "choice2": choices[1]})  # fmt: skip
+        rows.append(
+            {
+                "premise": corpus[300 + i % 100],
+                "question": "cause" if i % 2 else "effect",
+                "choice1": choices[0],
+                "choice2": choices[1],
+            }
+        )
         labels.append(label)
     return choice_frame(rows, labels, "test items")
 
@@ -133,9 +139,19 @@ def test_an_xcopa_run_stores_accuracy_and_alignment_on_both_corpora(tiny, shared
     from xltlib.config import RunConfig
     from xltlib.pipeline import ensure_run
 
-    config = RunConfig(task="xcopa", model=str(tiny[0]), data_dir=str(shared_data / "xcopa"), tgt_langs=("ht", "zh"),
-                       tatoeba_dir=str(shared_data / "tatoeba" / "v1"), max_train_examples=16, max_eval_examples=16,
-                       batch_size=8, eval_split="test", generalized_examples=4, max_align_sentences=30)  # fmt: skip
+    config = RunConfig(
+        task="xcopa",
+        model=str(tiny[0]),
+        data_dir=str(shared_data / "xcopa"),
+        tgt_langs=("ht", "zh"),
+        tatoeba_dir=str(shared_data / "tatoeba" / "v1"),
+        max_train_examples=16,
+        max_eval_examples=16,
+        batch_size=8,
+        eval_split="test",
+        generalized_examples=4,
+        max_align_sentences=30,
+    )
     assert config.train_file.endswith("copa-en/train-en.jsonl")
     results = ensure_run(config, tmp_path / "runs", "cpu")
     accuracy = results[results.metric == "accuracy"]
@@ -162,8 +178,16 @@ def test_a_first_stage_on_socialiqa_changes_the_model_the_task_stage_starts_from
     from xltlib.pipeline import fine_tune
 
     siqa = shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"
-    settings = dict(task="xcopa", model=str(tiny[0]), data_dir=str(shared_data / "xcopa"), tgt_langs=("zh",),
-                    max_train_examples=16, max_eval_examples=8, batch_size=8, max_align_sentences=8)  # fmt: skip
+    settings = dict(
+        task="xcopa",
+        model=str(tiny[0]),
+        data_dir=str(shared_data / "xcopa"),
+        tgt_langs=("zh",),
+        max_train_examples=16,
+        max_eval_examples=8,
+        batch_size=8,
+        max_align_sentences=8,
+    )
     with pytest.raises(Exception, match="first_stage_file is a SocialIQa stage before a multiple-choice task"):
         RunConfig(**{**settings, "task": "pawsx", "data_dir": None, "tgt_langs": ()}, first_stage_file=str(siqa))
     weights = []

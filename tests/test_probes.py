@@ -1,4 +1,5 @@
-"""The calibration report on the tiny profile: it reports the runs it was asked for, on the split and encoder asked for."""
+"""The calibration report on the tiny profile: it reports the runs it was asked for, on the split and encoder asked
+for."""
 
 import subprocess
 import sys
@@ -16,9 +17,20 @@ REPO = Path(__file__).resolve().parent.parent
 
 def calibrate(cache: Path, runs: Path, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "book/probes/synthetic_calibration.py", "--quick", "--cache", str(cache), "--runs", str(runs), *args],
-        capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "book/probes/synthetic_calibration.py",
+            "--quick",
+            "--cache",
+            str(cache),
+            "--runs",
+            str(runs),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -46,25 +58,43 @@ def test_seed_budget_is_computed_over_the_languages_not_the_mixed_pairs():
     for seed in (1, 2, 3):
         for lang in distances:
             rows.append(("standard", seed, lang, 0, "accuracy", rng.uniform(0.3, 1.0)))
-            rows += [(method, seed, lang, 1, metric, rng.uniform()) for method in ("pretrained", "standard")
-                     for metric in ("cosine_gap", "retrieval_cosine") if lang != "base"]  # fmt: skip
+            rows += [
+                (method, seed, lang, 1, metric, rng.uniform())
+                for method in ("pretrained", "standard")
+                for metric in ("cosine_gap", "retrieval_cosine")
+                if lang != "base"
+            ]
         rows += [("standard", seed, f"{a}|{b}", 0, "accuracy", 0.325) for a in distances for b in distances if a != b]
-    results = pd.DataFrame(rows, columns=["method", "seed", "tgt_lang", "layer", "metric", "value"]).assign(task="syn-nli")
+    results = pd.DataFrame(rows, columns=["method", "seed", "tgt_lang", "layer", "metric", "value"]).assign(
+        task="syn-nli"
+    )
     _, summary = calibration.calibration_table(results, "syn-nli", distances)
     accuracy = results[(results.metric == "accuracy") & results.tgt_lang.isin(["a80", "a0", "a0vso"])]
     target_means = accuracy.groupby("seed")["value"].mean().to_numpy(dtype=np.float64)
     sd = target_means.std(ddof=1)
     assert summary["sd over seeds of mean target accuracy"] == pytest.approx(sd, rel=1e-12)
-    assert summary["95% CI half-width, two sets of n runs"] == pytest.approx(stats.t.ppf(0.975, 4) * sd * np.sqrt(2 / 3), rel=1e-12)
+    assert summary["95% CI half-width, two sets of n runs"] == pytest.approx(
+        stats.t.ppf(0.975, 4) * sd * np.sqrt(2 / 3), rel=1e-12
+    )
 
 
 def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
-    passing = {"source accuracy": 0.90, "worst target − (chance + 0.10)": 0.0, "best − worst target": 0.15,
-               "ρ(distance, pre-trained cosine gap)": -0.7, "ρ(distance, pre-trained retrieval)": -0.95,
-               "95% CI half-width, two sets of n runs": 0.03}  # fmt: skip
-    failing = {"source accuracy": 0.899, "worst target − (chance + 0.10)": -0.046, "best − worst target": 0.149,
-               "ρ(distance, pre-trained cosine gap)": -0.69, "ρ(distance, pre-trained retrieval)": float("nan"),
-               "95% CI half-width, two sets of n runs": 0.031}  # fmt: skip
+    passing = {
+        "source accuracy": 0.90,
+        "worst target − (chance + 0.10)": 0.0,
+        "best − worst target": 0.15,
+        "ρ(distance, pre-trained cosine gap)": -0.7,
+        "ρ(distance, pre-trained retrieval)": -0.95,
+        "95% CI half-width, two sets of n runs": 0.03,
+    }
+    failing = {
+        "source accuracy": 0.899,
+        "worst target − (chance + 0.10)": -0.046,
+        "best − worst target": 0.149,
+        "ρ(distance, pre-trained cosine gap)": -0.69,
+        "ρ(distance, pre-trained retrieval)": float("nan"),
+        "95% CI half-width, two sets of n runs": 0.031,
+    }
     verdicts = calibration.acceptance({"pass": passing, "fail": failing})
     assert set(verdicts["figure"]) == set(calibration.ACCEPTANCE) == set(passing)
     assert verdicts[verdicts.task == "pass"]["met"].all() and not verdicts[verdicts.task == "fail"]["met"].any()

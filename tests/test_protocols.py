@@ -41,8 +41,15 @@ def test_a_protocol_without_the_task_or_a_misspelt_one_fails_before_compute():
 
 
 def test_the_experiment_overrides_win_over_the_protocol_and_the_chapter_names_it():
-    configs = experiment_configs("pawsx", ["standard", "rs_da"], [1], model="xlm-roberta-base", protocol="huang2021",
-                                 method_params={"rs_da": {"synonyms_file": "README.md"}}, epochs=2.0)  # fmt: skip
+    configs = experiment_configs(
+        "pawsx",
+        ["standard", "rs_da"],
+        [1],
+        model="xlm-roberta-base",
+        protocol="huang2021",
+        method_params={"rs_da": {"synonyms_file": "README.md"}},
+        epochs=2.0,
+    )
     assert configs[0].epochs == 2.0 and configs[0].select_checkpoint == "source_dev"
     assert configs[1].method_params["copies"] == 10
     text = protocol_description("huang2021", configs)
@@ -67,7 +74,15 @@ def test_the_best_source_dev_epoch_is_the_model_returned(tiny, tmp_path, monkeyp
         snapshots[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
         selector(epoch)
 
-    fit(model, tokenizer, pairs, config, tmp_path / "checkpoint.pt", torch.device("cpu"), on_epoch_end=snapshot_then_select)
+    fit(
+        model,
+        tokenizer,
+        pairs,
+        config,
+        tmp_path / "checkpoint.pt",
+        torch.device("cpu"),
+        on_epoch_end=snapshot_then_select,
+    )
     assert sorted(snapshots) == [1, 2, 3] and selector.restore() == 2
     for name, value in model.state_dict().items():
         assert torch.equal(value, snapshots[2][name]), name

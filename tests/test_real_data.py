@@ -24,7 +24,9 @@ XCOPA, PAWSX = TASKS["xcopa"], TASKS["pawsx"]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xltlib", *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "xltlib", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
 
 
 def test_xcopa_loads_from_the_shared_layout_with_english_copa_as_source(shared_data):
@@ -128,7 +130,9 @@ def test_verify_finds_files_that_list_different_items(shared_data, tmp_path):
     rows = path.read_text().splitlines()
     path.write_text("\n".join(rows[1:] + rows[:1]) + "\n")  # same rows, another order
     _, problems = verify(root, ["xcopa"])
-    assert problems == ["xcopa val: the files list different item ids (idx), so their lines are not translations of each other"]
+    assert problems == [
+        "xcopa val: the files list different item ids (idx), so their lines are not translations of each other"
+    ]
 
 
 def test_fetch_offline_says_what_is_missing_in_one_line_per_item(tmp_path):
@@ -143,10 +147,14 @@ def test_fetch_and_verify_know_the_same_items():
     assert set(SOURCES) == set(ITEMS)
     fetched = {source.path for item in SOURCES for source in SOURCES[item]()}
     verified = {spec.path for item in ITEMS for spec in ITEMS[item]()}
-    assert verified - fetched <= {"xcopa/siqa/socialIQa_v1.4_dev.jsonl", "xcopa/siqa/socialIQa_v1.4_tst.jsonl",
-                                  "xcopa/copa-en/test-en.jsonl", "pawsx/paws-wiki-en/train-source.tsv",
-                                  *(f"xnli/xtreme/test-{lang}.tsv" for lang in TASKS["xnli"].languages),
-                                  *(f"pawsx/xtreme/test-{lang}.tsv" for lang in PAWSX.languages)}  # fmt: skip
+    assert verified - fetched <= {
+        "xcopa/siqa/socialIQa_v1.4_dev.jsonl",
+        "xcopa/siqa/socialIQa_v1.4_tst.jsonl",
+        "xcopa/copa-en/test-en.jsonl",
+        "pawsx/paws-wiki-en/train-source.tsv",
+        *(f"xnli/xtreme/test-{lang}.tsv" for lang in TASKS["xnli"].languages),
+        *(f"pawsx/xtreme/test-{lang}.tsv" for lang in PAWSX.languages),
+    }
 
 
 def test_socialiqa_is_a_first_stage_not_a_study_task(tmp_path):

@@ -30,8 +30,9 @@ def tiny(tiny_xlmr):
 def pairs(tiny):
     """Pairs whose label is whether text_b contains tok1 (learnable in a few steps)."""
     _, corpus = tiny
-    return pd.DataFrame({"text_a": corpus[:200], "text_b": corpus[200:400],
-                         "label": [int("tok1 " in f"{t} ") for t in corpus[200:400]]})  # fmt: skip
+    return pd.DataFrame(
+        {"text_a": corpus[:200], "text_b": corpus[200:400], "label": [int("tok1 " in f"{t} ") for t in corpus[200:400]]}
+    )
 
 
 def padded_batch(model_path, frame, rows=range(8)):
@@ -238,8 +239,17 @@ def test_each_method_trains_a_tiny_model(tiny, pairs, name, tmp_path):
     synonyms = tmp_path / "syn.json"
     synonyms.write_text('{"tok2": ["tok3"], "tok4": ["tok5"]}')
     params = dict(METHOD_PARAMS[name], **({"synonyms_file": str(synonyms)} if name == "rs_da" else {}))
-    config = RunConfig(task="pawsx", model=str(tiny[0]), method=name, method_params=params, learning_rate=3e-3,
-                       epochs=6.0, batch_size=16, warmup_ratio=0.0, seed=0)  # fmt: skip
+    config = RunConfig(
+        task="pawsx",
+        model=str(tiny[0]),
+        method=name,
+        method_params=params,
+        learning_rate=3e-3,
+        epochs=6.0,
+        batch_size=16,
+        warmup_ratio=0.0,
+        seed=0,
+    )
     torch.manual_seed(0)
     model, tokenizer = load_classifier(tiny[0], num_labels=2)
     losses = fit(model, tokenizer, pairs.iloc[:64], config, tmp_path / "ck.pt", CPU)
@@ -269,13 +279,21 @@ def test_method_parameters_are_in_the_run_hash_and_checked_before_compute(tiny, 
     model = str(tiny[0])
     pgd = RunConfig(task="pawsx", model=model, method="pgd")
     assert pgd.method_params["eps"] == PGD.Params().eps and pgd.method_params["steps"] == 3
-    assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": PGD.Params().eps}).run_id() == pgd.run_id()
+    assert (
+        RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": PGD.Params().eps}).run_id()
+        == pgd.run_id()
+    )
     assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"eps": 0.2}).run_id() != pgd.run_id()
     with pytest.raises(XltError, match="rs_da needs synonyms_file"):
         RunConfig(task="pawsx", model=model, method="rs_da")
     with pytest.raises(XltError, match="perturb_layer=2 but .* has 2 layers"):
         RunConfig(task="pawsx", model=model, method="rs_rp", method_params={"perturb_layer": 2})
-    assert RunConfig(task="pawsx", model=model, method="pgd", method_params={"perturb_layer": -1}).method_params["perturb_layer"] == -1
+    assert (
+        RunConfig(task="pawsx", model=model, method="pgd", method_params={"perturb_layer": -1}).method_params[
+            "perturb_layer"
+        ]
+        == -1
+    )
     with pytest.raises(XltError, match="not found"):
         RunConfig(task="pawsx", model=model, method="rs_da", method_params={"synonyms_file": str(tmp_path / "no.json")})
     (tmp_path / "syn.json").write_text('{"a": ["b"]}')

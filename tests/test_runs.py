@@ -219,7 +219,10 @@ def test_unlabeled_test_split_is_refused_before_training(config, tmp_path, monke
         pipeline.ensure_run(unlabeled, tmp_path, device="cpu")
 
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -246,9 +249,16 @@ def test_training_learns_a_learnable_task(tmp_path, device):
         (data / f"test-{lang}.tsv").write_text(rows(50))
     model = build_tiny_xlmr(tmp_path / "model", words + ["yes", "no"] * 20, TinyXlmrSpec(vocab_size=200))
     config = RunConfig(
-        task="pawsx", model=str(model), learning_rate=2e-3, epochs=3.0, batch_size=16, warmup_ratio=0.0,
-        data_dir=str(data), train_file=str(data / "train.tsv"), tgt_langs=("en", "de"),
-    )  # fmt: skip
+        task="pawsx",
+        model=str(model),
+        learning_rate=2e-3,
+        epochs=3.0,
+        batch_size=16,
+        warmup_ratio=0.0,
+        data_dir=str(data),
+        train_file=str(data / "train.tsv"),
+        tgt_langs=("en", "de"),
+    )
     results = pipeline.ensure_run(config, tmp_path / "runs", device=device)
     accuracy = results[results["metric"] == "accuracy"]
     assert (accuracy["value"] > 0.9).all(), accuracy
@@ -257,10 +267,19 @@ def test_training_learns_a_learnable_task(tmp_path, device):
 def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny_model, tmp_path):
     xnli = shared_data / "xnli"
     config = RunConfig(
-        task="xnli", model=str(tiny_model), learning_rate=1e-3, epochs=1.0, batch_size=16, max_seq_length=64,
-        data_dir=str(xnli / "test-labeled"), train_file=str(xnli / "xtreme" / "dev-en.tsv"), eval_split="test",
-        max_train_examples=96, max_eval_examples=30, max_align_sentences=40,
-    )  # fmt: skip
+        task="xnli",
+        model=str(tiny_model),
+        learning_rate=1e-3,
+        epochs=1.0,
+        batch_size=16,
+        max_seq_length=64,
+        data_dir=str(xnli / "test-labeled"),
+        train_file=str(xnli / "xtreme" / "dev-en.tsv"),
+        eval_split="test",
+        max_train_examples=96,
+        max_eval_examples=30,
+        max_align_sentences=40,
+    )
     results = pipeline.ensure_run(config, tmp_path, device="cpu")
     accuracy = results[results["metric"] == "accuracy"]
     assert sorted(accuracy["tgt_lang"]) == sorted(TASKS["xnli"].languages)
@@ -304,7 +323,7 @@ def test_a_run_computed_by_other_code_is_flagged_and_recomputed_on_request(confi
     store._code_version.cache_clear()
     assert store.stale_runs(first).empty
     training = package / "training.py"
-    training.write_text(training.read_text().replace("def train_loop(", '# a comment\ndef train_loop(  # and one\n', 1))
+    training.write_text(training.read_text().replace("def train_loop(", "# a comment\ndef train_loop(  # and one\n", 1))
     store._code_version.cache_clear()
     assert store.stale_runs(first).empty
     training.write_text(training.read_text().replace('"""', '"""A docstring edit. ', 1))

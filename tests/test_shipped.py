@@ -60,7 +60,11 @@ def test_an_altered_weights_file_is_refused_with_how_to_restore_it(copied_set):
     weights.write_bytes(bytes(data))
     with pytest.raises(XltError, match="is not the shipped file") as error:
         shipped.verified_encoder(draw, RECIPE, copied_set)
-    assert str(weights) in str(error.value) and "git checkout" in str(error.value) and "pretrain --rebuild" in str(error.value)
+    assert (
+        str(weights) in str(error.value)
+        and "git checkout" in str(error.value)
+        and "pretrain --rebuild" in str(error.value)
+    )
 
 
 def test_a_missing_weights_file_names_itself_and_how_to_restore_it(copied_set):
@@ -69,7 +73,11 @@ def test_a_missing_weights_file_names_itself_and_how_to_restore_it(copied_set):
     weights.unlink()
     with pytest.raises(XltError, match="is missing") as error:
         shipped.verified_encoder(draw, RECIPE, copied_set)
-    assert str(weights) in str(error.value) and "git checkout" in str(error.value) and "pretrain --rebuild" in str(error.value)
+    assert (
+        str(weights) in str(error.value)
+        and "git checkout" in str(error.value)
+        and "pretrain --rebuild" in str(error.value)
+    )
 
 
 def test_a_missing_manifest_an_unknown_draw_and_another_recipe_are_refused(copied_set):
@@ -111,6 +119,23 @@ def test_a_default_run_takes_a_shipped_draw_of_its_data_and_never_pretrains(tmp_
     assert generated.data_sha256(config.data_dir) == shipped.read_manifest()["data_sha256"]
     other = run_config.synthetic_run_config("syn-paws", tmp_path, progress=False, draw=draws[-1], seed=2)
     assert (other.model, other.draw) == (str(shipped.draw_folder(SHIPPED, draws[-1])), draws[-1])
-    done = subprocess.run([sys.executable, "-m", "xltlib", "run", "--task", "syn-nli", "--draw", "99", "--cache", str(tmp_path),
-                           "--out", str(tmp_path / "runs")], capture_output=True, text=True, cwd=shipped.REPO)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xltlib",
+            "run",
+            "--task",
+            "syn-nli",
+            "--draw",
+            "99",
+            "--cache",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=shipped.REPO,
+    )
     assert done.returncode == 2 and "draw 99 is not in" in done.stderr and not (tmp_path / "runs").exists()

@@ -16,12 +16,32 @@ from xltlib.store import METRICS_FILE, load_results
 def _fake_run(runs, run_id: str, task: str, method: str, seed: int, value: float) -> None:
     folder = runs / run_id
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"task": task, "method": method, "seed": seed, "src_lang": "en",
-                                                    "tgt_langs": ["en", "de"], "model": "/elsewhere/e5"}))  # fmt: skip
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "task": task,
+                "method": method,
+                "seed": seed,
+                "src_lang": "en",
+                "tgt_langs": ["en", "de"],
+                "model": "/elsewhere/e5",
+            }
+        )
+    )
     (folder / "env.json").write_text("{}")
     (folder / "checkpoint.pt").write_bytes(b"weights are never shipped")
-    rows = pd.DataFrame({"run_id": [run_id], "task": [task], "method": [method], "seed": [seed], "src_lang": ["en"],
-                         "tgt_lang": ["de"], "metric": ["accuracy"], "value": [value]})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "run_id": [run_id],
+            "task": [task],
+            "method": [method],
+            "seed": [seed],
+            "src_lang": ["en"],
+            "tgt_lang": ["de"],
+            "metric": ["accuracy"],
+            "value": [value],
+        }
+    )
     rows.to_parquet(folder / METRICS_FILE)
 
 

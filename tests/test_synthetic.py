@@ -60,11 +60,17 @@ def test_recipes_render_word_order_adjectives_and_adpositions(lexicon):
     def w(code, kind, i):
         return lexicon.forms[code][(kind, i)][0]
 
-    for code, order, adjective_after, post in (("a50", "SVO", False, False), ("a20sov", "SOV", False, True),
-                                               ("a0vso", "VSO", True, False)):  # fmt: skip
+    for code, order, adjective_after, post in (
+        ("a50", "SVO", False, False),
+        ("a20sov", "SOV", False, True),
+        ("a0vso", "VSO", True, False),
+    ):
         det, neg = w(code, "determiner", 0), w(code, "negation", 0)
-        subject = [det, w(code, "noun", 1), w(code, "adjective", 4)] if adjective_after else \
-            [det, w(code, "adjective", 4), w(code, "noun", 1)]  # fmt: skip
+        subject = (
+            [det, w(code, "noun", 1), w(code, "adjective", 4)]
+            if adjective_after
+            else [det, w(code, "adjective", 4), w(code, "noun", 1)]
+        )
         slots = {"S": subject, "V": [neg, w(code, "verb", 2)], "O": [det, w(code, "noun", 3)]}
         place = [det, w(code, "noun", 5)]
         place = place + [w(code, "preposition", 0)] if post else [w(code, "preposition", 0), *place]
@@ -93,8 +99,10 @@ def test_default_grammar_has_no_verb_synonyms():
     assert "verb" not in GrammarSpec().synonym_kinds
 
 
-@pytest.mark.parametrize("kinds, message", [(("nouns",),  "did you mean 'noun'"), (("preposition",), "kinds: noun"),
-                                            ("noun", "a tuple of kinds")])  # fmt: skip
+@pytest.mark.parametrize(
+    "kinds, message",
+    [(("nouns",), "did you mean 'noun'"), (("preposition",), "kinds: noun"), ("noun", "a tuple of kinds")],
+)
 def test_bad_synonym_kinds_fail_with_a_clear_error(kinds, message):
     with pytest.raises(XltError, match=message):
         GrammarSpec(synonym_kinds=kinds)
@@ -124,8 +132,14 @@ def test_bad_recipes_are_refused():
         build_lexicon(GrammarSpec(), (BASE, BASE))
 
 
-SMALL = generated.DataSpec(mono_documents=300, detection_pairs=400, train_examples=600, dev_examples=200, test_examples=200,
-                           parallel_sentences=150)  # fmt: skip
+SMALL = generated.DataSpec(
+    mono_documents=300,
+    detection_pairs=400,
+    train_examples=600,
+    dev_examples=200,
+    test_examples=200,
+    parallel_sentences=150,
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +148,9 @@ def data_dir(tmp_path_factory):
 
 
 def read_pairs(path):
-    return pd.read_csv(path, sep="\t", header=None, names=["a", "b", "label"], dtype=str, keep_default_na=False,
-                       quoting=csv.QUOTE_NONE)  # fmt: skip
+    return pd.read_csv(
+        path, sep="\t", header=None, names=["a", "b", "label"], dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE
+    )
 
 
 @pytest.mark.parametrize("task", ["syn-nli", "syn-paws"])
@@ -203,8 +218,10 @@ def test_parallel_sentences_are_line_aligned(data_dir, lexicon):
 
 
 def test_monolingual_corpora_are_not_parallel(data_dir):
-    first = {code: [line.split("\t")[0] for line in (data_dir / f"mono-{code}.tsv").read_text().splitlines()]
-             for code in ("base", "a80")}  # fmt: skip
+    first = {
+        code: [line.split("\t")[0] for line in (data_dir / f"mono-{code}.tsv").read_text().splitlines()]
+        for code in ("base", "a80")
+    }
     assert len(first["base"]) == SMALL.mono_documents
     # a80 renders most words like base: a parallel corpus would repeat most sentences verbatim
     assert len(set(first["base"]) & set(first["a80"])) < 0.05 * SMALL.mono_documents
@@ -251,9 +268,12 @@ def test_render_words_is_render_with_facts(lexicon):
     for recipe in RECIPES:
         for i, frame in enumerate(frames):
             words = languages.render_words(frame, lexicon, recipe, np.random.default_rng(i), front_place=bool(i % 2))
-            assert " ".join(w for w, _ in words) == render(frame, lexicon, recipe, np.random.default_rng(i), bool(i % 2))
+            assert " ".join(w for w, _ in words) == render(
+                frame, lexicon, recipe, np.random.default_rng(i), bool(i % 2)
+            )
             assert [w for w, fact in words if fact is None] == [lexicon.forms[recipe.code][("determiner", 0)][0]] * (
-                2 + (frame.place is not None))
+                2 + (frame.place is not None)
+            )
 
 
 def facts_of(words):
@@ -293,7 +313,16 @@ def test_detection_kinds_by_hand(lexicon):
     frame = Frame(subject=1, verb=2, object=3, subject_adjective=4, negated=True, place=(0, 5))
     words = languages.render_words(frame, lexicon, BASE)
     assert generated._fact_kinds(words).split() == [
-        "-", "subject_adjective", "subject", "negated", "verb", "-", "object", "place", "-", "place"
+        "-",
+        "subject_adjective",
+        "subject",
+        "negated",
+        "verb",
+        "-",
+        "object",
+        "place",
+        "-",
+        "place",
     ]
 
 
@@ -320,15 +349,23 @@ def test_word_alignments_from_surface_forms_are_the_generators_facts(lexicon, ta
         frame = sample_frame(lexicon, rng)
         source = languages.render_words(frame, lexicon, BASE, rng)  # base synonyms drawn at random
         translated = languages.render_words(frame, lexicon, recipe)
-        found = word_alignment.align_words(" ".join(w for w, _ in source), " ".join(w for w, _ in translated),
-                                           source_concepts, target_concepts)  # fmt: skip
+        found = word_alignment.align_words(
+            " ".join(w for w, _ in source), " ".join(w for w, _ in translated), source_concepts, target_concepts
+        )
         for i, j in found:
             assert source[i][1] is not None and source[i][1] == translated[j][1]  # the same fact of the frame
         source_meant = [source_concepts[w] for w, _ in source]
         target_meant = [target_concepts[w] for w, _ in translated]
-        expected = {(i, j) for i, (_, fact) in enumerate(source) for j, (_, other) in enumerate(translated)
-                    if fact is not None and fact == other and source_meant[i] == target_meant[j]
-                    and source_meant.count(source_meant[i]) == 1 and target_meant.count(target_meant[j]) == 1}  # fmt: skip
+        expected = {
+            (i, j)
+            for i, (_, fact) in enumerate(source)
+            for j, (_, other) in enumerate(translated)
+            if fact is not None
+            and fact == other
+            and source_meant[i] == target_meant[j]
+            and source_meant.count(source_meant[i]) == 1
+            and target_meant.count(target_meant[j]) == 1
+        }
         assert set(found) == expected  # every word whose meaning is unambiguous in both sentences, and no other
         aligned += len(found)
     assert aligned > 600

@@ -56,8 +56,13 @@ def test_register_task_adds_and_refuses_redefinition(monkeypatch):
 
 def test_import_stays_light():
     code = "import sys, xltlib.data.tasks; print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -166,7 +171,9 @@ def test_missing_folder(tmp_path):
 def test_bad_label_names_file_line_and_suggestion(tmp_path):
     f = tmp_path / "dev-en.tsv"
     f.write_text("a\tb\tentailment\nc\td\tcontradictory\ne\tf\tneutrall\n")
-    with pytest.raises(XltError, match=r"dev-en.tsv line 3: unknown xnli label 'neutrall' \(did you mean 'neutral'\?\)"):
+    with pytest.raises(
+        XltError, match=r"dev-en.tsv line 3: unknown xnli label 'neutrall' \(did you mean 'neutral'\?\)"
+    ):
         read_tsv(f, XNLI)
     f.write_text("a\tb\tentailment\nc\td\tcontradictory\n")
     assert list(read_tsv(f, XNLI)["label"]) == [0, 2]
@@ -219,11 +226,13 @@ def test_hub_load_maps_columns_and_split(monkeypatch):
 
     def fake_load_dataset(path, name, split, revision=None):
         calls.append((path, name, split))
-        features = datasets.Features({
-            "premise": datasets.Value("string"),
-            "hypothesis": datasets.Value("string"),
-            "label": datasets.ClassLabel(names=list(XNLI.labels)),
-        })
+        features = datasets.Features(
+            {
+                "premise": datasets.Value("string"),
+                "hypothesis": datasets.Value("string"),
+                "label": datasets.ClassLabel(names=list(XNLI.labels)),
+            }
+        )
         return datasets.Dataset.from_dict(
             {"premise": ["p0", "p1", "p2"], "hypothesis": ["h0", "h1", "h2"], "label": [2, 0, 1]}, features=features
         )
@@ -238,7 +247,9 @@ def test_hub_load_maps_columns_and_split(monkeypatch):
 def test_hub_unlabeled_and_errors(monkeypatch):
     datasets = pytest.importorskip("datasets")
     data = {"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [-1, -1]}
-    monkeypatch.setattr(datasets, "load_dataset", lambda path, name, split, revision=None: datasets.Dataset.from_dict(data))
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda path, name, split, revision=None: datasets.Dataset.from_dict(data)
+    )
     df = load_split(PAWSX, "ja", "test")
     assert df["label"].isna().all()
     with pytest.raises(XltError, match="google-research-datasets/paws-x has no label"):

@@ -16,7 +16,9 @@ from xltlib.training import OptimizerSettings, StepPlan, accumulate_gradients, m
 def test_every_epoch_visits_every_example_once_in_a_seeded_order():
     plan = StepPlan(n_examples=50, batch_size=8, grad_accum_steps=2, epochs=2.0, seed=3)
     assert plan.steps_per_epoch == 7 and plan.total_steps == 14
-    epochs = [np.concatenate([np.concatenate(plan.micro_batches(s)) for s in range(e * 7, (e + 1) * 7)]) for e in (0, 1)]
+    epochs = [
+        np.concatenate([np.concatenate(plan.micro_batches(s)) for s in range(e * 7, (e + 1) * 7)]) for e in (0, 1)
+    ]
     for order in epochs:
         assert sorted(order.tolist()) == list(range(50))
     assert not np.array_equal(epochs[0], epochs[1])
@@ -46,6 +48,7 @@ def test_accumulated_gradients_equal_full_batch_gradients(tiny):
 
     def gradients(micro_batches):
         model.zero_grad()
+
         def backward(rows, step, weight):
             return method.backward(ModelCall(model), data.batch(rows, step), scale=weight)
 
@@ -60,7 +63,9 @@ def test_accumulated_gradients_equal_full_batch_gradients(tiny):
 
 def test_no_weight_decay_on_biases_and_layer_norms(tiny):
     model, _ = load_classifier(tiny[0], num_labels=2)
-    decay, no_decay = make_optimizer(model, OptimizerSettings.of_run(RunConfig(task="pawsx", model=str(tiny[0])))).param_groups
+    decay, no_decay = make_optimizer(
+        model, OptimizerSettings.of_run(RunConfig(task="pawsx", model=str(tiny[0])))
+    ).param_groups
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))

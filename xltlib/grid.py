@@ -62,8 +62,10 @@ class Engine:
         if self.kind == "local" and self.address:
             raise XltError("--address joins a Ray cluster; it needs --engine ray")
         if not 0 < self.gpus_per_run <= 8 or (self.threads_per_run is not None and self.threads_per_run < 1):
-            raise XltError(f"gpus_per_run must be in (0, 8] and threads_per_run >= 1, got {self.gpus_per_run}, "
-                           f"{self.threads_per_run}")  # fmt: skip
+            raise XltError(
+                f"gpus_per_run must be in (0, 8] and threads_per_run >= 1, got {self.gpus_per_run}, "
+                f"{self.threads_per_run}"
+            )
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,12 @@ class Outcome:
 
 
 def run_grid(
-    configs: Sequence[RunConfig], runs_dir: str, engine: Engine = Engine(), device: str | None = None,
+    configs: Sequence[RunConfig],
+    runs_dir: str,
+    engine: Engine = Engine(),
+    device: str | None = None,
     recompute_stale: bool = False,
-) -> list[Outcome]:  # fmt: skip
+) -> list[Outcome]:
     """Compute every run of ``configs`` not yet in ``runs_dir`` (and their pre-trained runs); report each run's outcome.
 
     ``recompute_stale`` also recomputes complete runs computed by other code (:func:`xltlib.store.is_stale`).
@@ -89,8 +94,11 @@ def run_grid(
         {run_id: c for run_id, c in unique.items()},
     ]
     progress = GridProgress(sum(len(stage) for stage in stages))
-    run = (_ray_runner(engine, runs_dir, device, recompute_stale) if engine.kind == "ray"
-           else _local_runner(runs_dir, device, recompute_stale))  # fmt: skip
+    run = (
+        _ray_runner(engine, runs_dir, device, recompute_stale)
+        if engine.kind == "ray"
+        else _local_runner(runs_dir, device, recompute_stale)
+    )
     outcomes = []
     for stage in stages:
         outcomes += run(list(stage.values()), progress)
@@ -135,7 +143,10 @@ def _ray_runner(engine: Engine, runs_dir: str, device: str | None, recompute_sta
     log.info("Ray: %s; each run takes %s", ray.cluster_resources(), resources)
 
     def run(configs: list[RunConfig], progress: GridProgress) -> list[Outcome]:
-        pending = {remote.remote(config.to_dict(), os.path.abspath(runs_dir), device, threads, recompute_stale): config for config in configs}
+        pending = {
+            remote.remote(config.to_dict(), os.path.abspath(runs_dir), device, threads, recompute_stale): config
+            for config in configs
+        }
         outcomes = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -143,7 +154,9 @@ def _ray_runner(engine: Engine, runs_dir: str, device: str | None, recompute_sta
             try:
                 outcomes.append(ray.get(ready[0]))
             except Exception as error:  # the worker died more often than it is retried, or Ray failed
-                outcomes.append(Outcome(config.run_id(), "failed", f"{type(error).__name__}: {str(error).splitlines()[0]}"))
+                outcomes.append(
+                    Outcome(config.run_id(), "failed", f"{type(error).__name__}: {str(error).splitlines()[0]}")
+                )
             progress.done(outcomes[-1])
         return outcomes
 
@@ -165,8 +178,13 @@ def _connect(engine: Engine):
         if engine.address and engine.address != "auto":
             _check_reachable(engine.address)
         try:
-            ray.init(address=engine.address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})  # fmt: skip
+            ray.init(
+                address=engine.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
+            )
         except (ConnectionError, ValueError, RuntimeError) as error:
             raise XltError(f"cannot join the Ray cluster at {engine.address!r}: {str(error).splitlines()[0]}") from None
     return ray
@@ -180,8 +198,10 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as error:
-        raise XltError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}); start one with "
-                       "`ray start --head` there, or check the address") from None  # fmt: skip
+        raise XltError(
+            f"cannot reach the Ray cluster at {address} ({error.strerror or error}); start one with "
+            "`ray start --head` there, or check the address"
+        ) from None
 
 
 def _resources(ray, engine: Engine) -> dict[str, float]:
@@ -200,7 +220,8 @@ def default_threads(cpus: int, gpus: int, gpus_per_run: float) -> int:
 
 
 class GridProgress:
-    """One bar for the grid: runs done of total, failures, time left; a log line per run when stderr is not a terminal."""
+    """One bar for the grid: runs done of total, failures, time left; a log line per run when stderr is not a
+    terminal."""
 
     def __init__(self, total: int):
         self.total, self.finished, self.failed, self.started = total, 0, 0, time.monotonic()
@@ -214,8 +235,15 @@ class GridProgress:
         if self.bar.disable:
             elapsed = time.monotonic() - self.started
             left = elapsed / self.finished * (self.total - self.finished)
-            log.info("runs: %d of %d done, %d failed, ~%.0f min left (%s %s)", self.finished, self.total, self.failed,
-                     left / 60, outcome.run_id, outcome.status)  # fmt: skip
+            log.info(
+                "runs: %d of %d done, %d failed, ~%.0f min left (%s %s)",
+                self.finished,
+                self.total,
+                self.failed,
+                left / 60,
+                outcome.run_id,
+                outcome.status,
+            )
         if outcome.error:
             log.warning("run %s failed: %s", outcome.run_id, outcome.error)
 

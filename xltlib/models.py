@@ -102,7 +102,10 @@ def _errors_only(record: logging.LogRecord) -> bool:
 
 
 def _load(
-    name_or_path: str | Path, model_class: type, device: torch.device | str | None, revision: str | None = None,
+    name_or_path: str | Path,
+    model_class: type,
+    device: torch.device | str | None,
+    revision: str | None = None,
     **model_kwargs,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load tokenizer and model, turning "not found anywhere" into one actionable XltError."""
@@ -111,8 +114,9 @@ def _load(
         with quiet_transformers():
             # float32 master weights: mixed precision is applied by autocast at run time.
             # SDPA: fused attention kernels (flash / memory-efficient on CUDA) instead of an explicit softmax
-            model = model_class.from_pretrained(name_or_path, revision=revision, dtype=torch.float32,
-                                                attn_implementation="sdpa", **model_kwargs)  # fmt: skip
+            model = model_class.from_pretrained(
+                name_or_path, revision=revision, dtype=torch.float32, attn_implementation="sdpa", **model_kwargs
+            )
     except OSError as err:
         if Path(name_or_path).exists():
             raise  # a broken local folder: the library's own message is the useful one
@@ -127,7 +131,10 @@ def _load(
 
 
 def load_classifier(
-    name_or_path: str | Path, num_labels: int, device: torch.device | str | None = None, revision: str | None = None,
+    name_or_path: str | Path,
+    num_labels: int,
+    device: torch.device | str | None = None,
+    revision: str | None = None,
     multiple_choice: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Any HF encoder (hub id, at ``revision``, or local folder) with a fresh task head.
@@ -198,7 +205,9 @@ def train_tokenizer(corpus: Iterable[str], spec: TinyXlmrSpec) -> XLMRobertaToke
     pieces = [piece for piece in bpe.get_vocab() if piece not in _SPECIALS]
     total = sum(counts[piece] + 1 for piece in pieces)
     scored = [(piece, round(math.log((counts[piece] + 1) / total), 4)) for piece in pieces]
-    vocab = [(token, 0.0) for token in _SPECIALS] + sorted(scored, key=lambda item: (-item[1], item[0])) + [(_MASK, 0.0)]
+    vocab = (
+        [(token, 0.0) for token in _SPECIALS] + sorted(scored, key=lambda item: (-item[1], item[0])) + [(_MASK, 0.0)]
+    )
     return XLMRobertaTokenizer(vocab=vocab, model_max_length=spec.max_length)
 
 
@@ -221,9 +230,7 @@ def init_model(spec: TinyXlmrSpec, vocab_size: int) -> XLMRobertaForMaskedLM:
         return XLMRobertaForMaskedLM(config)
 
 
-def build_tiny_xlmr(
-    out_dir: str | Path, corpus: Iterable[str], spec: TinyXlmrSpec = TinyXlmrSpec()
-) -> Path:
+def build_tiny_xlmr(out_dir: str | Path, corpus: Iterable[str], spec: TinyXlmrSpec = TinyXlmrSpec()) -> Path:
     """Train a tokenizer on `corpus`, initialise a tiny XLM-R and save both into `out_dir`.
 
     The folder loads with `AutoTokenizer` / `AutoModelForSequenceClassification` just like
@@ -240,9 +247,7 @@ def build_tiny_xlmr(
     return Path(out_dir)
 
 
-def tiny_xlmr(
-    cache_dir: str | Path, corpus_texts: Iterable[str], spec: TinyXlmrSpec = TinyXlmrSpec()
-) -> Path:
+def tiny_xlmr(cache_dir: str | Path, corpus_texts: Iterable[str], spec: TinyXlmrSpec = TinyXlmrSpec()) -> Path:
     """A tiny XLM-R for (spec, corpus) under `cache_dir`, built on first use and reused after."""
     texts = list(corpus_texts)  # consumed twice: hashed, then (maybe) trained on
     key = canonical_sha256({"spec": asdict(spec), "corpus": canonical_sha256(texts), "recipe": _RECIPE_VERSION})

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 from transformers import set_seed
 
@@ -35,13 +36,14 @@ from xltlib.store import (
     result_rows,
     run_lock,
     set_aside,
-)  # fmt: skip
+)
 from xltlib.training import fit
 
 log = logging.getLogger(__name__)
 
 BEST_FILE = "best.pt"
-"""The best end-of-epoch weights of a run that selects its checkpoint on source dev (removed once the run is complete)."""
+"""The best end-of-epoch weights of a run that selects its checkpoint on source dev (removed once the run is
+complete)."""
 
 FIRST_STAGE_FILE = "first-stage.pt"
 """The first stage's checkpoint; its last one is the stage's result, so a resumed run skips a finished stage."""
@@ -89,28 +91,45 @@ def ensure_run(
         return pd.read_parquet(run_dir / METRICS_FILE)
     data = data or load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
     if config.method != PRETRAINED:
-        ensure_run(config.pretrained(), runs_dir, device, checkpoint_every, eval_batch_size, lock_timeout,
-                   recompute_stale=recompute_stale)  # fmt: skip
+        ensure_run(
+            config.pretrained(),
+            runs_dir,
+            device,
+            checkpoint_every,
+            eval_batch_size,
+            lock_timeout,
+            recompute_stale=recompute_stale,
+        )
     torch_device = resolve_device(device)
     with run_lock(run_dir, lock_timeout), _log_to(run_dir / "log.txt"):
         if _done(run_dir, recompute_stale):  # finished by another process while we waited to start
             return pd.read_parquet(run_dir / METRICS_FILE)
         if is_complete(run_dir):
-            log.info("run %s was computed by other code: recomputing (its results kept in %s)", run_dir.name,
-                     set_aside(run_dir).name)  # fmt: skip
-        atomic_write_json(run_dir / "config.json", config.to_dict())
-        atomic_write_json(run_dir / "env.json", env_info(torch_device))
-        if config.method == PRETRAINED:
-            log.info("run %s on %s: alignment of the pre-trained encoder", run_dir.name, torch_device)
-            metrics = _pretrained_alignment(config, data, torch_device, eval_batch_size)
-        else:
-            log.info("run %s on %s: %d training examples", run_dir.name, torch_device, len(data.train))
-            metrics = _train_and_evaluate(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
-        frame = result_rows(config, metrics)
-        atomic_write_parquet(run_dir / METRICS_FILE, frame)
-        for leftover in ("checkpoint.pt", BEST_FILE, FIRST_STAGE_FILE):
-            (run_dir / leftover).unlink(missing_ok=True)
-        log.info("run %s complete", run_dir.name)
+            log.info(
+                "run %s was computed by other code: recomputing (its results kept in %s)",
+                run_dir.name,
+                set_aside(run_dir).name,
+            )
+        return _compute_run(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
+
+
+def _compute_run(
+    config: RunConfig, data: RunData, run_dir: Path, device: torch.device, checkpoint_every: int, eval_batch_size: int
+) -> pd.DataFrame:
+    """Compute a run under its lock: its records first, ``metrics.parquet`` last (what "complete" means)."""
+    atomic_write_json(run_dir / "config.json", config.to_dict())
+    atomic_write_json(run_dir / "env.json", env_info(device))
+    if config.method == PRETRAINED:
+        log.info("run %s on %s: alignment of the pre-trained encoder", run_dir.name, device)
+        metrics = _pretrained_alignment(config, data, device, eval_batch_size)
+    else:
+        log.info("run %s on %s: %d training examples", run_dir.name, device, len(data.train))
+        metrics = _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size)
+    frame = result_rows(config, metrics)
+    atomic_write_parquet(run_dir / METRICS_FILE, frame)
+    for leftover in ("checkpoint.pt", BEST_FILE, FIRST_STAGE_FILE):
+        (run_dir / leftover).unlink(missing_ok=True)
+    log.info("run %s complete", run_dir.name)
     return frame
 
 
@@ -129,7 +148,8 @@ def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: st
 
 
 def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, checkpoint_every: int = 200):
-    """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and tokenizer.
+    """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and
+    tokenizer.
 
     With ``select_checkpoint="source_dev"`` the model returned is the end-of-epoch one best on
     the source language's dev split (kept in ``best.pt`` beside the checkpoint). With a
@@ -137,17 +157,27 @@ def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, c
     """
     set_seed(config.seed)
     task = tasks.get_task(config.task)
-    model, tokenizer = load_classifier(config.model, len(task.labels), device, config.model_revision,
-                                       multiple_choice=task.kind == "multiple_choice")  # fmt: skip
+    model, tokenizer = load_classifier(
+        config.model, len(task.labels), device, config.model_revision, multiple_choice=task.kind == "multiple_choice"
+    )
     if config.freeze_word_embeddings:  # left out of AdamW, which would otherwise update every vocabulary row each step
         model.get_input_embeddings().weight.requires_grad_(False)
     selector = None
     if config.select_checkpoint == "source_dev":
-        selector = BestOnSourceDev(model, tokenizer, data.source_dev, config.max_seq_length, device,
-                                   checkpoint_path.with_name(BEST_FILE))  # fmt: skip
+        selector = BestOnSourceDev(
+            model, tokenizer, data.source_dev, config.max_seq_length, device, checkpoint_path.with_name(BEST_FILE)
+        )
     if data.first_stage is not None:  # standard fine-tuning on SocialIQa first; its last checkpoint is its result
         first = dataclasses.replace(config, method="standard", method_params={}, select_checkpoint="last")
-        fit(model, tokenizer, data.first_stage, first, checkpoint_path.with_name(FIRST_STAGE_FILE), device, checkpoint_every)
+        fit(
+            model,
+            tokenizer,
+            data.first_stage,
+            first,
+            checkpoint_path.with_name(FIRST_STAGE_FILE),
+            device,
+            checkpoint_every,
+        )
     fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every, on_epoch_end=selector)
     if selector is not None:
         selector.restore()
@@ -155,14 +185,15 @@ def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, c
 
 
 def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size) -> list[dict]:
-
     model, tokenizer = fine_tune(config, data, run_dir / "checkpoint.pt", device, checkpoint_every)
     predictor = make_method(config.method, config.method_params).predictor()
     eval_sets = {lang: data.eval_sets[lang] for lang in config.tgt_langs}
     if config.generalized_examples:
         languages = [lang for lang in dict.fromkeys((config.src_lang, *config.tgt_langs)) if lang in data.eval_sets]
         eval_sets |= generalized_sets(data.eval_sets, languages, config.generalized_examples)
-    accuracies = zero_shot_accuracy(model, tokenizer, eval_sets, config.max_seq_length, device, eval_batch_size, predictor)
+    accuracies = zero_shot_accuracy(
+        model, tokenizer, eval_sets, config.max_seq_length, device, eval_batch_size, predictor
+    )
     for lang, value in accuracies.items():
         log.info("accuracy %s: %.4f", lang, value)
     accuracy_rows = [{"tgt_lang": lang, "metric": "accuracy", "value": value} for lang, value in accuracies.items()]
@@ -170,17 +201,27 @@ def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_ba
 
 
 def _pretrained_alignment(config, data, device, eval_batch_size) -> list[dict]:
-
     encoder, tokenizer = load_encoder(config.model, device, config.model_revision)
     return _alignment(config, data, encoder, tokenizer, device, eval_batch_size)
 
 
 def _alignment(config, data, encoder, tokenizer, device, eval_batch_size) -> list[dict]:
-    """Alignment rows on the task's parallel sentences, then on each target's Tatoeba pairs; each row names its corpus."""
+    """Alignment rows on the task's parallel sentences, then on each target's Tatoeba pairs; each row names its
+    corpus."""
     settings = (config.align_pooling, config.max_seq_length, eval_batch_size, device)
-    rows = measure_alignment(encoder, tokenizer, data.parallel, config.src_lang, config.tgt_langs, *settings,
-                             word_alignments=data.word_alignments)  # fmt: skip
+    rows = measure_alignment(
+        encoder,
+        tokenizer,
+        data.parallel,
+        config.src_lang,
+        config.tgt_langs,
+        *settings,
+        word_alignments=data.word_alignments,
+    )
     rows = [{**row, "corpus": "task"} for row in rows]
     for lang, pairs in data.tatoeba.items():
-        rows += [{**row, "corpus": "tatoeba"} for row in measure_alignment(encoder, tokenizer, pairs, ENGLISH, [lang], *settings)]
+        rows += [
+            {**row, "corpus": "tatoeba"}
+            for row in measure_alignment(encoder, tokenizer, pairs, ENGLISH, [lang], *settings)
+        ]
     return rows

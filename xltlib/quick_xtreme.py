@@ -23,7 +23,8 @@ DATA_FOLDERS = {"xnli": "xnli", "pawsx": "pawsx", "xcopa": "xcopa"}
 """Task → its folder in the ``../shared/data`` layout."""
 
 TRAIN_FILES = {"xnli": "xnli/xtreme/dev-en.tsv", "pawsx": "pawsx/paws-wiki-en/train-source.tsv"}
-"""English training files the layout has (XNLI has none: its English dev set stands in; XCOPA's COPA train is found by itself)."""
+"""English training files the layout has (XNLI has none: its English dev set stands in; XCOPA's COPA train is found by
+itself)."""
 
 FIRST_STAGE_FILE = "xcopa/siqa/socialIQa_v1.4_dev.jsonl"
 """SocialIQa's training split is not in the layout: its dev split stands in for XCOPA's first stage."""
@@ -44,18 +45,28 @@ def real_data_folder() -> Path:
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate).resolve()
-    raise XltError("the quick xtreme profile reads real text from a folder laid out like ../shared/data: "
-                   "set XLT_SHARED_DATA, or run `python -m xltlib data fetch` (writes data/real)")  # fmt: skip
+    raise XltError(
+        "the quick xtreme profile reads real text from a folder laid out like ../shared/data: "
+        "set XLT_SHARED_DATA, or run `python -m xltlib data fetch` (writes data/real)"
+    )
 
 
 def stand_in_texts(root: Path, per_file: int = 300) -> list[str]:
     """A sample of the real text of every task and Tatoeba: what the stand-in's tokenizer is trained on."""
-    files = sorted([*root.glob("xnli/xtreme/dev-*.tsv"), *root.glob("pawsx/xtreme/dev-*.tsv"),
-                    *root.glob("xcopa/xcopa/*/val.*.jsonl"), *root.glob("xcopa/copa-en/*.jsonl"),
-                    *root.glob("tatoeba/v1/tatoeba.*-eng.*")])  # fmt: skip
+    files = sorted(
+        [
+            *root.glob("xnli/xtreme/dev-*.tsv"),
+            *root.glob("pawsx/xtreme/dev-*.tsv"),
+            *root.glob("xcopa/xcopa/*/val.*.jsonl"),
+            *root.glob("xcopa/copa-en/*.jsonl"),
+            *root.glob("tatoeba/v1/tatoeba.*-eng.*"),
+        ]
+    )
     if not files:
-        raise XltError(f"{root} holds none of the task files the stand-in's tokenizer is trained on; "
-                       "`python -m xltlib data verify --data-dir` says what is missing")  # fmt: skip
+        raise XltError(
+            f"{root} holds none of the task files the stand-in's tokenizer is trained on; "
+            "`python -m xltlib data verify --data-dir` says what is missing"
+        )
     return [line for path in files for line in path.read_text(encoding="utf-8").splitlines()[:per_file]]
 
 

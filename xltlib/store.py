@@ -33,9 +33,24 @@ from xltlib.config import RunConfig
 from xltlib.files import LOCK_TIMEOUT, atomic_write, canonical_sha256, file_lock
 
 RESULT_COLUMNS = [
-    "run_id", "config_id", "profile", "task", "model", "draw", "method", "seed",
-    "src_lang", "tgt_lang", "corpus", "layer", "pooling", "metric", "value", "settings", "code_version",
-]  # fmt: skip
+    "run_id",
+    "config_id",
+    "profile",
+    "task",
+    "model",
+    "draw",
+    "method",
+    "seed",
+    "src_lang",
+    "tgt_lang",
+    "corpus",
+    "layer",
+    "pooling",
+    "metric",
+    "value",
+    "settings",
+    "code_version",
+]
 """``corpus``: what an alignment row was measured on, ``task`` (the task's own parallel sentences)
 or ``tatoeba``; empty on accuracy rows (and on runs stored before the column existed, which
 measured the task's)."""
@@ -81,17 +96,23 @@ def _code_version(package: Path) -> str:
 
 
 def _syntax_tree(file: Path) -> str:
-    """The module's syntax tree without docstrings, as text: what the code does, not how it is laid out."""
+    """The module's syntax tree without its string statements (docstrings, attribute docs), as text: what the code
+    does, not how it is laid out or documented."""
     tree = ast.parse(file.read_text())
     for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and _is_docstring(body[0]):
-            node.body = body[1:] or [ast.Pass()]
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                setattr(node, name, [s for s in block if not _is_string_statement(s)] or [ast.Pass()])
     return ast.dump(tree, annotate_fields=False)
 
 
-def _is_docstring(statement: ast.stmt) -> bool:
-    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
+def _is_string_statement(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 def configuration(config: RunConfig) -> dict[str, Any]:
@@ -143,12 +164,15 @@ def env_info(device) -> dict[str, Any]:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux; ``platform.processor()``, often just the architecture, elsewhere)."""
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; ``platform.processor()``, often just the architecture,
+    elsewhere)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
+    return next(
+        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor()
+    )
 
 
 def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFrame:
@@ -167,10 +191,19 @@ def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFram
         "settings": json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str),
         "code_version": code_version(),
     }
-    frame = pd.DataFrame([{**base, "layer": None, "pooling": None, "corpus": None, **row} for row in metrics],
-                         columns=RESULT_COLUMNS)  # fmt: skip
-    return frame.astype({"draw": "Int64", "layer": "Int64", "pooling": "string", "corpus": "string", "seed": "int64",
-                         "value": "float64"})  # fmt: skip
+    frame = pd.DataFrame(
+        [{**base, "layer": None, "pooling": None, "corpus": None, **row} for row in metrics], columns=RESULT_COLUMNS
+    )
+    return frame.astype(
+        {
+            "draw": "Int64",
+            "layer": "Int64",
+            "pooling": "string",
+            "corpus": "string",
+            "seed": "int64",
+            "value": "float64",
+        }
+    )
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -184,7 +217,8 @@ def is_stale(run_dir: Path) -> bool:
 
 
 def set_aside(run_dir: Path) -> Path:
-    """Move a stale run's results to ``metrics.<its code version>.parquet`` (kept, never read) before it is recomputed."""
+    """Move a stale run's results to ``metrics.<its code version>.parquet`` (kept, never read) before it is
+    recomputed."""
     stored = pd.read_parquet(run_dir / METRICS_FILE)
     version = stored.code_version.iloc[0] if "code_version" in stored and len(stored) else "unknown"
     target = run_dir / f"metrics.{version}.parquet"
@@ -201,8 +235,11 @@ def load_results(runs_dir: str | Path = "runs", run_ids: Iterable[str] | None = 
     they too are never pooled with another configuration.
     """
     runs_dir = Path(runs_dir)
-    paths = ([runs_dir / run_id / METRICS_FILE for run_id in dict.fromkeys(run_ids)] if run_ids is not None
-             else sorted(runs_dir.glob(f"*/{METRICS_FILE}")))  # fmt: skip
+    paths = (
+        [runs_dir / run_id / METRICS_FILE for run_id in dict.fromkeys(run_ids)]
+        if run_ids is not None
+        else sorted(runs_dir.glob(f"*/{METRICS_FILE}"))
+    )
     frames = [_with_config_id(pd.read_parquet(path), path.parent) for path in paths if path.exists()]
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)

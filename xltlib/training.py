@@ -63,8 +63,17 @@ class StepPlan:
             of 50 batches), so a batch pads less.
     """
 
-    def __init__(self, n_examples: int, batch_size: int, seed: int, epochs: float | None = None, steps: int | None = None,
-                 grad_accum_steps: int = 1, drop_last: bool = False, lengths: Sequence[int] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        n_examples: int,
+        batch_size: int,
+        seed: int,
+        epochs: float | None = None,
+        steps: int | None = None,
+        grad_accum_steps: int = 1,
+        drop_last: bool = False,
+        lengths: Sequence[int] | None = None,
+    ):
         if (epochs is None) == (steps is None):
             raise ValueError("give StepPlan either epochs or steps")
         if n_examples < batch_size if drop_last else n_examples < 1:
@@ -147,8 +156,11 @@ def make_optimizer(module: torch.nn.Module, settings: OptimizerSettings) -> torc
     return torch.optim.AdamW(groups, lr=settings.learning_rate, fused=fused)
 
 
-def accumulate_gradients(backward: Backward, micro_batches: list[np.ndarray], step: int, device: torch.device) -> torch.Tensor:
-    """Run one optimizer step's micro-batches, each weighted by its share of rows; return the mean loss (on the device)."""
+def accumulate_gradients(
+    backward: Backward, micro_batches: list[np.ndarray], step: int, device: torch.device
+) -> torch.Tensor:
+    """Run one optimizer step's micro-batches, each weighted by its share of rows; return the mean loss (on the
+    device)."""
     rows = sum(len(micro) for micro in micro_batches)
     total = torch.zeros((), device=device)
     for micro in micro_batches:
@@ -236,9 +248,17 @@ class Checkpointing:
     every: int = 200
 
 
-def train_loop(module: torch.nn.Module, plan: StepPlan, settings: OptimizerSettings, backward: Backward,
-               device: torch.device, desc: str, checkpoint: Checkpointing | None = None,
-               progress: bool = True, after_step: Callable[[int], None] | None = None) -> list[float]:  # fmt: skip
+def train_loop(
+    module: torch.nn.Module,
+    plan: StepPlan,
+    settings: OptimizerSettings,
+    backward: Backward,
+    device: torch.device,
+    desc: str,
+    checkpoint: Checkpointing | None = None,
+    progress: bool = True,
+    after_step: Callable[[int], None] | None = None,
+) -> list[float]:
     """Train ``module``'s parameters for ``plan.total_steps`` steps; return the loss of every step run in this call.
 
     With ``checkpoint``, an existing checkpoint is resumed, one is written every
@@ -246,15 +266,18 @@ def train_loop(module: torch.nn.Module, plan: StepPlan, settings: OptimizerSetti
     training never costs the training). ``after_step(steps done)`` runs after every optimizer step.
     """
     optimizer = make_optimizer(module, settings)
-    scheduler = get_linear_schedule_with_warmup(optimizer, round(settings.warmup_ratio * plan.total_steps), plan.total_steps)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, round(settings.warmup_ratio * plan.total_steps), plan.total_steps
+    )
     start = 0
     if checkpoint is not None and checkpoint.path.exists():
         start = load_checkpoint(checkpoint.path, module, optimizer, scheduler, device)
         log.info("resuming from checkpoint %s at step %d/%d", checkpoint.path, start, plan.total_steps)
     module.train()
     losses = LossLog(plan)
-    bar = tqdm(range(start, plan.total_steps), initial=start, total=plan.total_steps, desc=desc, disable=not progress,
-               mininterval=1.0)  # fmt: skip
+    bar = tqdm(
+        range(start, plan.total_steps), desc, plan.total_steps, initial=start, disable=not progress, mininterval=1
+    )
     for step in bar:
         losses.add(step, accumulate_gradients(backward, plan.micro_batches(step), step, device))
         _optimizer_step(module, optimizer, scheduler, settings.max_grad_norm)
@@ -290,7 +313,8 @@ def fit(
     checkpoint_every: int = 200,
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> list[float]:
-    """Fine-tune ``model`` in place on the ``train`` pairs by ``config.method``; resume from ``checkpoint_path`` if present.
+    """Fine-tune ``model`` in place on the ``train`` pairs by ``config.method``; resume from ``checkpoint_path`` if
+    present.
 
     ``train`` is a frame of pairs (the method turns it into batches: tokenized once, or
     rewritten on the fly by ``rs_da``) or ready :class:`~xltlib.data.batches.TrainingData`.
@@ -299,8 +323,14 @@ def fit(
     """
     method = make_method(config.method, config.method_params)
     data = method.training_data(train, tokenizer, config, device) if isinstance(train, pd.DataFrame) else train
-    plan = StepPlan(len(data), config.batch_size, config.seed, epochs=config.epochs, grad_accum_steps=config.grad_accum_steps,
-                    lengths=data.lengths() if config.group_by_length else None)  # fmt: skip
+    plan = StepPlan(
+        len(data),
+        config.batch_size,
+        config.seed,
+        epochs=config.epochs,
+        grad_accum_steps=config.grad_accum_steps,
+        lengths=data.lengths() if config.group_by_length else None,
+    )
     call = ModelCall(model, lambda: autocast_for(device))
 
     def backward(rows: np.ndarray, step: int, weight: float) -> torch.Tensor:
@@ -310,5 +340,13 @@ def fit(
         if on_epoch_end is not None and (done % plan.steps_per_epoch == 0 or done == plan.total_steps):
             on_epoch_end(math.ceil(done / plan.steps_per_epoch))
 
-    return train_loop(model, plan, OptimizerSettings.of_run(config), backward, device, f"train {config.method}",
-                      Checkpointing(checkpoint_path, checkpoint_every), after_step=after_step)  # fmt: skip
+    return train_loop(
+        model,
+        plan,
+        OptimizerSettings.of_run(config),
+        backward,
+        device,
+        f"train {config.method}",
+        Checkpointing(checkpoint_path, checkpoint_every),
+        after_step=after_step,
+    )

@@ -38,8 +38,9 @@ from xltlib.synthetic.recipe import default_synthetic_profile, without_detection
 CONTEXTS = ("alone", "unrelated", "itself")
 
 
-def masked_inputs(tokenizer, sentences: list[str], others: list[str], function_words: set[str], context: str,
-                  rng: np.random.Generator) -> tuple[list[list[int]], list[int], list[int]]:  # fmt: skip
+def masked_inputs(
+    tokenizer, sentences: list[str], others: list[str], function_words: set[str], context: str, rng: np.random.Generator
+) -> tuple[list[list[int]], list[int], list[int]]:
     """(input ids, masked position, true id) per sentence; the masked word is in the last segment.
 
     The same ``rng`` state picks the same word of a sentence in every context.
@@ -60,7 +61,9 @@ def masked_inputs(tokenizer, sentences: list[str], others: list[str], function_w
     return rows, positions, targets
 
 
-def accuracy(model, tokenizer, rows: list[list[int]], positions: list[int], targets: list[int], batch: int = 256) -> float:
+def accuracy(
+    model, tokenizer, rows: list[list[int]], positions: list[int], targets: list[int], batch: int = 256
+) -> float:
     hits = 0
     for start in range(0, len(rows), batch):
         padded = tokenizer.pad({"input_ids": rows[start : start + batch]}, return_tensors="pt")
@@ -96,8 +99,11 @@ def main() -> None:
     print(f"{encoder_dir}: one masked content word in each of {len(sentences)} base dev premises")
     scores = {}
     for context in CONTEXTS:
-        scores[context] = accuracy(model, tokenizer, *masked_inputs(tokenizer, sentences, others, function_words,
-                                                                   context, np.random.default_rng(args.seed)))  # fmt: skip
+        scores[context] = accuracy(
+            model,
+            tokenizer,
+            *masked_inputs(tokenizer, sentences, others, function_words, context, np.random.default_rng(args.seed)),
+        )
         print(f"{context:>9}: top-1 accuracy {scores[context]:.3f}")
     print(f"copy gain (itself − unrelated): {scores['itself'] - scores['unrelated']:+.3f}")
 

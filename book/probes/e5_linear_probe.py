@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
@@ -33,8 +32,14 @@ def pairs(path: Path, n: int) -> tuple[list[str], list[str], torch.Tensor]:
 def features(model, tokenizer, first: list[str], second: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     cls, mean = [], []
     for start in range(0, len(first), 32):
-        batch = tokenizer(first[start : start + 32], second[start : start + 32], padding=True, truncation=True,
-                          max_length=128, return_tensors="pt")  # fmt: skip
+        batch = tokenizer(
+            first[start : start + 32],
+            second[start : start + 32],
+            padding=True,
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+        )
         states = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1)
         cls.append(states[:, 0])
@@ -72,8 +77,10 @@ def main() -> None:
     *dev_text, dev_labels = pairs(root / "xnli/xtreme/dev-en.tsv", args.dev)
     train, dev = features(model, tokenizer, *train_text), features(model, tokenizer, *dev_text)
     for name, i in (("first token", 0), ("mean pooling", 1)):
-        print(f"{name:<13} English dev accuracy {probe_accuracy(train[i], labels, dev[i], dev_labels):.3f} "
-              f"({args.train} training pairs, {args.dev} dev pairs)")  # fmt: skip
+        print(
+            f"{name:<13} English dev accuracy {probe_accuracy(train[i], labels, dev[i], dev_labels):.3f} "
+            f"({args.train} training pairs, {args.dev} dev pairs)"
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ def pairs(rng: np.random.Generator, n: int, vocab: int, length: int, task: str) 
         rows = np.flatnonzero(labels)
         position = rng.integers(length, size=len(rows))
         shift = rng.integers(1, vocab - FIRST_CONTENT_ID, size=len(rows))
-        second[rows, position] = FIRST_CONTENT_ID + (first[rows, position] - FIRST_CONTENT_ID + shift) % (vocab - FIRST_CONTENT_ID)
+        second[rows, position] = FIRST_CONTENT_ID + (first[rows, position] - FIRST_CONTENT_ID + shift) % (
+            vocab - FIRST_CONTENT_ID
+        )
     ids = np.concatenate([np.zeros((n, 1)), first, np.full((n, 2), 2), second, np.full((n, 1), 2)], axis=1)
     return torch.tensor(ids, dtype=torch.long), torch.tensor(labels, dtype=torch.long)
 
@@ -45,10 +47,16 @@ def train_and_score(args: argparse.Namespace, task: str) -> tuple[float, float, 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     config = XLMRobertaConfig(
-        vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=4,
-        intermediate_size=4 * args.hidden, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        max_position_embeddings=2 * args.length + 8, num_labels=2,
-    )  # fmt: skip
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=4,
+        intermediate_size=4 * args.hidden,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        max_position_embeddings=2 * args.length + 8,
+        num_labels=2,
+    )
     model = XLMRobertaForSequenceClassification(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, args.steps // 10, args.steps)
@@ -80,8 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.vocab < FIRST_CONTENT_ID + 2:
         parser.error(f"--vocab must be at least {FIRST_CONTENT_ID + 2}")
-    print(f"{args.layers} layers, hidden {args.hidden}, vocab {args.vocab}, {args.length} tokens per segment, "
-          f"{args.steps} steps of {args.batch} fresh pairs, lr {args.lr}")  # fmt: skip
+    print(
+        f"{args.layers} layers, hidden {args.hidden}, vocab {args.vocab}, {args.length} tokens per segment, "
+        f"{args.steps} steps of {args.batch} fresh pairs, lr {args.lr}"
+    )
     print("task     loss(last 100)  accuracy  seconds   (chance: loss 0.693, accuracy 0.5)")
     for task in ("control", "same"):
         loss, accuracy, seconds = train_and_score(args, task)

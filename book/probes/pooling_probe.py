@@ -49,8 +49,14 @@ def train_and_score(encoder_dir, train, dev, label_names, pooling: str, steps: i
     batch = SYNTHETIC_FINETUNING["batch_size"]
 
     def logits(rows):
-        encoded = tokenizer(rows.text_a.tolist(), rows.text_b.tolist(), padding=True, truncation=True,
-                            max_length=SYNTHETIC_FINETUNING["max_seq_length"], return_tensors="pt")  # fmt: skip
+        encoded = tokenizer(
+            rows.text_a.tolist(),
+            rows.text_b.tolist(),
+            padding=True,
+            truncation=True,
+            max_length=SYNTHETIC_FINETUNING["max_seq_length"],
+            return_tensors="pt",
+        )
         return head(pooled(encoder(**encoded).last_hidden_state, encoded["attention_mask"], pooling))
 
     rng = np.random.default_rng(seed)
@@ -72,7 +78,9 @@ def train_and_score(encoder_dir, train, dev, label_names, pooling: str, steps: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default="cache", help="the synthetic profile's cache (built if missing)")
-    parser.add_argument("--steps", type=int, nargs="+", default=[125, 625], help="optimizer steps (125 = a default run)")
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=[125, 625], help="optimizer steps (125 = a default run)"
+    )
     parser.add_argument("--poolings", nargs="+", default=list(POOLINGS), choices=POOLINGS)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mlm-only", action="store_true", help="the profile's encoder before its detection stage")
@@ -88,7 +96,10 @@ def main() -> None:
             start = time.perf_counter()
             accuracy, recall = train_and_score(encoder_dir, train, dev, task.labels, pooling, steps, args.seed)
             recalls = " ".join(f"{label}:{value:.2f}" for label, value in recall.items())
-            print(f"{steps:>5} {pooling:>7} {accuracy:>7.3f}  {recalls}  ({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"{steps:>5} {pooling:>7} {accuracy:>7.3f}  {recalls}  ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

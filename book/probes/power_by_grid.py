@@ -41,21 +41,32 @@ def sub_grids(results: pd.DataFrame, runs: Path) -> pd.DataFrame:
     rows = []
     for k in range(1, len(all_draws) + 1):
         for m in range(2, len(all_seeds) + 1):
-            chosen = replicated[replicated.draw.isin(all_draws[:k]) & ((replicated.method_name == "pretrained")
-                                                                      | replicated.seed.isin(all_seeds[:m]))]  # fmt: skip
+            chosen = replicated[
+                replicated.draw.isin(all_draws[:k])
+                & ((replicated.method_name == "pretrained") | replicated.seed.isin(all_seeds[:m]))
+            ]
             effects = draws.study_method_effects(chosen)
             gains = effects[(effects.outcome == "accuracy") & (effects.language == "all targets")]
             widest = (100 * (gains.ci_high - gains.estimate)).groupby(gains.task).max()
             seconds = sum(run_seconds(runs / run_id) for run_id in chosen.run_id.unique())
-            rows.append({"draws": k, "seeds": m, **{f"±{task}": round(value, 2) for task, value in widest.items()},
-                         "runs": chosen.run_id.nunique(), "run minutes": round(seconds / WORKERS / 60, 1)})  # fmt: skip
+            rows.append(
+                {
+                    "draws": k,
+                    "seeds": m,
+                    **{f"±{task}": round(value, 2) for task, value in widest.items()},
+                    "runs": chosen.run_id.nunique(),
+                    "run minutes": round(seconds / WORKERS / 60, 1),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", default="runs", type=Path)
-    parser.add_argument("--study", default="book/chapters/runs.json", type=Path, help="the batch's record of the study's runs")
+    parser.add_argument(
+        "--study", default="book/chapters/runs.json", type=Path, help="the batch's record of the study's runs"
+    )
     args = parser.parse_args()
     study = json.loads(args.study.read_text())["study"]
     results = load_results(args.runs, study)

@@ -41,7 +41,9 @@ def experiment_cost(parameters: dict, base_rate: float, large_rate: float) -> li
     rate = large_rate if is_large(parameters["model"]) else base_rate
     rows = []
     for method in parameters["methods"]:
-        params = normalize_params(method, {**protocol_params.get(method, {}), **parameters.get("method_params", {}).get(method, {})})
+        params = normalize_params(
+            method, {**protocol_params.get(method, {}), **parameters.get("method_params", {}).get(method, {})}
+        )
         data = TRAINING_EXAMPLES[parameters["task"]] * (1 + params.get("copies", 0))
         tokens = data * epochs * TOKENS_PER_EXAMPLE * predicted_ratio(method, params)
         rows.append({"method": method, "gpu_hours": len(parameters["seeds"]) * tokens / rate / 3600})
@@ -56,7 +58,9 @@ def main() -> None:
     _, experiments = load_experiments(REPO / "notebooks" / "experiments" / "xtreme.yaml")
     rows = []
     for experiment in experiments:
-        for row in experiment_cost(with_notebook_defaults(experiment.parameters), args.base_tokens_per_s, args.large_tokens_per_s):
+        for row in experiment_cost(
+            with_notebook_defaults(experiment.parameters), args.base_tokens_per_s, args.large_tokens_per_s
+        ):
             rows.append({"experiment": experiment.name, **row})
     table = pd.DataFrame(rows).pivot_table(index="experiment", columns="method", values="gpu_hours", sort=False)
     table["all"] = table.sum(axis=1)

@@ -44,7 +44,8 @@ from xltlib.grid import Engine, run_grid
 from xltlib.store import load_results
 from xltlib.synthetic import run_config
 
-LADDERS = {  # method → (parameter, strengths from weak to strong, fixed extras); about ×3 a rung, from the old default up
+# method → (parameter, strengths from weak to strong, fixed extras); about ×3 a rung, from the old default up
+LADDERS = {
     "rs_rp": ("sigma", (0.1, 0.3, 0.8, 2.0), lambda sigma: {}),  # 0.1 added after 0.3 failed the rule (design notes)
     "rs_da": ("rate", (0.6, 0.9), lambda rate: {}),
     "freelb": ("eps", (0.01, 0.03, 0.1, 0.3), lambda eps: {"alpha": eps / 2, "init_mag": eps / 2}),
@@ -64,17 +65,27 @@ def config_for(args, task: str, method: str, params: dict, seed: int) -> RunConf
         from xltlib import e5
         from xltlib.report.experiment import experiment_configs
 
-        return experiment_configs(task, [method], [seed], model=e5.MODEL_ID, method_params={method: params},
-                                  cache_dir=args.cache, protocol="huang2021-cpu", tgt_langs=("en",), eval_split="dev",
-                                  max_eval_examples=300)[0]  # fmt: skip
+        return experiment_configs(
+            task,
+            [method],
+            [seed],
+            model=e5.MODEL_ID,
+            method_params={method: params},
+            cache_dir=args.cache,
+            protocol="huang2021-cpu",
+            tgt_langs=("en",),
+            eval_split="dev",
+            max_eval_examples=300,
+        )[0]
     common = {"method": method, "method_params": params, "seed": seed, "eval_split": "dev"}
     if get_task(task).profile == "synthetic" and args.model is None:
         return run_config.synthetic_run_config(task, args.cache, device=args.device, tgt_langs=("base",), **common)
     extra = {"synonyms_file": args.synonyms} if method == "rs_da" and args.synonyms else {}
     common["method_params"] = {**params, **extra}
     source = get_task(task).source_language
-    return RunConfig(task=task, model=args.model, train_file=args.train_file, data_dir=args.data_dir,
-                     tgt_langs=(source,), **common)  # fmt: skip
+    return RunConfig(
+        task=task, model=args.model, train_file=args.train_file, data_dir=args.data_dir, tgt_langs=(source,), **common
+    )
 
 
 def main() -> None:
@@ -91,7 +102,9 @@ def main() -> None:
     parser.add_argument("--train-file", default=None)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--synonyms", default=None, help="rs_da synonyms_file for real tasks")
-    parser.add_argument("--profile", choices=["e5"], help="e5: multilingual-e5-small under huang2021-cpu, its own ladder")
+    parser.add_argument(
+        "--profile", choices=["e5"], help="e5: multilingual-e5-small under huang2021-cpu, its own ladder"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -100,10 +113,19 @@ def main() -> None:
     args.methods = [method for method in args.methods if method in ladders]
     for method in args.methods:
         name, ladder, extras = ladders[method]
-        plan += [(task, method, value, {name: value, **extras(value)}, seed)
-                 for value in ladder for task in args.tasks for seed in args.seeds]  # fmt: skip
-    configs = [(task, method, value, config_for(args, task, method, params, seed)) for task, method, value, params, seed in plan]
-    failed = [o for o in run_grid([c for *_, c in configs], args.runs, Engine(args.engine), args.device) if o.status != "ok"]
+        plan += [
+            (task, method, value, {name: value, **extras(value)}, seed)
+            for value in ladder
+            for task in args.tasks
+            for seed in args.seeds
+        ]
+    configs = [
+        (task, method, value, config_for(args, task, method, params, seed))
+        for task, method, value, params, seed in plan
+    ]
+    failed = [
+        o for o in run_grid([c for *_, c in configs], args.runs, Engine(args.engine), args.device) if o.status != "ok"
+    ]
     if failed:
         raise SystemExit(f"{len(failed)} runs failed, e.g. {failed[0].run_id}: {failed[0].error}")
     rows = []
@@ -113,7 +135,9 @@ def main() -> None:
         rows.append({"task": task, "method": method, "strength": value, "seed": config.seed, "dev_accuracy": accuracy})
     table = pd.DataFrame(rows)
     standard = table[table.method == "standard"].groupby("task").dev_accuracy.mean()
-    robust = table[table.method != "standard"].groupby(["method", "strength", "task"]).dev_accuracy.mean().unstack("task")
+    robust = (
+        table[table.method != "standard"].groupby(["method", "strength", "task"]).dev_accuracy.mean().unstack("task")
+    )
     drop = (robust - standard) * 100
     print(f"\nsource dev accuracy, standard: {standard.round(4).to_dict()} (seeds {args.seeds})")
     print("dev accuracy minus standard, points:")

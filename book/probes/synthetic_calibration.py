@@ -38,8 +38,16 @@ from xltlib.synthetic import recipe, run_config, shipped
 from xltlib.synthetic.calibration import acceptance, calibration_table
 
 
-def run_all(profile, cache: Path, runs: Path, task_names: list[str], seeds: list[int], draws: list[int], device: str,
-            eval_split: str) -> tuple[set[str], dict[str, float]]:  # fmt: skip
+def run_all(
+    profile,
+    cache: Path,
+    runs: Path,
+    task_names: list[str],
+    seeds: list[int],
+    draws: list[int],
+    device: str,
+    eval_split: str,
+) -> tuple[set[str], dict[str, float]]:
     """Ensure the standard runs (and their shared pre-trained runs); return their run ids and the times of fresh ones.
 
     The runs folder may hold other runs (other seeds, splits or draws), so the report keeps
@@ -49,8 +57,9 @@ def run_all(profile, cache: Path, runs: Path, task_names: list[str], seeds: list
     for draw in draws:
         for task in task_names:
             for seed in seeds:
-                config = run_config.synthetic_run_config(task, cache, profile, progress=False, seed=seed, eval_split=eval_split,
-                                                       draw=draw)  # fmt: skip
+                config = run_config.synthetic_run_config(
+                    task, cache, profile, progress=False, seed=seed, eval_split=eval_split, draw=draw
+                )
                 started = time.perf_counter()
                 fresh = not (runs / config.run_id() / "metrics.parquet").exists()
                 ensure_run(config, runs, device)
@@ -63,15 +72,22 @@ def run_all(profile, cache: Path, runs: Path, task_names: list[str], seeds: list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated fine-tuning seeds (default: 1,2,3)")
-    parser.add_argument("--draws", help="comma-separated pre-training draws (masked-LM seeds; default: every shipped "
-                        "draw, or the quick profile's one)")
+    parser.add_argument(
+        "--draws",
+        help="comma-separated pre-training draws (masked-LM seeds; default: every shipped "
+        "draw, or the quick profile's one)",
+    )
     parser.add_argument("--tasks", default="syn-nli,syn-paws")
     parser.add_argument("--cache", default="cache", help="cache folder of the generated data")
     parser.add_argument("--runs", default="runs/calibration", help="runs folder (cached runs are reused)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="the tiny profile: checks the script, numbers meaningless")
-    parser.add_argument("--eval-split", default="test", choices=("dev", "test"),
-                        help="score the dev or the test files (default: test, as the acceptance figures are defined)")
+    parser.add_argument(
+        "--eval-split",
+        default="test",
+        choices=("dev", "test"),
+        help="score the dev or the test files (default: test, as the acceptance figures are defined)",
+    )
     args = parser.parse_args()
     profile = recipe.quick_synthetic_profile() if args.quick else recipe.default_synthetic_profile()
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -89,7 +105,9 @@ def main() -> None:
     summaries = {}
     for draw in draws:
         for task in task_names:
-            table, summaries[f"{task} draw {draw}"] = calibration_table(results[results["draw"] == draw], task, distances)
+            table, summaries[f"{task} draw {draw}"] = calibration_table(
+                results[results["draw"] == draw], task, distances
+            )
             print(f"\n## {task}, draw {draw} (standard, seeds {args.seeds}, {args.eval_split} files)\n")
             print(table.to_markdown(floatfmt=".3f"))
     print("\n## acceptance figures\n")

@@ -67,8 +67,10 @@ def _validate(model: type[BaseModel], values: Any, path: Path, where: str, prefi
         if first["type"] == "extra_forbidden":
             key = str(location[-1])
             allowed = _allowed_keys(location[:-1]) or list(model.model_fields)
-            raise XltError(f"{path}: unknown key {key!r} in {where}{_place(location[:-1])}{did_you_mean(key, allowed)}; "
-                           f"allowed: {', '.join(allowed)}") from None  # fmt: skip
+            raise XltError(
+                f"{path}: unknown key {key!r} in {where}{_place(location[:-1])}{did_you_mean(key, allowed)}; "
+                f"allowed: {', '.join(allowed)}"
+            ) from None
         raise XltError(f"{path}: {where}{_place(location)}: {first['msg']}") from None
 
 
@@ -94,12 +96,17 @@ def read_experiments_file(path: Path, notebook_parameters: list[str]) -> Experim
     if not isinstance(document, dict):
         raise XltError(f"{path} must be a mapping with 'experiments:' (name → {{title, parameters}})")
     parsed = _validate(ExperimentsFile, document, path, "the experiments file")
-    parameters_model = create_model("ExperimentParameters", __config__=ConfigDict(extra="forbid"),
-                                    **{name: (Any, None) for name in notebook_parameters})  # fmt: skip
+    parameters_model = create_model(
+        "ExperimentParameters",
+        __config__=ConfigDict(extra="forbid"),
+        **{name: (Any, None) for name in notebook_parameters},
+    )
     for name, spec in parsed.experiments.items():
         if not _NAME.match(name) or name in RESERVED_NAMES:
-            raise XltError(f"{path}: experiment name {name!r} must be lower-case letters, digits and '-' "
-                           f"(not {' or '.join(map(repr, RESERVED_NAMES))})")  # fmt: skip
+            raise XltError(
+                f"{path}: experiment name {name!r} must be lower-case letters, digits and '-' "
+                f"(not {' or '.join(map(repr, RESERVED_NAMES))})"
+            )
         where = f"experiment {name!r}"
         _validate(parameters_model, spec.parameters, path, f"{where} (the notebook's parameters)", ("parameters",))
         check_parameters(spec.parameters, path, where)
@@ -120,7 +127,9 @@ def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None
         doses = parameters.get("doses") or {}
         for method, params in (parameters.get("method_params") or {}).items():
             if method not in methods and method not in doses:
-                raise XltError(f"method_params names {method!r}, which is not in methods{did_you_mean(method, methods)}")
+                raise XltError(
+                    f"method_params names {method!r}, which is not in methods{did_you_mean(method, methods)}"
+                )
             validated_params(method, params or {})
         for method, multipliers in doses.items():
             if not isinstance(multipliers, list):
@@ -128,7 +137,9 @@ def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None
             for dose in multipliers:
                 dosed_params(method, dose if dose != 0 else 1.0, (parameters.get("method_params") or {}).get(method))
         draws = parameters.get("draws")
-        if draws is not None and not (isinstance(draws, list) and draws and all(isinstance(d, int) and d >= 0 for d in draws)):
+        if draws is not None and not (
+            isinstance(draws, list) and draws and all(isinstance(d, int) and d >= 0 for d in draws)
+        ):
             raise XltError(f"draws must be a list of pre-training draws (integers ≥ 0), e.g. [0, 2, 3]; got {draws!r}")
         fields = list(RunConfig.__dataclass_fields__)
         for key in parameters.get("overrides") or {}:

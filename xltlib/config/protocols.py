@@ -59,25 +59,43 @@ _SHARED = {"learning_rate": 2e-5, "max_seq_length": 128, "warmup_ratio": 0.0, "w
 
 PROTOCOLS: dict[str, Protocol] = {
     "huang2021": Protocol(
-        "huang2021", "uclanlp/Robust-XLT scripts/train_{xnli,pawsx}.sh (Huang et al. 2021)",
-        epochs={"xnli": 1.0, "pawsx": 3.0}, settings=_SHARED, select_checkpoint="source_dev",
+        "huang2021",
+        "uclanlp/Robust-XLT scripts/train_{xnli,pawsx}.sh (Huang et al. 2021)",
+        epochs={"xnli": 1.0, "pawsx": 3.0},
+        settings=_SHARED,
+        select_checkpoint="source_dev",
         rs_da_copies={"xnli": 3, "pawsx": 10},
     ),
     "huang2021-cpu": Protocol(
-        "huang2021-cpu", "huang2021 at 2-core CPU scale (the e5 profile; xltlib/config/protocols.py)",
-        epochs={"xnli": 1.0, "pawsx": 2.0, "xcopa": 2.0}, select_checkpoint="source_dev",
-        settings={**_SHARED, "learning_rate": 1e-4, "batch_size": 16, "grad_accum_steps": 2, "freeze_word_embeddings": True,
-                  "group_by_length": True, "max_eval_examples": 100, "max_align_sentences": 100},
+        "huang2021-cpu",
+        "huang2021 at 2-core CPU scale (the e5 profile; xltlib/config/protocols.py)",
+        epochs={"xnli": 1.0, "pawsx": 2.0, "xcopa": 2.0},
+        select_checkpoint="source_dev",
+        settings={
+            **_SHARED,
+            "learning_rate": 1e-4,
+            "batch_size": 16,
+            "grad_accum_steps": 2,
+            "freeze_word_embeddings": True,
+            "group_by_length": True,
+            "max_eval_examples": 100,
+            "max_align_sentences": 100,
+        },
         rs_da_copies={"xnli": 1, "pawsx": 1, "xcopa": 1},
-        task_settings={"xnli": {"max_train_examples": 512, "eval_split": "dev"},
-                       "pawsx": {"max_train_examples": 256, "eval_split": "dev"},
-                       "xcopa": {"max_train_examples": 256, "eval_split": "test"}},
+        task_settings={
+            "xnli": {"max_train_examples": 512, "eval_split": "dev"},
+            "pawsx": {"max_train_examples": 256, "eval_split": "dev"},
+            "xcopa": {"max_train_examples": 256, "eval_split": "test"},
+        },
     ),
     "xtreme-r": Protocol(
-        "xtreme-r", "google-research/xtreme scripts/train_{xnli,xcopa}.sh (Ruder et al. 2021)",
-        epochs={"xnli": 5.0, "pawsx": 5.0, "xcopa": 5.0}, settings=_SHARED, large_learning_rate={"xcopa": 3e-5},
+        "xtreme-r",
+        "google-research/xtreme scripts/train_{xnli,xcopa}.sh (Ruder et al. 2021)",
+        epochs={"xnli": 5.0, "pawsx": 5.0, "xcopa": 5.0},
+        settings=_SHARED,
+        large_learning_rate={"xcopa": 3e-5},
     ),
-}  # fmt: skip
+}
 
 
 def is_large(model: str) -> bool:
@@ -91,10 +109,18 @@ def protocol_settings(name: str, task: str, model: str) -> tuple[dict[str, Any],
         raise unknown("protocol", name, PROTOCOLS)
     protocol = PROTOCOLS[name]
     if task not in protocol.epochs:
-        raise XltError(f"protocol {name} has no recipe for {task} (it covers {', '.join(protocol.epochs)}; source: {protocol.source})")
-    fields = {"batch_size": 32, "grad_accum_steps": 16 if is_large(model) else 4, **protocol.settings,
-              "epochs": protocol.epochs[task], "select_checkpoint": protocol.select_checkpoint,
-              **protocol.task_settings.get(task, {})}  # fmt: skip
+        raise XltError(
+            f"protocol {name} has no recipe for {task} (it covers {', '.join(protocol.epochs)}; source: "
+            f"{protocol.source})"
+        )
+    fields = {
+        "batch_size": 32,
+        "grad_accum_steps": 16 if is_large(model) else 4,
+        **protocol.settings,
+        "epochs": protocol.epochs[task],
+        "select_checkpoint": protocol.select_checkpoint,
+        **protocol.task_settings.get(task, {}),
+    }
     if is_large(model) and task in protocol.large_learning_rate:
         fields["learning_rate"] = protocol.large_learning_rate[task]
     params = {"rs_da": {"copies": protocol.rs_da_copies[task]}} if task in protocol.rs_da_copies else {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from xltlib.config.checks import check_choice, check_number
 from xltlib.config.methods import normalize_params, validated_params
@@ -22,13 +22,16 @@ from xltlib.files import canonical_sha256, content_sha256
 PROFILES = ("xtreme", "synthetic")
 
 
-EVAL_SPLITS = ("dev", "test")
+EvalSplit = Literal["dev", "test"]
+EVAL_SPLITS = get_args(EvalSplit)
 
 
-POOLINGS = ("mean", "cls")
+Pooling = Literal["mean", "cls"]
+POOLINGS = get_args(Pooling)
 
 
-CHECKPOINT_CHOICES = ("last", "source_dev")
+CheckpointChoice = Literal["last", "source_dev"]
+CHECKPOINT_CHOICES = get_args(CheckpointChoice)
 
 
 PRETRAINED = "pretrained"
@@ -36,9 +39,19 @@ PRETRAINED = "pretrained"
 
 
 ALIGNMENT_FIELDS = (
-    "task", "model", "model_revision", "draw", "max_seq_length", "src_lang", "tgt_langs", "data_dir", "profile", "align_pooling",
-    "max_align_sentences", "tatoeba_dir",
-)  # fmt: skip
+    "task",
+    "model",
+    "model_revision",
+    "draw",
+    "max_seq_length",
+    "src_lang",
+    "tgt_langs",
+    "data_dir",
+    "profile",
+    "align_pooling",
+    "max_align_sentences",
+    "tatoeba_dir",
+)
 """The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
 LATER_FIELDS = ("tatoeba_dir", "first_stage_file", "select_checkpoint", "group_by_length", "freeze_word_embeddings")
 """Fields added after runs were first stored: at their default they are left out of a run's identity,
@@ -49,6 +62,11 @@ BUILD_REPORTS = ("pretraining.json",)
 """Files of a model folder that report how it was built (times included), not what it computes: not in its identity."""
 
 
+def documented(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A RunConfig field with its documentation as metadata (``help``), as transformers' ``TrainingArguments`` do."""
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One fine-tuning run: train on the source language, evaluate zero-shot on targets.
@@ -57,106 +75,119 @@ class RunConfig:
     give different numbers never share a run directory. Logistics that cannot change the
     numbers (output folder, device, checkpoint interval) are not here.
 
-    Attributes:
-        task: registered task name (``xnli``, ``pawsx``; see :mod:`xltlib.data.tasks`).
-        model: Hugging Face encoder, a hub id (``xlm-roberta-base``) or a local folder
-            saved with ``save_pretrained``. A local folder is stored as an absolute path
-            and identified by its content (:meth:`identity`).
-        model_revision: the hub revision of ``model`` (branch, tag or commit; ``None``: the
-            hub's default branch). Pin a commit for runs that must stay comparable: it is
-            part of the run's identity. Hub models only.
-        draw: which pre-training draw of the synthetic profile's encoder ``model`` is (its
-            masked-LM seed; :mod:`xltlib.synthetic.shipped`), so that the draw is a factor of the
-            analysis; ``None`` for every other model. Synthetic tasks only;
-            :func:`xltlib.synthetic.run_config.synthetic_run_config` fills it in.
-        method: training method (``standard``, ``pgd``, ``freelb``, ``rs_rp``, ``rs_da``; see
-            :mod:`xltlib.methods`), or ``pretrained``
-            for the alignment of the encoder before fine-tuning (see :meth:`pretrained`).
-        method_params: the method's parameters; validated and completed with defaults.
-        learning_rate: peak AdamW learning rate (linear warm-up, then linear decay).
-        epochs: passes over the training set; fractions allowed (``0.5``) for quick runs.
-        batch_size: examples per optimizer step (split into ``grad_accum_steps`` micro-batches).
-        grad_accum_steps: micro-batches per optimizer step; must divide ``batch_size``.
-        max_seq_length: pair length in tokens after truncation (longest first).
-        group_by_length: batches of examples of similar length (Hugging Face's ``group_by_length``:
-            each epoch shuffled, then sorted by length within groups of 50 batches), so dynamic
-            padding pads less; a GPU speed path that changes the data order, hence the numbers.
-        freeze_word_embeddings: keep the word-embedding matrix fixed while fine-tuning (positions,
-            LayerNorms and every layer above still train). A CPU-scale economy: with a 250k-row
-            vocabulary (XLM-R's), AdamW and the dense embedding gradient took 40% of a step of
-            multilingual-e5-small on a 2-core CPU. Perturbations act on the embeddings' output, so every method still runs.
-        warmup_ratio: fraction of optimizer steps spent warming up the learning rate.
-        weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
-        max_grad_norm: gradient clipping threshold (L2 norm over all parameters).
-        seed: seeds weight initialisation of the classifier head, dropout and data order.
-        src_lang: language of the training data (the source of zero-shot transfer);
-            ``None``: the task's source language (``en``; ``base`` for synthetic tasks).
-        tgt_langs: languages to evaluate; empty means every language of the task.
-        data_dir: local folder in the XTREME TSV layout (``{split}-{lang}.tsv``) for
-            evaluation; ``None`` loads the task from the dataset hub. Synthetic tasks
-            always read a generated folder (:func:`xltlib.synthetic.run_config.synthetic_run_config` fills it in).
-        train_file: source-language training file (TSV, or JSON lines for XCOPA); ``None``
-            takes ``data_dir``'s training file where it has one (the synthetic tasks'
-            ``train-base.tsv``, XCOPA's ``copa-en/train-en.jsonl``), else the hub's train split
-            (with ``data_dir`` set and no training file there, a train file is required).
-        eval_split: ``dev`` or ``test``; an unlabeled split is refused before training.
-        first_stage_file: SocialIQa JSON lines (``data fetch xcopa`` writes ``xcopa/siqa/train.jsonl``)
-            fine-tuned on first, with ``standard`` training and the run's settings, before the
-            task: XTREME-R's XCOPA recipe (SIQA, then COPA). Multiple-choice tasks only; ``None``: one stage.
-        select_checkpoint: ``last`` (the model at the end of training) or ``source_dev``: the
-            end-of-epoch model with the best accuracy on the source language's dev split
-            (Huang et al.'s scripts), read from ``data_dir`` or the hub.
-        max_train_examples: keep only the first N training examples (``None``: all).
-        max_eval_examples: keep only the first N examples per language (``None``: all), also of
-            the source dev split that ``select_checkpoint="source_dev"`` scores.
-        profile: ``xtreme`` (real data) or ``synthetic``; stored with every result row.
-            ``None``: the task's profile (a task belongs to exactly one).
-        align_pooling: ``mean`` (over non-padding tokens) or ``cls`` (first token): how a
-            layer's token states become the sentence embedding that alignment is measured on.
-        max_align_sentences: keep only the first N rows of the task's parallel sentences
-            (``None``: all) when measuring alignment, and of each language's Tatoeba pairs.
-        tatoeba_dir: LASER's ``tatoeba/v1`` folder (``tatoeba.xxx-eng.{xxx,eng}``): alignment is
-            then also measured on Tatoeba, for every target that has a Tatoeba test set, when
-            the source language is English; each alignment row names its ``corpus`` (``task``
-            or ``tatoeba``). ``None``: the task's own parallel sentences only.
-        generalized_examples: also score the generalized setting (Huang et al. 2021): first
-            segment in language a, second in language b (XCOPA: the premise and its question
-            in a, the choices in b), for every ordered pair a ≠ b of the source and target
-            languages with a labeled evaluation split, on its first N rows (line-aligned); stored
-            as accuracy with ``tgt_lang = "a|b"``. 0: off.
+    Each field is documented by its ``help`` (:func:`documented`), which the CLI's ``--help`` shows.
     """
 
-    task: str
-    model: str
-    model_revision: str | None = None
-    draw: int | None = None
-    method: str = "standard"
-    method_params: dict[str, Any] = field(default_factory=dict)
-    learning_rate: float = 2e-5
-    epochs: float = 2.0
-    batch_size: int = 32
-    grad_accum_steps: int = 1
-    max_seq_length: int = 128
-    group_by_length: bool = False
-    freeze_word_embeddings: bool = False
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    seed: int = 1
-    src_lang: str | None = None
-    tgt_langs: tuple[str, ...] = ()
-    data_dir: str | None = None
-    train_file: str | None = None
-    eval_split: str = "dev"
-    first_stage_file: str | None = None
-    select_checkpoint: str = "last"
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    profile: str | None = None
-    align_pooling: str = "mean"
-    max_align_sentences: int | None = None
-    generalized_examples: int = 0
-    tatoeba_dir: str | None = None
+    task: str = documented(help="registered task name (``xnli``, ``pawsx``; see :mod:`xltlib.data.tasks`).")
+    model: str = documented(
+        help="Hugging Face encoder, a hub id (``xlm-roberta-base``) or a local folder saved with ``save_pretrained``. "
+        "A local folder is stored as an absolute path and identified by its content (:meth:`identity`)."
+    )
+    model_revision: str | None = documented(
+        None,
+        "the hub revision of ``model`` (branch, tag or commit; ``None``: the hub's default branch). Pin a commit for "
+        "runs that must stay comparable: it is part of the run's identity. Hub models only.",
+    )
+    draw: int | None = documented(
+        None,
+        "which pre-training draw of the synthetic profile's encoder ``model`` is (its masked-LM seed; "
+        ":mod:`xltlib.synthetic.shipped`), so that the draw is a factor of the analysis; ``None`` for every other "
+        "model. Synthetic tasks only; :func:`xltlib.synthetic.run_config.synthetic_run_config` fills it in.",
+    )
+    method: str = documented(
+        "standard",
+        "training method (``standard``, ``pgd``, ``freelb``, ``rs_rp``, ``rs_da``; see :mod:`xltlib.methods`), or "
+        "``pretrained`` for the alignment of the encoder before fine-tuning (see :meth:`pretrained`).",
+    )
+    method_params: dict[str, Any] = documented(
+        default_factory=dict, help="the method's parameters; validated and completed with defaults."
+    )
+    learning_rate: float = documented(2e-5, "peak AdamW learning rate (linear warm-up, then linear decay).")
+    epochs: float = documented(2.0, "passes over the training set; fractions allowed (``0.5``) for quick runs.")
+    batch_size: int = documented(32, "examples per optimizer step (split into ``grad_accum_steps`` micro-batches).")
+    grad_accum_steps: int = documented(1, "micro-batches per optimizer step; must divide ``batch_size``.")
+    max_seq_length: int = documented(128, "pair length in tokens after truncation (longest first).")
+    group_by_length: bool = documented(
+        False,
+        "batches of examples of similar length (Hugging Face's ``group_by_length``: each epoch shuffled, then sorted "
+        "by length within groups of 50 batches), so dynamic padding pads less; a GPU speed path that changes the data"
+        " order, hence the numbers.",
+    )
+    freeze_word_embeddings: bool = documented(
+        False,
+        "keep the word-embedding matrix fixed while fine-tuning (positions, LayerNorms and every layer above still "
+        "train). A CPU-scale economy: with a 250k-row vocabulary (XLM-R's), AdamW and the dense embedding gradient "
+        "took 40% of a step of multilingual-e5-small on a 2-core CPU. Perturbations act on the embeddings' output, so"
+        " every method still runs.",
+    )
+    warmup_ratio: float = documented(0.1, "fraction of optimizer steps spent warming up the learning rate.")
+    weight_decay: float = documented(0.01, "AdamW weight decay (not applied to biases and LayerNorm weights).")
+    max_grad_norm: float = documented(1.0, "gradient clipping threshold (L2 norm over all parameters).")
+    seed: int = documented(1, "seeds weight initialisation of the classifier head, dropout and data order.")
+    src_lang: str | None = documented(
+        None,
+        "language of the training data (the source of zero-shot transfer); ``None``: the task's source language "
+        "(``en``; ``base`` for synthetic tasks).",
+    )
+    tgt_langs: tuple[str, ...] = documented((), "languages to evaluate; empty means every language of the task.")
+    data_dir: str | None = documented(
+        None,
+        "local folder in the XTREME TSV layout (``{split}-{lang}.tsv``) for evaluation; ``None`` loads the task from "
+        "the dataset hub. Synthetic tasks always read a generated folder "
+        "(:func:`xltlib.synthetic.run_config.synthetic_run_config` fills it in).",
+    )
+    train_file: str | None = documented(
+        None,
+        "source-language training file (TSV, or JSON lines for XCOPA); ``None`` takes ``data_dir``'s training file "
+        "where it has one (the synthetic tasks' ``train-base.tsv``, XCOPA's ``copa-en/train-en.jsonl``), else the "
+        "hub's train split (with ``data_dir`` set and no training file there, a train file is required).",
+    )
+    eval_split: EvalSplit = documented("dev", "``dev`` or ``test``; an unlabeled split is refused before training.")
+    first_stage_file: str | None = documented(
+        None,
+        "SocialIQa JSON lines (``data fetch xcopa`` writes ``xcopa/siqa/train.jsonl``) fine-tuned on first, with "
+        "``standard`` training and the run's settings, before the task: XTREME-R's XCOPA recipe (SIQA, then COPA). "
+        "Multiple-choice tasks only; ``None``: one stage.",
+    )
+    select_checkpoint: CheckpointChoice = documented(
+        "last",
+        "``last`` (the model at the end of training) or ``source_dev``: the end-of-epoch model with the best accuracy"
+        " on the source language's dev split (Huang et al.'s scripts), read from ``data_dir`` or the hub.",
+    )
+    max_train_examples: int | None = documented(None, "keep only the first N training examples (``None``: all).")
+    max_eval_examples: int | None = documented(
+        None,
+        "keep only the first N examples per language (``None``: all), also of the source dev split that "
+        '``select_checkpoint="source_dev"`` scores.',
+    )
+    profile: str | None = documented(
+        None,
+        "``xtreme`` (real data) or ``synthetic``; stored with every result row. ``None``: the task's profile (a task "
+        "belongs to exactly one).",
+    )
+    align_pooling: Pooling = documented(
+        "mean",
+        "``mean`` (over non-padding tokens) or ``cls`` (first token): how a layer's token states become the sentence "
+        "embedding that alignment is measured on.",
+    )
+    max_align_sentences: int | None = documented(
+        None,
+        "keep only the first N rows of the task's parallel sentences (``None``: all) when measuring alignment, and of"
+        " each language's Tatoeba pairs.",
+    )
+    generalized_examples: int = documented(
+        0,
+        "also score the generalized setting (Huang et al. 2021): first segment in language a, second in language b "
+        "(XCOPA: the premise and its question in a, the choices in b), for every ordered pair a ≠ b of the source and"
+        " target languages with a labeled evaluation split, on its first N rows (line-aligned); stored as accuracy "
+        'with ``tgt_lang = "a|b"``. 0: off.',
+    )
+    tatoeba_dir: str | None = documented(
+        None,
+        "LASER's ``tatoeba/v1`` folder (``tatoeba.xxx-eng.{xxx,eng}``): alignment is then also measured on Tatoeba, "
+        "for every target that has a Tatoeba test set, when the source language is English; each alignment row names "
+        "its ``corpus`` (``task`` or ``tatoeba``). ``None``: the task's own parallel sentences only.",
+    )
 
     def __post_init__(self) -> None:
         task = tasks.get_task(self.task)
@@ -222,13 +253,17 @@ class RunConfig:
     def _complete_files(self, task: tasks.Task) -> None:
         """``data_dir`` and ``train_file`` made absolute, checked to exist, and required where the task needs them."""
         if self.first_stage_file is not None and task.kind != "multiple_choice":
-            raise XltError(f"first_stage_file is a SocialIQa stage before a multiple-choice task; {task.name} is not one")
+            raise XltError(
+                f"first_stage_file is a SocialIQa stage before a multiple-choice task; {task.name} is not one"
+            )
         for name in ("data_dir", "train_file", "tatoeba_dir", "first_stage_file"):
             path = getattr(self, name)
             if path is not None:
                 if not Path(path).exists():
-                    raise XltError(f"{name}: {path} does not exist; "
-                                   f"{TATOEBA_HELP if name == 'tatoeba_dir' else tasks.data_help(task)}")  # fmt: skip
+                    raise XltError(
+                        f"{name}: {path} does not exist; "
+                        f"{TATOEBA_HELP if name == 'tatoeba_dir' else tasks.data_help(task)}"
+                    )
                 object.__setattr__(self, name, str(Path(path).resolve()))
         if task.hub_id is None and self.data_dir is None:
             raise XltError(f"task {task.name} needs data_dir (its data is generated); {tasks.data_help(task)}")
@@ -267,8 +302,10 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What the run computes: every field, with local files and folders as the sha256 of their content.
 
-        :data:`LATER_FIELDS` at their defaults are left out. Hub ids stay ids (with ``model_revision``); ``model``, ``data_dir``, ``train_file``,
-        ``tatoeba_dir``, ``first_stage_file`` and a ``synonyms_file`` that are local are replaced by their content's hash
+        :data:`LATER_FIELDS` at their defaults are left out. Hub ids stay ids (with ``model_revision``); ``model``,
+        ``data_dir``, ``train_file``,
+        ``tatoeba_dir``, ``first_stage_file`` and a ``synonyms_file`` that are local are replaced by their content's
+        hash
         (:func:`xltlib.files.content_sha256`), so the same run has the same id on every
         machine and in every checkout, wherever its files live.
         """
@@ -282,8 +319,10 @@ class RunConfig:
             if values.get(name) is not None and Path(values[name]).exists():
                 values[name] = {"sha256": content_sha256(values[name], BUILD_REPORTS if name == "model" else ())}
         if values["method_params"].get("synonyms_file"):
-            values["method_params"] = {**values["method_params"],
-                                       "synonyms_file": {"sha256": content_sha256(values["method_params"]["synonyms_file"])}}  # fmt: skip
+            values["method_params"] = {
+                **values["method_params"],
+                "synonyms_file": {"sha256": content_sha256(values["method_params"]["synonyms_file"])},
+            }
         return values
 
     def config_hash(self) -> str:
@@ -292,7 +331,8 @@ class RunConfig:
 
     @property
     def model_name(self) -> str:
-        """How results name the model: the hub id (``@revision`` if pinned), or a local folder's name and content hash."""
+        """How results name the model: the hub id (``@revision`` if pinned), or a local folder's name and content
+        hash."""
         if Path(self.model).exists():
             return f"{Path(self.model).name}@{content_sha256(self.model, BUILD_REPORTS)[:12]}"
         return f"{self.model}@{self.model_revision}" if self.model_revision else self.model
@@ -308,19 +348,6 @@ class RunConfig:
     def run_id(self) -> str:
         """Short, readable run directory name: ``{task}-{method}-s{seed}-{hash12}``."""
         return f"{self.task}-{self.method}-s{self.seed}-{self.config_hash()[:12]}"
-
-
-def attribute_docs(cls: type) -> dict[str, str]:
-    """Each field's text in the ``Attributes:`` section of ``cls``'s docstring, joined into one line."""
-    docs: dict[str, str] = {}
-    section = cls.__doc__.split("Attributes:", 1)[1]
-    for line in section.splitlines():
-        name, colon, text = line.strip().partition(":")
-        if line.startswith(" " * 8) and not line.startswith(" " * 12) and colon and name.isidentifier():
-            docs[name] = text.strip()
-        elif docs and line.strip():
-            docs[next(reversed(docs))] += " " + line.strip()
-    return docs
 
 
 def _absolute_if_local(model: str) -> str:

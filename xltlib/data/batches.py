@@ -1,4 +1,5 @@
-"""Tokenized examples (sentence pairs or multiple-choice items) and the padded batches the training loop and evaluation use.
+"""Tokenized examples (sentence pairs or multiple-choice items) and the padded batches the training loop and evaluation
+use.
 
 A multiple-choice item (XCOPA) becomes one (first segment, choice) pair per choice, as
 XTREME-R's ``run_xcopa.py`` builds them: the first segment is
@@ -33,11 +34,16 @@ def text_columns(frame) -> tuple[str, ...]:
 
 
 def first_segment(premise: str, question: str) -> str:
-    return CHOICE_QUESTION.format(premise=premise, question=question) if question in ("cause", "effect") else f"{premise} {question}"
+    return (
+        CHOICE_QUESTION.format(premise=premise, question=question)
+        if question in ("cause", "effect")
+        else f"{premise} {question}"
+    )
 
 
 def tokenize_pairs(tokenizer, frame, max_length: int) -> Features:
-    """Tokenize (text_a, text_b[, label]) rows, or multiple-choice items, into unpadded features for :func:`collator`."""
+    """Tokenize (text_a, text_b[, label]) rows, or multiple-choice items, into unpadded features for
+    :func:`collator`."""
     if is_multiple_choice(frame):
         features = _tokenize_choices(tokenizer, frame, max_length)
     else:
@@ -150,7 +156,9 @@ class SynonymAugmentedPairs:
     sees the same text as an uninterrupted one.
     """
 
-    def __init__(self, tokenizer, frame, max_length: int, device: torch.device, table: SynonymTable, rate: float, seed: int):
+    def __init__(
+        self, tokenizer, frame, max_length: int, device: torch.device, table: SynonymTable, rate: float, seed: int
+    ):
         self.tokenizer, self.max_length, self.device = tokenizer, max_length, device
         self.rate, self.seed = rate, seed
         self.frame, self.columns = frame.reset_index(drop=True), text_columns(frame)
@@ -163,7 +171,9 @@ class SynonymAugmentedPairs:
         """Each text column's texts of ``rows`` as drawn at ``step``."""
         rng = np.random.default_rng([self.seed, step, int(rows[0]) if len(rows) else 0])
         size, rows = len(self.frame), np.asarray(rows, dtype=np.int64)
-        drawn = self.substituter.draw(np.concatenate([rows + i * size for i in range(len(self.columns))]), self.rate, rng)
+        drawn = self.substituter.draw(
+            np.concatenate([rows + i * size for i in range(len(self.columns))]), self.rate, rng
+        )
         return tuple(drawn[i * len(rows) : (i + 1) * len(rows)] for i in range(len(self.columns)))
 
     def lengths(self) -> list[int]:
@@ -189,7 +199,9 @@ def augmented_copies(frame, table: SynonymTable, copies: int, seed: int):
     substituter = Substituter([text for column in columns for text in frame[column]], table)
     size, parts = len(frame), [frame]
     for copy in range(1, copies + 1):
-        drawn = substituter.draw(np.arange(size * len(columns)), 1.0, np.random.default_rng([seed, copy]), keep_word=True)
+        drawn = substituter.draw(
+            np.arange(size * len(columns)), 1.0, np.random.default_rng([seed, copy]), keep_word=True
+        )
         rewritten = frame.copy()
         for i, column in enumerate(columns):
             rewritten[column] = drawn[i * size : (i + 1) * size]

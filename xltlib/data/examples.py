@@ -21,8 +21,11 @@ PAWS_LABELS = ("0", "1")  # 0 = not a paraphrase, 1 = paraphrase (the PAWS-X con
 
 def _modifiers(frame: Frame) -> set[tuple[str, object]]:
     """The optional parts of a frame, as facts: adjective on subject / object, place."""
-    facts = {("subject_adjective", frame.subject_adjective), ("object_adjective", frame.object_adjective),
-             ("place", frame.place)}  # fmt: skip
+    facts = {
+        ("subject_adjective", frame.subject_adjective),
+        ("object_adjective", frame.object_adjective),
+        ("place", frame.place),
+    }
     return {fact for fact in facts if fact[1] is not None}
 
 
@@ -37,7 +40,11 @@ def nli_label(premise: Frame, hypothesis: Frame) -> str:
     """
     if premise.negated:
         raise XltError("syn-nli premises are assertions: a negated premise has no label by this logic")
-    same_event = (premise.subject, premise.verb, premise.object) == (hypothesis.subject, hypothesis.verb, hypothesis.object)
+    same_event = (premise.subject, premise.verb, premise.object) == (
+        hypothesis.subject,
+        hypothesis.verb,
+        hypothesis.object,
+    )
     if not same_event or not _modifiers(hypothesis) <= _modifiers(premise):
         return "neutral"
     return "contradiction" if hypothesis.negated else "entailment"
@@ -52,8 +59,12 @@ def _drop_modifiers(frame: Frame, rng: np.random.Generator, keep: float = 0.5) -
     def kept(value):
         return value if value is not None and rng.random() < keep else None
 
-    return replace(frame, subject_adjective=kept(frame.subject_adjective),
-                   object_adjective=kept(frame.object_adjective), place=kept(frame.place))  # fmt: skip
+    return replace(
+        frame,
+        subject_adjective=kept(frame.subject_adjective),
+        object_adjective=kept(frame.object_adjective),
+        place=kept(frame.place),
+    )
 
 
 def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generator) -> Frame:
@@ -62,8 +73,13 @@ def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generat
     hypothesis = _drop_modifiers(premise, rng)
     change = rng.choice(("swap_roles", "other_noun", "other_verb", "add_modifier"))
     if change == "swap_roles" and premise.subject != premise.object:
-        hypothesis = replace(hypothesis, subject=premise.object, object=premise.subject,
-                             subject_adjective=hypothesis.object_adjective, object_adjective=hypothesis.subject_adjective)  # fmt: skip
+        hypothesis = replace(
+            hypothesis,
+            subject=premise.object,
+            object=premise.subject,
+            subject_adjective=hypothesis.object_adjective,
+            object_adjective=hypothesis.subject_adjective,
+        )
     elif change == "other_verb":
         hypothesis = replace(hypothesis, verb=int((premise.verb + rng.integers(1, spec.verbs)) % spec.verbs))
     elif change == "add_modifier":
@@ -75,7 +91,9 @@ def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generat
         hypothesis = replace(hypothesis, **{slot: value})
     else:
         role = rng.choice(("subject", "object"))
-        hypothesis = replace(hypothesis, **{role: int((getattr(premise, role) + rng.integers(1, spec.nouns)) % spec.nouns)})
+        hypothesis = replace(
+            hypothesis, **{role: int((getattr(premise, role) + rng.integers(1, spec.nouns)) % spec.nouns)}
+        )
     return replace(hypothesis, negated=bool(rng.random() < 0.5))
 
 
@@ -83,11 +101,23 @@ def _scrambled(frame: Frame, rng: np.random.Generator) -> Frame | None:
     """Another frame with the same bag of concepts (PAWS' word swaps), or None if none exists."""
     options = []
     if (frame.subject, frame.subject_adjective) != (frame.object, frame.object_adjective):
-        options.append(replace(frame, subject=frame.object, object=frame.subject,
-                               subject_adjective=frame.object_adjective, object_adjective=frame.subject_adjective))  # fmt: skip
-    if frame.subject_adjective is not None and frame.object_adjective is not None \
-            and frame.subject_adjective != frame.object_adjective:  # fmt: skip
-        options.append(replace(frame, subject_adjective=frame.object_adjective, object_adjective=frame.subject_adjective))
+        options.append(
+            replace(
+                frame,
+                subject=frame.object,
+                object=frame.subject,
+                subject_adjective=frame.object_adjective,
+                object_adjective=frame.subject_adjective,
+            )
+        )
+    if (
+        frame.subject_adjective is not None
+        and frame.object_adjective is not None
+        and frame.subject_adjective != frame.object_adjective
+    ):
+        options.append(
+            replace(frame, subject_adjective=frame.object_adjective, object_adjective=frame.subject_adjective)
+        )
     if frame.place is not None:
         preposition, noun = frame.place
         if noun != frame.subject:
@@ -136,9 +166,15 @@ EXAMPLE_MAKERS = {"syn-nli": nli_example, "syn-paws": paws_example}
 """Synthetic task name → example generator; the names are registered in :mod:`xltlib.data.tasks`."""
 
 
-def render_examples(examples: list[Example], lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
+def render_examples(
+    examples: list[Example], lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None
+) -> list[tuple[str, str, str]]:
     """``(text_a, text_b, label)`` rows of one language, in the order of ``examples``."""
     return [
-        (render(e.first, lexicon, recipe, rng, e.front_first), render(e.second, lexicon, recipe, rng, e.front_second), e.label)
+        (
+            render(e.first, lexicon, recipe, rng, e.front_first),
+            render(e.second, lexicon, recipe, rng, e.front_second),
+            e.label,
+        )
         for e in examples
-    ]  # fmt: skip
+    ]

@@ -47,8 +47,14 @@ class UrlFile:
 def _xnli() -> list:
     files = [HubSplit("facebook/xnli", "en", "train", "xnli/train-en.tsv", ("premise", "hypothesis", "label"))]
     for lang in XNLI_LANGUAGES:
-        files += [HubSplit("facebook/xnli", lang, "validation", f"xnli/xtreme/dev-{lang}.tsv", ("premise", "hypothesis", "label")),
-                  HubSplit("facebook/xnli", lang, "test", f"xnli/test-labeled/test-{lang}.tsv", ("premise", "hypothesis", "label"))]  # fmt: skip
+        files += [
+            HubSplit(
+                "facebook/xnli", lang, "validation", f"xnli/xtreme/dev-{lang}.tsv", ("premise", "hypothesis", "label")
+            ),
+            HubSplit(
+                "facebook/xnli", lang, "test", f"xnli/test-labeled/test-{lang}.tsv", ("premise", "hypothesis", "label")
+            ),
+        ]
     return files
 
 
@@ -56,27 +62,43 @@ def _pawsx() -> list:
     columns = ("sentence1", "sentence2", "label")
     files = [HubSplit("google-research-datasets/paws-x", "en", "train", "pawsx/train-en.tsv", columns)]
     for lang in PAWSX_LANGUAGES:
-        files += [HubSplit("google-research-datasets/paws-x", lang, "validation", f"pawsx/xtreme/dev-{lang}.tsv", columns),
-                  HubSplit("google-research-datasets/paws-x", lang, "test", f"pawsx/test-labeled/test-{lang}.tsv", columns)]  # fmt: skip
+        files += [
+            HubSplit("google-research-datasets/paws-x", lang, "validation", f"pawsx/xtreme/dev-{lang}.tsv", columns),
+            HubSplit("google-research-datasets/paws-x", lang, "test", f"pawsx/test-labeled/test-{lang}.tsv", columns),
+        ]
     return files
 
 
 def _xcopa() -> list:
     columns = ("premise", "choice1", "choice2", "question", "label", "idx")
-    files = [HubSplit("aps/super_glue", "copa", split, f"xcopa/copa-en/{name}-en.jsonl", columns)
-             for split, name in (("train", "train"), ("validation", "val"), ("test", "test"))]  # fmt: skip (test: hidden labels)
-    files.append(HubSplit("allenai/social_i_qa", None, "train", "xcopa/siqa/train.jsonl",
-                          ("context", "question", "answerA", "answerB", "answerC", "label")))  # fmt: skip
+    files = [
+        HubSplit("aps/super_glue", "copa", split, f"xcopa/copa-en/{name}-en.jsonl", columns)
+        for split, name in (("train", "train"), ("validation", "val"), ("test", "test"))  # test: hidden labels
+    ]
+    files.append(
+        HubSplit(
+            "allenai/social_i_qa",
+            None,
+            "train",
+            "xcopa/siqa/train.jsonl",
+            ("context", "question", "answerA", "answerB", "answerC", "label"),
+        )
+    )
     for lang in XCOPA_TARGETS:
-        files += [HubSplit("cambridgeltl/xcopa", lang, split, f"xcopa/xcopa/{lang}/{name}.{lang}.jsonl", columns)
-                  for split, name in (("validation", "val"), ("test", "test"))]  # fmt: skip
+        files += [
+            HubSplit("cambridgeltl/xcopa", lang, split, f"xcopa/xcopa/{lang}/{name}.{lang}.jsonl", columns)
+            for split, name in (("validation", "val"), ("test", "test"))
+        ]
     return files
 
 
 def _tatoeba() -> list:
     files = []
     for code in sorted(ISO_639_3.values()):
-        files += [UrlFile(f"{LASER}/tatoeba.{code}-eng.{side}", f"tatoeba/v1/tatoeba.{code}-eng.{side}") for side in (code, "eng")]
+        files += [
+            UrlFile(f"{LASER}/tatoeba.{code}-eng.{side}", f"tatoeba/v1/tatoeba.{code}-eng.{side}")
+            for side in (code, "eng")
+        ]
     return files
 
 
@@ -90,9 +112,12 @@ SOURCES: dict[str, Callable[[], list]] = {
 """Item → what it downloads. The items are :data:`xltlib.data.verify.ITEMS`'."""
 
 HUB_REVISIONS: dict[str, str | None] = {
-    "facebook/xnli": None, "google-research-datasets/paws-x": None, "cambridgeltl/xcopa": None,
-    "aps/super_glue": None, "allenai/social_i_qa": None,
-}  # fmt: skip
+    "facebook/xnli": None,
+    "google-research-datasets/paws-x": None,
+    "cambridgeltl/xcopa": None,
+    "aps/super_glue": None,
+    "allenai/social_i_qa": None,
+}
 """Hub revisions to ask for; ``None``: the commit recorded in ``CHECKSUMS.json`` by the first fetch
 (this machine could not reach the hub to look the commits up when the project was written)."""
 
@@ -133,11 +158,17 @@ def _download(source, root: Path, checksums: dict) -> dict:
     revision = HUB_REVISIONS.get(source.hub_id) or _recorded_revision(checksums, source.hub_id)
     revision = revision or _resolve_revision(source.hub_id)
     _write_hub_split(source, revision, target)
-    return {"source": f"{source.hub_id}:{source.config}:{source.split}", "revision": revision, "sha256": file_sha256(target)}
+    return {
+        "source": f"{source.hub_id}:{source.config}:{source.split}",
+        "revision": revision,
+        "sha256": file_sha256(target),
+    }
 
 
 def _recorded_revision(checksums: dict, hub_id: str) -> str | None:
-    return next((entry["revision"] for entry in checksums.values() if entry.get("source", "").startswith(hub_id + ":")), None)
+    return next(
+        (entry["revision"] for entry in checksums.values() if entry.get("source", "").startswith(hub_id + ":")), None
+    )
 
 
 def _resolve_revision(hub_id: str) -> str:
@@ -151,11 +182,16 @@ def _write_hub_split(source: HubSplit, revision: str, target: Path) -> None:
 
     rows = datasets.load_dataset(source.hub_id, source.config, split=source.split, revision=revision)
     if target.suffix == ".jsonl":
-        lines = [json.dumps({column: row[column] for column in source.columns if column in row}, ensure_ascii=False) for row in rows]
+        lines = [
+            json.dumps({column: row[column] for column in source.columns if column in row}, ensure_ascii=False)
+            for row in rows
+        ]
     else:  # XTREME's TSV: text columns, then the label by name (-1, the hub's "unlabeled", kept as -1)
         names = getattr(rows.features.get("label"), "names", None)
-        lines = ["\t".join(_tsv_cell(row[column], names if column == "label" else None) for column in source.columns)
-                 for row in rows]  # fmt: skip
+        lines = [
+            "\t".join(_tsv_cell(row[column], names if column == "label" else None) for column in source.columns)
+            for row in rows
+        ]
     atomic_write(target, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8"))
 
 
@@ -166,9 +202,12 @@ def _tsv_cell(value, label_names: list[str] | None) -> str:
 
 
 def _failure_line(item: str, missing: list, error: Exception, root: Path) -> str:
-    where = sorted({source.hub_id if isinstance(source, HubSplit) else source.url.rsplit("/", 1)[0] for source in missing})
+    where = sorted(
+        {source.hub_id if isinstance(source, HubSplit) else source.url.rsplit("/", 1)[0] for source in missing}
+    )
     reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-    return (f"missing {item} ({len(missing)} files, from {', '.join(where)}): {type(error).__name__}: {reason}; "
-            f"rerun `python -m xltlib data fetch {item}` with network, or copy a folder laid out like "
-            f"../shared/data to {root}")  # fmt: skip
-
+    return (
+        f"missing {item} ({len(missing)} files, from {', '.join(where)}): {type(error).__name__}: {reason}; "
+        f"rerun `python -m xltlib data fetch {item}` with network, or copy a folder laid out like "
+        f"../shared/data to {root}"
+    )

@@ -73,7 +73,14 @@ class DataSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("mono_documents", "detection_pairs", "train_examples", "dev_examples", "test_examples", "parallel_sentences"):
+        for name in (
+            "mono_documents",
+            "detection_pairs",
+            "train_examples",
+            "dev_examples",
+            "test_examples",
+            "parallel_sentences",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise XltError(f"DataSpec.{name} must be a positive int, got {value!r}")
@@ -167,8 +174,13 @@ def changed_frame(frame: Frame, lexicon: Lexicon, rng: np.random.Generator) -> F
 
     change = CHANGES[int(rng.integers(len(CHANGES)))]
     if change == "roles" and frame.subject != frame.object:
-        return replace(frame, subject=frame.object, object=frame.subject, subject_adjective=frame.object_adjective,
-                       object_adjective=frame.subject_adjective)  # fmt: skip
+        return replace(
+            frame,
+            subject=frame.object,
+            object=frame.subject,
+            subject_adjective=frame.object_adjective,
+            object_adjective=frame.subject_adjective,
+        )
     if change == "adjective":
         role = ("subject", "object")[int(rng.integers(2))]
         current = getattr(frame, f"{role}_adjective")
@@ -226,8 +238,16 @@ def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = B
         for _ in range(int(rng.integers(MAX_CHANGES + 1))):
             second = changed_frame(second, lexicon, rng)
         a, b = words(first), words(second)
-        rows.append((" ".join(w for w, _ in a), " ".join(w for w, _ in b), _new_fact_labels(a, b), _new_fact_labels(b, a),
-                     _fact_kinds(a), _fact_kinds(b)))  # fmt: skip
+        rows.append(
+            (
+                " ".join(w for w, _ in a),
+                " ".join(w for w, _ in b),
+                _new_fact_labels(a, b),
+                _new_fact_labels(b, a),
+                _fact_kinds(a),
+                _fact_kinds(b),
+            )
+        )
     return rows
 
 
@@ -301,12 +321,19 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
         for task in EXAMPLE_MAKERS:
             (tmp / task).mkdir()
             splits = task_examples(spec, lexicon, task)
-            _write_tsv(tmp / task / "train-base.tsv", render_examples(splits["train"], lexicon, BASE, _rng(spec, task, "train")))
+            _write_tsv(
+                tmp / task / "train-base.tsv",
+                render_examples(splits["train"], lexicon, BASE, _rng(spec, task, "train")),
+            )
             for recipe in spec.recipes:
                 dev_synonyms = _rng(spec, task, "dev") if recipe is BASE else None
-                _write_tsv(tmp / task / f"dev-{recipe.code}.tsv", render_examples(splits["dev"], lexicon, recipe, dev_synonyms))
+                _write_tsv(
+                    tmp / task / f"dev-{recipe.code}.tsv", render_examples(splits["dev"], lexicon, recipe, dev_synonyms)
+                )
                 synonyms = _rng(spec, task, "test", recipe.code) if recipe is BASE else None
-                _write_tsv(tmp / task / f"test-{recipe.code}.tsv", render_examples(splits["test"], lexicon, recipe, synonyms))
+                _write_tsv(
+                    tmp / task / f"test-{recipe.code}.tsv", render_examples(splits["test"], lexicon, recipe, synonyms)
+                )
     return Path(out_dir)
 
 

@@ -43,13 +43,19 @@ def checked_training_split(frame: pd.DataFrame, task: Task) -> pd.DataFrame:
     if labeled.empty:
         raise XltError(f"training split {what} has no labels; training needs labeled rows")
     if len(labeled) < len(frame):
-        log.warning("training split %s: %d of %d rows are unlabeled (hub label -1 or none) and are left out",
-                    what, len(frame) - len(labeled), len(frame))  # fmt: skip
+        log.warning(
+            "training split %s: %d of %d rows are unlabeled (hub label -1 or none) and are left out",
+            what,
+            len(frame) - len(labeled),
+            len(frame),
+        )
     counts = class_counts(labeled, task)
     missing = [label for label, n in counts.items() if n == 0]
     if missing:
-        raise XltError(f"training split {what} has no example of {', '.join(missing)} "
-                       f"(classes: {counts}); a classifier cannot learn a class it never sees")  # fmt: skip
+        raise XltError(
+            f"training split {what} has no example of {', '.join(missing)} "
+            f"(classes: {counts}); a classifier cannot learn a class it never sees"
+        )
     if max(counts.values()) > IMBALANCE_RATIO * min(counts.values()):
         log.warning("training split %s is imbalanced: %s", what, counts)
     log.debug("training split %s: %d labeled rows, classes %s", what, len(labeled), counts)

@@ -127,8 +127,10 @@ class GrammarSpec:
             raise XltError(f"GrammarSpec.synonym_kinds must be a tuple of kinds, got the string {self.synonym_kinds!r}")
         for kind in self.synonym_kinds:
             if kind not in SYNONYM_KINDS:
-                raise XltError(f"GrammarSpec.synonym_kinds: {kind!r} is not a kind with synonyms"
-                               f"{did_you_mean(kind, SYNONYM_KINDS)}; kinds: {', '.join(SYNONYM_KINDS)}")  # fmt: skip
+                raise XltError(
+                    f"GrammarSpec.synonym_kinds: {kind!r} is not a kind with synonyms"
+                    f"{did_you_mean(kind, SYNONYM_KINDS)}; kinds: {', '.join(SYNONYM_KINDS)}"
+                )
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,12 @@ class Lexicon:
     forms: dict[str, dict[tuple[str, int], tuple[str, ...]]] = field(default_factory=dict)
 
     def concepts(self) -> list[tuple[str, int]]:
-        sizes = {"noun": self.spec.nouns, "verb": self.spec.verbs, "adjective": self.spec.adjectives,
-                 "preposition": self.spec.prepositions}  # fmt: skip
+        sizes = {
+            "noun": self.spec.nouns,
+            "verb": self.spec.verbs,
+            "adjective": self.spec.adjectives,
+            "preposition": self.spec.prepositions,
+        }
         return [(kind, i) for kind in KINDS for i in range(sizes[kind])] + [(word, 0) for word in FUNCTION_WORDS]
 
 
@@ -242,8 +248,13 @@ def _pick(rng: np.random.Generator, classes: np.ndarray, wanted: int, preference
     return int(rng.choice(pool))
 
 
-def sample_frame(lexicon: Lexicon, rng: np.random.Generator, adjective_rate: float = 0.4, place_rate: float = 0.3,
-                 negation_rate: float = 0.2) -> Frame:  # fmt: skip
+def sample_frame(
+    lexicon: Lexicon,
+    rng: np.random.Generator,
+    adjective_rate: float = 0.4,
+    place_rate: float = 0.3,
+    negation_rate: float = 0.2,
+) -> Frame:
     """One frame drawn with the grammar's preferences."""
     spec = lexicon.spec
     verb = int(rng.integers(spec.verbs))
@@ -258,11 +269,18 @@ def sample_frame(lexicon: Lexicon, rng: np.random.Generator, adjective_rate: flo
     place = None
     if rng.random() < place_rate:
         place = (int(rng.integers(spec.prepositions)), int(rng.integers(spec.nouns)))
-    return Frame(subject, verb, obj, adjective_for(subject), adjective_for(obj), bool(rng.random() < negation_rate), place)
+    return Frame(
+        subject, verb, obj, adjective_for(subject), adjective_for(obj), bool(rng.random() < negation_rate), place
+    )
 
 
-def render_words(frame: Frame, lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None,
-                 front_place: bool = False) -> list[tuple[str, Fact | None]]:  # fmt: skip
+def render_words(
+    frame: Frame,
+    lexicon: Lexicon,
+    recipe: LanguageRecipe,
+    rng: np.random.Generator | None = None,
+    front_place: bool = False,
+) -> list[tuple[str, Fact | None]]:
     """The words of :func:`render`, each with the fact of the frame it expresses.
 
     A fact is ``(role, value)``: ``("subject", noun)``, ``("subject_adjective", adjective)``,
@@ -286,21 +304,29 @@ def render_words(frame: Frame, lexicon: Lexicon, recipe: LanguageRecipe, rng: np
 
     slots = {
         "S": noun_phrase(frame.subject, frame.subject_adjective, "subject"),
-        "V": ([(word("negation", 0), ("negated", True))] if frame.negated else []) + [(word("verb", frame.verb), ("verb", frame.verb))],
+        "V": ([(word("negation", 0), ("negated", True))] if frame.negated else [])
+        + [(word("verb", frame.verb), ("verb", frame.verb))],
         "O": noun_phrase(frame.object, frame.object_adjective, "object"),
     }
     clause = [token for slot in recipe.order for token in slots[slot]]
     if frame.place is not None:
         adposition, noun = frame.place
-        phrase = [(form, None if fact is None else ("place", frame.place)) for form, fact in noun_phrase(noun, None, "place")]
+        phrase = [
+            (form, None if fact is None else ("place", frame.place)) for form, fact in noun_phrase(noun, None, "place")
+        ]
         marker = (word("preposition", adposition), ("place", frame.place))
         phrase = phrase + [marker] if recipe.postpositions else [marker, *phrase]
         clause = phrase + clause if front_place else clause + phrase
     return clause
 
 
-def render(frame: Frame, lexicon: Lexicon, recipe: LanguageRecipe, rng: np.random.Generator | None = None,
-           front_place: bool = False) -> str:  # fmt: skip
+def render(
+    frame: Frame,
+    lexicon: Lexicon,
+    recipe: LanguageRecipe,
+    rng: np.random.Generator | None = None,
+    front_place: bool = False,
+) -> str:
     """The frame as a sentence of ``recipe``'s language.
 
     Where a concept has synonyms (the base language), ``rng`` picks one; without ``rng``

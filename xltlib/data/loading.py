@@ -33,11 +33,13 @@ _LAYOUTS: dict[int, tuple[int, int, int | None]] = {2: (0, 1, None), 3: (0, 1, 2
 
 
 def pair_frame(text_a: list[str], text_b: list[str], labels: list[int | None], source: str) -> pd.DataFrame:
-    df = pd.DataFrame({
-        "text_a": pd.Series(text_a, dtype="str"),
-        "text_b": pd.Series(text_b, dtype="str"),
-        "label": pd.array(labels, dtype="Int64"),
-    })
+    df = pd.DataFrame(
+        {
+            "text_a": pd.Series(text_a, dtype="str"),
+            "text_b": pd.Series(text_b, dtype="str"),
+            "label": pd.array(labels, dtype="Int64"),
+        }
+    )
     df.attrs["source"] = source
     return df
 
@@ -110,13 +112,16 @@ CHOICE_FIELDS = ("premise", "question", "choice1", "choice2")
 
 
 def choice_frame(rows: list[dict], labels: list[int | None], source: str) -> pd.DataFrame:
-    """The multiple-choice frame of XCOPA-style rows (``premise``, ``question``, ``choice1``, ``choice2``[, ``choice3``…])."""
-    choices = sorted((key for key in rows[0] if key.startswith("choice")), key=lambda key: int(key[len("choice"):]))
-    df = pd.DataFrame({
-        "text_a": pd.Series([row["premise"] for row in rows], dtype="str"),
-        **{name: pd.Series([row[name] for row in rows], dtype="str") for name in ("question", *choices)},
-        "label": pd.array(labels, dtype="Int64"),
-    })
+    """The multiple-choice frame of XCOPA-style rows (``premise``, ``question``, ``choice1``, ``choice2``[,
+    ``choice3``…])."""
+    choices = sorted((key for key in rows[0] if key.startswith("choice")), key=lambda key: int(key[len("choice") :]))
+    df = pd.DataFrame(
+        {
+            "text_a": pd.Series([row["premise"] for row in rows], dtype="str"),
+            **{name: pd.Series([row[name] for row in rows], dtype="str") for name in ("question", *choices)},
+            "label": pd.array(labels, dtype="Int64"),
+        }
+    )
     df.attrs["source"] = source
     return df
 
@@ -134,13 +139,20 @@ def from_siqa(row: dict) -> dict:
     """A SocialIQa row (``context``, ``question``, ``answerA``…``C``, ``correct`` A–C or the hub's ``label`` "1"–"3")
     in XCOPA's fields, the label a choice index."""
     label = row.get("correct", row.get("label"))
-    index = "ABC".find(label) if label in ("A", "B", "C") else int(label) - 1 if str(label) in ("1", "2", "3") else label
-    return {"premise": row.get("context"), "question": row.get("question"), "label": index,
-            **{f"choice{i + 1}": row.get(f"answer{letter}") for i, letter in enumerate("ABC")}}  # fmt: skip
+    index = (
+        "ABC".find(label) if label in ("A", "B", "C") else int(label) - 1 if str(label) in ("1", "2", "3") else label
+    )
+    return {
+        "premise": row.get("context"),
+        "question": row.get("question"),
+        "label": index,
+        **{f"choice{i + 1}": row.get(f"answer{letter}") for i, letter in enumerate("ABC")},
+    }
 
 
 def read_choices_jsonl(path: str | Path, task: Task) -> pd.DataFrame:
-    """Read XCOPA / COPA (or SocialIQa) JSON lines; a missing field, a bad question or an out-of-range label names its line."""
+    """Read XCOPA / COPA (or SocialIQa) JSON lines; a missing field, a bad question or an out-of-range label names its
+    line."""
     path = Path(path)
     rows, labels = [], []
     try:
@@ -160,9 +172,11 @@ def read_choices_jsonl(path: str | Path, task: Task) -> pd.DataFrame:
         row = from_siqa(row) if "context" in row else row
         missing = [name for name in fields if not isinstance(row.get(name), str)]
         if missing or (task.name == "xcopa" and row["question"] not in ("cause", "effect")):
-            raise XltError(f"{path} line {number}: needs text fields {', '.join(fields)}"
-                           f"{' with question cause or effect' if task.name == 'xcopa' else ''}; "
-                           f"{'missing ' + ', '.join(missing) if missing else 'question is ' + repr(row['question'])}")  # fmt: skip
+            raise XltError(
+                f"{path} line {number}: needs text fields {', '.join(fields)}"
+                f"{' with question cause or effect' if task.name == 'xcopa' else ''}; "
+                f"{'missing ' + ', '.join(missing) if missing else 'question is ' + repr(row['question'])}"
+            )
         labels.append(_choice_label(row.get("label"), task, path, number))
         rows.append(row)
     if not rows:
@@ -185,15 +199,14 @@ def _load_hub(task: Task, lang: str, split: str) -> pd.DataFrame:
     hub_split = HUB_SPLITS[split]
     if task.hub_id is None:
         raise XltError(f"task {task.name} has no copy on the dataset hub; {data_help(task)}")
-    hub_id, config = (task.source_hub_id if task.source_hub_id and lang == task.source_language else (task.hub_id, lang))
+    hub_id, config = task.source_hub_id if task.source_hub_id and lang == task.source_language else (task.hub_id, lang)
     try:
         import datasets
 
         ds = datasets.load_dataset(hub_id, config, split=hub_split, revision=task.hub_revision)
     except Exception as e:  # network, auth or cache problems: the user fixes these
         raise XltError(
-            f"could not load {hub_id} ({config}, {hub_split}) from the hub: "
-            f"{type(e).__name__}: {e}; {DATA_HELP}"
+            f"could not load {hub_id} ({config}, {hub_split}) from the hub: {type(e).__name__}: {e}; {DATA_HELP}"
         ) from e
     names = getattr(ds.features.get("label"), "names", None)
     if names is not None and task.kind == "pairs" and tuple(names) != task.labels:
@@ -242,8 +255,7 @@ def load_train_file(task: Task, path: str | Path, limit: int | None = None) -> p
     path = Path(path)
     if not path.is_file():
         raise XltError(
-            f"training file {path} does not exist; give a TSV of text_a, text_b, label "
-            f"({'/'.join(task.labels)}) rows"
+            f"training file {path} does not exist; give a TSV of text_a, text_b, label ({'/'.join(task.labels)}) rows"
         )
     if limit is not None and limit < 1:
         raise XltError(f"limit must be a positive number of rows, got {limit}")

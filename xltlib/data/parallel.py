@@ -23,8 +23,10 @@ def parallel_corpus(
     if limit is not None and limit < 1:
         raise XltError(f"limit must be a positive number of rows, got {limit}")
     if task.parallel_split != PARALLEL_SENTENCES and not task.parallel_columns:
-        raise XltError(f"task {task.name} has no parallel sentences to measure alignment on: it is English only "
-                       "(SocialIQa is XCOPA's first stage, first_stage_file, not a study task)")  # fmt: skip
+        raise XltError(
+            f"task {task.name} has no parallel sentences to measure alignment on: it is English only "
+            "(SocialIQa is XCOPA's first stage, first_stage_file, not a study task)"
+        )
     columns = {}
     for lang in dict.fromkeys(langs):
         if task.parallel_split == PARALLEL_SENTENCES:

@@ -26,7 +26,9 @@ class RunData:
     train: pd.DataFrame | None  # None for a pre-trained (alignment-only) run
     eval_sets: dict[str, pd.DataFrame]
     parallel: pd.DataFrame  # one column of line-aligned sentences per language
-    word_alignments: WordAlignments = field(default_factory=dict)  # target → per parallel row, (src word, tgt word) pairs
+    word_alignments: WordAlignments = field(
+        default_factory=dict
+    )  # target → per parallel row, (src word, tgt word) pairs
     tatoeba: dict[str, pd.DataFrame] = field(default_factory=dict)  # target → its Tatoeba pairs (columns en, target)
     source_dev: pd.DataFrame | None = None  # the source language's dev split, where checkpoints are selected on it
     first_stage: pd.DataFrame | None = None  # SocialIQa items trained on before the task (XTREME-R's XCOPA recipe)
@@ -75,12 +77,20 @@ def tatoeba_corpora(config: RunConfig) -> dict[str, pd.DataFrame]:
     targets = [lang for lang in config.tgt_langs if lang != ENGLISH]
     missing = [lang for lang in targets if not has_tatoeba(lang)]
     if missing:
-        log.info("Tatoeba has no test set for %s: their alignment is measured on the task's sentences only", ", ".join(missing))
-    return {lang: tatoeba_pairs(config.tatoeba_dir, lang, config.max_align_sentences) for lang in targets if has_tatoeba(lang)}
+        log.info(
+            "Tatoeba has no test set for %s: their alignment is measured on the task's sentences only",
+            ", ".join(missing),
+        )
+    return {
+        lang: tatoeba_pairs(config.tatoeba_dir, lang, config.max_align_sentences)
+        for lang in targets
+        if has_tatoeba(lang)
+    }
 
 
 def _eval_split(config: RunConfig, task: tasks.Task, lang: str, split: str | None = None):
-    """``lang``'s evaluation split (``config.eval_split`` unless ``split``), checked, then cut to ``max_eval_examples``."""
+    """``lang``'s evaluation split (``config.eval_split`` unless ``split``), checked, then cut to
+    ``max_eval_examples``."""
     frame = loading.load_split(task, lang, split or config.eval_split, config.data_dir)
     check_evaluation_split(frame, task)  # on the whole split: a placeholder shows in its label counts
     return frame.iloc[: config.max_eval_examples]
@@ -103,5 +113,10 @@ def word_alignments(config: RunConfig, parallel: pd.DataFrame) -> WordAlignments
     """Exact word alignments of the parallel rows, for each target: synthetic tasks only (real data have none)."""
     if config.profile != "synthetic" or tasks.get_task(config.task).parallel_split != tasks.PARALLEL_SENTENCES:
         return {}
-    return {lang: parallel_word_alignments(config.data_dir, config.src_lang, lang, parallel[config.src_lang], parallel[lang])
-            for lang in config.tgt_langs if lang != config.src_lang}  # fmt: skip
+    return {
+        lang: parallel_word_alignments(
+            config.data_dir, config.src_lang, lang, parallel[config.src_lang], parallel[lang]
+        )
+        for lang in config.tgt_langs
+        if lang != config.src_lang
+    }

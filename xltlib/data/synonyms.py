@@ -11,10 +11,14 @@ import numpy as np
 
 from xltlib.errors import XltError
 
+COUNTER_FITTED_URL = (
+    "https://raw.githubusercontent.com/uclanlp/Robust-XLT/"
+    "175cddb89c4e86c7152d0175db8f824f7f4e6bad/counterfitted_neighbors.json"
+)
 SYNONYMS_HELP = (
     "for English use the counter-fitted neighbours of Mrkšić et al. (2016) as shipped by the "
-    "paper's code: download https://raw.githubusercontent.com/uclanlp/Robust-XLT/175cddb89c4e86c7152d0175db8f824f7f4e6bad/counterfitted_neighbors.json "
-    "and pass rs_da synonyms_file=PATH; synthetic tasks use the generated synonyms-base.json"
+    "paper's code: download "
+    f"{COUNTER_FITTED_URL} and pass rs_da synonyms_file=PATH; synthetic tasks use the generated synonyms-base.json"
 )
 
 _WORD = re.compile(r"(\w+)")
@@ -73,14 +77,18 @@ class Substituter:
     def substitutable_words(self) -> int:
         return len(self.slot_text)
 
-    def draw(self, text_ids: Sequence[int], rate: float, rng: np.random.Generator, keep_word: bool = False) -> list[str]:
+    def draw(
+        self, text_ids: Sequence[int], rate: float, rng: np.random.Generator, keep_word: bool = False
+    ) -> list[str]:
         """The texts ``text_ids`` with each substitutable word replaced with probability ``rate``.
 
         The replacement is drawn uniformly from the word's synonyms, or with ``keep_word``
         from the word and its synonyms (so a word stays itself with probability 1 / (k + 1)).
         """
         text_ids = np.asarray(text_ids, dtype=np.int64)
-        slots = np.concatenate([np.arange(self.first_slot[t], self.first_slot[t + 1]) for t in text_ids] or [np.zeros(0, np.int64)])
+        slots = np.concatenate(
+            [np.arange(self.first_slot[t], self.first_slot[t + 1]) for t in text_ids] or [np.zeros(0, np.int64)]
+        )
         replace = rng.random(len(slots)) < rate
         chosen = (rng.random(len(slots)) * (self.slot_count[slots] + keep_word)).astype(np.int64)
         replace &= chosen < self.slot_count[slots]  # the extra option of keep_word is the word itself

@@ -76,59 +76,76 @@ def register_task(task: Task) -> Task:
     return task
 
 
-register_task(Task(
-    name="xnli",
-    languages=tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split()),
-    labels=("entailment", "neutral", "contradiction"),
-    hub_id="facebook/xnli",
-    text_columns=("premise", "hypothesis"),
-    label_aliases=(("contradictory", "contradiction"),),
-    parallel_columns=("text_a", "text_b"),  # premises repeat once per hypothesis: deduplicated
-    local_files=(("dev", ("xtreme/dev-{lang}.tsv",)), ("test", ("test-labeled/test-{lang}.tsv", "xtreme/test-{lang}.tsv"))),
-))
+register_task(
+    Task(
+        name="xnli",
+        languages=tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split()),
+        labels=("entailment", "neutral", "contradiction"),
+        hub_id="facebook/xnli",
+        text_columns=("premise", "hypothesis"),
+        label_aliases=(("contradictory", "contradiction"),),
+        parallel_columns=("text_a", "text_b"),  # premises repeat once per hypothesis: deduplicated
+        local_files=(
+            ("dev", ("xtreme/dev-{lang}.tsv",)),
+            ("test", ("test-labeled/test-{lang}.tsv", "xtreme/test-{lang}.tsv")),
+        ),
+    )
+)
 
 
-register_task(Task(
-    name="pawsx",
-    languages=tuple("de en es fr ja ko zh".split()),
-    labels=("0", "1"),  # 0 = not a paraphrase, 1 = paraphrase
-    hub_id="google-research-datasets/paws-x",
-    text_columns=("sentence1", "sentence2"),
-    # sentence2 is often sentence1 with words swapped: keeping both would plant near-duplicates
-    parallel_columns=("text_a",),
-    local_files=(("dev", ("xtreme/dev-{lang}.tsv",)), ("test", ("test-labeled/test-{lang}.tsv", "xtreme/test-{lang}.tsv"))),
-))
+register_task(
+    Task(
+        name="pawsx",
+        languages=tuple("de en es fr ja ko zh".split()),
+        labels=("0", "1"),  # 0 = not a paraphrase, 1 = paraphrase
+        hub_id="google-research-datasets/paws-x",
+        text_columns=("sentence1", "sentence2"),
+        # sentence2 is often sentence1 with words swapped: keeping both would plant near-duplicates
+        parallel_columns=("text_a",),
+        local_files=(
+            ("dev", ("xtreme/dev-{lang}.tsv",)),
+            ("test", ("test-labeled/test-{lang}.tsv", "xtreme/test-{lang}.tsv")),
+        ),
+    )
+)
 
 
-register_task(Task(
-    name="xcopa",
-    languages=tuple("en et ht id it qu sw ta th tr vi zh".split()),
-    labels=("choice1", "choice2"),  # the label is the index of the more plausible choice
-    hub_id="cambridgeltl/xcopa",
-    text_columns=("premise", "question"),
-    kind="multiple_choice",
-    # premises, then each choice: translated item by item from English COPA (checked by `data verify`)
-    parallel_columns=("text_a", "choice1", "choice2"),
-    local_files=(
-        ("train", ("copa-en/train-{lang}.jsonl",)),
-        ("dev", ("xcopa/{lang}/val.{lang}.jsonl", "copa-en/val-{lang}.jsonl")),
-        ("test", ("xcopa/{lang}/test.{lang}.jsonl", "copa-en/test-{lang}.jsonl")),
-    ),
-    source_hub_id=("aps/super_glue", "copa"),
-))
+register_task(
+    Task(
+        name="xcopa",
+        languages=tuple("en et ht id it qu sw ta th tr vi zh".split()),
+        labels=("choice1", "choice2"),  # the label is the index of the more plausible choice
+        hub_id="cambridgeltl/xcopa",
+        text_columns=("premise", "question"),
+        kind="multiple_choice",
+        # premises, then each choice: translated item by item from English COPA (checked by `data verify`)
+        parallel_columns=("text_a", "choice1", "choice2"),
+        local_files=(
+            ("train", ("copa-en/train-{lang}.jsonl",)),
+            ("dev", ("xcopa/{lang}/val.{lang}.jsonl", "copa-en/val-{lang}.jsonl")),
+            ("test", ("xcopa/{lang}/test.{lang}.jsonl", "copa-en/test-{lang}.jsonl")),
+        ),
+        source_hub_id=("aps/super_glue", "copa"),
+    )
+)
 
 
-register_task(Task(
-    name="siqa",
-    languages=("en",),
-    labels=("answerA", "answerB", "answerC"),
-    hub_id="allenai/social_i_qa",
-    text_columns=("context", "question"),
-    kind="multiple_choice",
-    parallel_columns=(),  # English only: XTREME-R's first stage before COPA, never a target
-    local_files=(("train", ("siqa/train.jsonl",)), ("dev", ("siqa/socialIQa_v1.4_dev.jsonl",)),
-                 ("test", ("siqa/socialIQa_v1.4_tst.jsonl",))),
-))
+register_task(
+    Task(
+        name="siqa",
+        languages=("en",),
+        labels=("answerA", "answerB", "answerC"),
+        hub_id="allenai/social_i_qa",
+        text_columns=("context", "question"),
+        kind="multiple_choice",
+        parallel_columns=(),  # English only: XTREME-R's first stage before COPA, never a target
+        local_files=(
+            ("train", ("siqa/train.jsonl",)),
+            ("dev", ("siqa/socialIQa_v1.4_dev.jsonl",)),
+            ("test", ("siqa/socialIQa_v1.4_tst.jsonl",)),
+        ),
+    )
+)
 
 
 PARALLEL_SENTENCES = "parallel"
@@ -137,16 +154,18 @@ PARALLEL_SENTENCES = "parallel"
 
 _SYNTHETIC_LANGUAGES = tuple(recipe.code for recipe in (languages.BASE, *languages.TARGETS))
 for _name, _labels in (("syn-nli", examples.NLI_LABELS), ("syn-paws", examples.PAWS_LABELS)):
-    register_task(Task(
-        name=_name,
-        languages=_SYNTHETIC_LANGUAGES,
-        labels=_labels,
-        hub_id=None,
-        text_columns=("text_a", "text_b"),
-        parallel_split=PARALLEL_SENTENCES,
-        source_language=languages.BASE.code,
-        profile="synthetic",
-    ))
+    register_task(
+        Task(
+            name=_name,
+            languages=_SYNTHETIC_LANGUAGES,
+            labels=_labels,
+            hub_id=None,
+            text_columns=("text_a", "text_b"),
+            parallel_split=PARALLEL_SENTENCES,
+            source_language=languages.BASE.code,
+            profile="synthetic",
+        )
+    )
 
 
 def get_task(name: str) -> Task:
@@ -188,7 +207,8 @@ def local_split_path(task: Task, data_dir: str | Path, split: str, lang: str, su
     have = sorted({p.name[len(split) + 1 :].rsplit(".", 1)[0] for d in folders for p in d.glob(f"{split}-*")})
     raise XltError(
         f"{data_dir / templates[0].format(lang=lang)} does not exist (nor, there or under {folders[1]}, "
-        f"{others or 'the same name'}); {data_dir} has {split}-* for: {', '.join(have) or 'no language'}; {data_help(task)}"
+        f"{others or 'the same name'}); {data_dir} has {split}-* for: {', '.join(have) or 'no language'}; "
+        f"{data_help(task)}"
     )
 
 

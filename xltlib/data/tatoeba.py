@@ -15,10 +15,27 @@ import pandas as pd
 from xltlib.errors import XltError
 
 ISO_639_3 = {
-    "ar": "ara", "bg": "bul", "de": "deu", "el": "ell", "es": "spa", "et": "est", "fr": "fra", "hi": "hin",
-    "id": "ind", "it": "ita", "ja": "jpn", "ko": "kor", "ru": "rus", "sw": "swh", "ta": "tam", "th": "tha",
-    "tr": "tur", "ur": "urd", "vi": "vie", "zh": "cmn",
-}  # fmt: skip
+    "ar": "ara",
+    "bg": "bul",
+    "de": "deu",
+    "el": "ell",
+    "es": "spa",
+    "et": "est",
+    "fr": "fra",
+    "hi": "hin",
+    "id": "ind",
+    "it": "ita",
+    "ja": "jpn",
+    "ko": "kor",
+    "ru": "rus",
+    "sw": "swh",
+    "ta": "tam",
+    "th": "tha",
+    "tr": "tur",
+    "ur": "urd",
+    "vi": "vie",
+    "zh": "cmn",
+}
 """The tasks' 2-letter codes → Tatoeba's 3-letter ones (Swahili is ``swh``, Mandarin ``cmn``).
 Haitian Creole (ht) and Quechua (qu), two XCOPA languages, have no Tatoeba test set."""
 
@@ -55,7 +72,9 @@ def tatoeba_pairs(tatoeba_dir: str | Path, lang: str, limit: int | None = None) 
             raise XltError(f"{path} does not exist; {TATOEBA_HELP}")
         columns[side] = path.read_text(encoding="utf-8").splitlines()
     if len(columns[ENGLISH]) != len(columns[lang]):
-        raise XltError(f"{tatoeba_files(tatoeba_dir, lang)[1]} has {len(columns[lang])} lines but its English side "
-                       f"has {len(columns[ENGLISH])}: the pairs are not line-aligned")  # fmt: skip
+        raise XltError(
+            f"{tatoeba_files(tatoeba_dir, lang)[1]} has {len(columns[lang])} lines but its English side "
+            f"has {len(columns[ENGLISH])}: the pairs are not line-aligned"
+        )
     frame = pd.DataFrame({side: pd.Series(lines, dtype="str") for side, lines in columns.items()})
     return frame.iloc[:limit].reset_index(drop=True) if limit is not None else frame

@@ -47,29 +47,40 @@ class FileSpec:
 def _xnli() -> list[FileSpec]:
     specs = []
     for lang in XNLI_LANGUAGES:
-        specs += [FileSpec(f"xnli/xtreme/dev-{lang}.tsv", 2490, True, "xnli dev", "xnli"),
-                  FileSpec(f"xnli/xtreme/test-{lang}.tsv", 5010, False, "xnli test", "xnli"),
-                  FileSpec(f"xnli/test-labeled/test-{lang}.tsv", 5010, True, "xnli test", "xnli")]  # fmt: skip
+        specs += [
+            FileSpec(f"xnli/xtreme/dev-{lang}.tsv", 2490, True, "xnli dev", "xnli"),
+            FileSpec(f"xnli/xtreme/test-{lang}.tsv", 5010, False, "xnli test", "xnli"),
+            FileSpec(f"xnli/test-labeled/test-{lang}.tsv", 5010, True, "xnli test", "xnli"),
+        ]
     return specs
 
 
 def _pawsx() -> list[FileSpec]:
     specs = [FileSpec("pawsx/paws-wiki-en/train-source.tsv", 8000, True, None, "pawsx")]
     for lang in PAWSX_LANGUAGES:
-        specs += [FileSpec(f"pawsx/xtreme/dev-{lang}.tsv", 2000, True, "pawsx dev", "pawsx"),
-                  FileSpec(f"pawsx/xtreme/test-{lang}.tsv", 2000, False, "pawsx test", "pawsx")]  # fmt: skip
-    return specs + [FileSpec(f"pawsx/test-labeled/test-{lang}.tsv", 2000, True, "pawsx test", "pawsx") for lang in ("de", "en", "zh")]
+        specs += [
+            FileSpec(f"pawsx/xtreme/dev-{lang}.tsv", 2000, True, "pawsx dev", "pawsx"),
+            FileSpec(f"pawsx/xtreme/test-{lang}.tsv", 2000, False, "pawsx test", "pawsx"),
+        ]
+    return specs + [
+        FileSpec(f"pawsx/test-labeled/test-{lang}.tsv", 2000, True, "pawsx test", "pawsx")
+        for lang in ("de", "en", "zh")
+    ]
 
 
 def _xcopa() -> list[FileSpec]:
-    specs = [FileSpec("xcopa/copa-en/train-en.jsonl", 400, True, None, "xcopa"),
-             FileSpec("xcopa/copa-en/val-en.jsonl", 100, True, "xcopa val", "xcopa"),
-             FileSpec("xcopa/copa-en/test-en.jsonl", 500, False, "xcopa test", "xcopa"),  # labels hidden: all 0
-             FileSpec("xcopa/siqa/socialIQa_v1.4_dev.jsonl", 1954, True, None, "siqa"),
-             FileSpec("xcopa/siqa/socialIQa_v1.4_tst.jsonl", 2224, True, None, "siqa")]  # fmt: skip
+    specs = [
+        FileSpec("xcopa/copa-en/train-en.jsonl", 400, True, None, "xcopa"),
+        FileSpec("xcopa/copa-en/val-en.jsonl", 100, True, "xcopa val", "xcopa"),
+        FileSpec("xcopa/copa-en/test-en.jsonl", 500, False, "xcopa test", "xcopa"),  # labels hidden: all 0
+        FileSpec("xcopa/siqa/socialIQa_v1.4_dev.jsonl", 1954, True, None, "siqa"),
+        FileSpec("xcopa/siqa/socialIQa_v1.4_tst.jsonl", 2224, True, None, "siqa"),
+    ]
     for lang in XCOPA_TARGETS:
-        specs += [FileSpec(f"xcopa/xcopa/{lang}/val.{lang}.jsonl", 100, True, "xcopa val", "xcopa"),
-                  FileSpec(f"xcopa/xcopa/{lang}/test.{lang}.jsonl", 500, True, "xcopa test", "xcopa")]  # fmt: skip
+        specs += [
+            FileSpec(f"xcopa/xcopa/{lang}/val.{lang}.jsonl", 100, True, "xcopa val", "xcopa"),
+            FileSpec(f"xcopa/xcopa/{lang}/test.{lang}.jsonl", 500, True, "xcopa test", "xcopa"),
+        ]
     return specs
 
 
@@ -128,7 +139,9 @@ def _read(path: Path, spec: FileSpec) -> pd.DataFrame:
     if path.suffix == ".json":
         return pd.DataFrame({"key": list(json.loads(path.read_text(encoding="utf-8")))})
     if path.suffix == ".jsonl":
-        return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
+        return pd.DataFrame(
+            [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        )
     return pd.DataFrame({"line": path.read_text(encoding="utf-8").splitlines()})
 
 
@@ -149,10 +162,14 @@ def parallel_problems(reports: list[FileReport]) -> list[str]:
         usual = int(counts.iloc[0])
         for member in members:
             if member.rows != usual:
-                member.problem = member.problem or f"{member.rows} rows but the other {group} files have {usual}: not parallel"
+                member.problem = (
+                    member.problem or f"{member.rows} rows but the other {group} files have {usual}: not parallel"
+                )
         ids = {m.ids for m in members if m.ids is not None and m.rows == usual}
         if len(ids) > 1:
-            problems.append(f"{group}: the files list different item ids (idx), so their lines are not translations of each other")
+            problems.append(
+                f"{group}: the files list different item ids (idx), so their lines are not translations of each other"
+            )
     return problems
 
 
@@ -177,9 +194,15 @@ def xcopa_agreement(root: str | Path, split: str = "test") -> pd.DataFrame:
     rows = []
     for lang in XCOPA_TARGETS:
         other = _read(root / "xcopa" / "xcopa" / lang / f"{split}.{lang}.jsonl", FileSpec("", None))
-        rows.append({"language": lang, "items": len(other), "same_idx": bool((other["idx"] == base["idx"]).all()),
-                     "question_differs": int((other["question"] != base["question"]).sum()),
-                     "label_differs": int((other["label"] != base["label"]).sum()) if split == "val" else None})  # fmt: skip
+        rows.append(
+            {
+                "language": lang,
+                "items": len(other),
+                "same_idx": bool((other["idx"] == base["idx"]).all()),
+                "question_differs": int((other["question"] != base["question"]).sum()),
+                "label_differs": int((other["label"] != base["label"]).sum()) if split == "val" else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -191,7 +214,10 @@ def print_report(reports: list[FileReport], problems: list[str]) -> bool:
     for item, members in by_item.items():
         bad = [m for m in members if not m.ok]
         rows = sum(m.rows or 0 for m in members)
-        print(f"{'ok  ' if not bad else 'FAIL'} {item}: {len(members) - len(bad)} of {len(members)} files pass ({rows:,} rows read)")
+        print(
+            f"{'ok  ' if not bad else 'FAIL'} {item}: {len(members) - len(bad)} of {len(members)} files pass "
+            f"({rows:,} rows read)"
+        )
         for member in bad:
             print(f"     {member.spec.path}: {member.problem}")
     for problem in problems:

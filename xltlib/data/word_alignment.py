@@ -49,21 +49,30 @@ def word_concepts(lexicon: Lexicon, code: str) -> dict[str, tuple[str, int]]:
 
 def align_words(source: str, target: str, source_concepts: dict, target_concepts: dict) -> list[tuple[int, int]]:
     """(source word index, target word index) of the words expressing one concept, once in each sentence."""
+
     def positions(sentence: str, concepts: dict) -> dict:
         meant = [concepts.get(word) for word in sentence.split()]
         counts = Counter(meant)
-        return {concept: i for i, concept in enumerate(meant)
-                if concept is not None and counts[concept] == 1 and concept[0] not in UNALIGNED}  # fmt: skip
+        return {
+            concept: i
+            for i, concept in enumerate(meant)
+            if concept is not None and counts[concept] == 1 and concept[0] not in UNALIGNED
+        }
 
     in_source, in_target = positions(source, source_concepts), positions(target, target_concepts)
     return sorted((i, in_target[concept]) for concept, i in in_source.items() if concept in in_target)
 
 
-def parallel_word_alignments(data_dir: str | Path, src_lang: str, tgt_lang: str, sources, targets) -> list[list[tuple[int, int]]]:
-    """The word alignment of each (source, target) sentence pair of the synthetic languages ``src_lang`` and ``tgt_lang``."""
+def parallel_word_alignments(
+    data_dir: str | Path, src_lang: str, tgt_lang: str, sources, targets
+) -> list[list[tuple[int, int]]]:
+    """The word alignment of each (source, target) sentence pair of the synthetic languages ``src_lang`` and
+    ``tgt_lang``."""
     lexicon = _lexicon(str(Path(data_dir).resolve()))
     for code in (src_lang, tgt_lang):
         if code not in lexicon.forms:
-            raise XltError(f"language {code!r} is not one of the generated languages in {data_dir}: {', '.join(lexicon.forms)}")
+            raise XltError(
+                f"language {code!r} is not one of the generated languages in {data_dir}: {', '.join(lexicon.forms)}"
+            )
     source_concepts, target_concepts = word_concepts(lexicon, src_lang), word_concepts(lexicon, tgt_lang)
     return [align_words(s, t, source_concepts, target_concepts) for s, t in zip(sources, targets)]

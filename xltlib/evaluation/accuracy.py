@@ -17,8 +17,15 @@ from xltlib.models import autocast_for
 
 
 @torch.no_grad()
-def predict(model, tokenizer, frame: pd.DataFrame, max_length: int, device: torch.device, batch_size: int = 64,
-            predictor: Predictor | None = None) -> np.ndarray:  # fmt: skip
+def predict(
+    model,
+    tokenizer,
+    frame: pd.DataFrame,
+    max_length: int,
+    device: torch.device,
+    batch_size: int = 64,
+    predictor: Predictor | None = None,
+) -> np.ndarray:
     """Predicted class ids for the rows of ``frame``, in row order.
 
     Rows are batched by length so padding stays small; predictions are put back in order.
@@ -61,7 +68,9 @@ def zero_shot_accuracy(
     return results
 
 
-def generalized_sets(eval_sets: Mapping[str, pd.DataFrame], languages: Sequence[str], examples: int) -> dict[str, pd.DataFrame]:
+def generalized_sets(
+    eval_sets: Mapping[str, pd.DataFrame], languages: Sequence[str], examples: int
+) -> dict[str, pd.DataFrame]:
     """``"a|b"`` → the first ``examples`` rows with text_a in language a and text_b in b (a ≠ b)."""
     return {
         f"{a}|{b}": generalized_pairs(eval_sets[a].iloc[:examples], eval_sets[b].iloc[:examples])

@@ -26,7 +26,7 @@ from xltlib.evaluation.kernels import (
     parallel_cosine,
     retrieval_accuracy_both,
     strong_retrieval_accuracy_both,
-)  # fmt: skip
+)
 from xltlib.models import autocast_for
 
 
@@ -64,9 +64,12 @@ two thirds of a run's alignment time, for a metric whose ranking of runs is what
 
 
 def alignment_metrics(
-    src: torch.Tensor, tgt: torch.Tensor, metrics: Sequence[str] = tuple(METRICS), layers: Sequence[int] | None = None,
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    metrics: Sequence[str] = tuple(METRICS),
+    layers: Sequence[int] | None = None,
     pooling: str = "mean",
-) -> list[dict]:  # fmt: skip
+) -> list[dict]:
     """Flat ``{layer, pooling, metric, value}`` rows for ``[layers, N, d]`` embeddings of both sides."""
     registry = METRICS | WORD_METRICS
     for name in metrics:
@@ -81,10 +84,18 @@ def alignment_metrics(
 
 
 def measure_alignment(
-    encoder, tokenizer, corpus: pd.DataFrame, src_lang: str, tgt_langs: Sequence[str], pooling: str = "mean",
-    max_length: int = 128, batch_size: int = 64, device: torch.device | None = None,
-    metrics: Sequence[str] = tuple(METRICS), word_alignments: dict[str, list[list[tuple[int, int]]]] | None = None,
-) -> list[dict]:  # fmt: skip
+    encoder,
+    tokenizer,
+    corpus: pd.DataFrame,
+    src_lang: str,
+    tgt_langs: Sequence[str],
+    pooling: str = "mean",
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+    metrics: Sequence[str] = tuple(METRICS),
+    word_alignments: dict[str, list[list[tuple[int, int]]]] | None = None,
+) -> list[dict]:
     """``{tgt_lang, layer, pooling, metric, value}`` rows: every layer, source vs each target language.
 
     ``corpus`` has one column of line-aligned sentences per language
@@ -99,13 +110,25 @@ def measure_alignment(
     targets = [lang for lang in tgt_langs if lang != src_lang]
     for lang in tqdm(targets, desc="alignment", unit="language", disable=len(targets) < 2):
         keep = parallel_rows(corpus[src_lang], corpus[lang])
-        target = encode(encoder, tokenizer, corpus[lang].iloc[keep].tolist(), "all", pooling, batch_size, max_length, device)
+        target = encode(
+            encoder, tokenizer, corpus[lang].iloc[keep].tolist(), "all", pooling, batch_size, max_length, device
+        )
         measured = alignment_metrics(source[:, torch.as_tensor(keep)], target, metrics, pooling=pooling)
         if word_alignments and lang in word_alignments:
             rows_used = keep[:WORD_SENTENCES]
             pairs = [word_alignments[lang][row] for row in rows_used]
-            words = [encode_words(encoder, tokenizer, corpus[column].iloc[rows_used].tolist(), [[pair[side] for pair in row] for row in pairs],
-                                  batch_size, max_length, device) for side, column in ((0, src_lang), (1, lang))]  # fmt: skip
+            words = [
+                encode_words(
+                    encoder,
+                    tokenizer,
+                    corpus[column].iloc[rows_used].tolist(),
+                    [[pair[side] for pair in row] for row in pairs],
+                    batch_size,
+                    max_length,
+                    device,
+                )
+                for side, column in ((0, src_lang), (1, lang))
+            ]
             measured += alignment_metrics(*words, tuple(WORD_METRICS), pooling="word")
         rows += [{"tgt_lang": lang, **row} for row in measured]
     return rows
@@ -113,9 +136,14 @@ def measure_alignment(
 
 @torch.no_grad()
 def encode_words(
-    model, tokenizer, sentences: Sequence[str], words: Sequence[Sequence[int]], batch_size: int = 64,
-    max_length: int = 128, device: torch.device | None = None,
-) -> torch.Tensor:  # fmt: skip
+    model,
+    tokenizer,
+    sentences: Sequence[str],
+    words: Sequence[Sequence[int]],
+    batch_size: int = 64,
+    max_length: int = 128,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """Contextual embeddings of chosen words, every hidden layer: ``[layers, Σ len(words[i]), d]``, float32 on CPU.
 
     Sentence i is split on whitespace and encoded whole; ``words[i]`` lists the indices of its
@@ -128,17 +156,24 @@ def encode_words(
     chunks = []
     for start in range(0, len(sentences), batch_size):
         split = [sentence.split() for sentence in sentences[start : start + batch_size]]
-        batch = tokenizer(split, is_split_into_words=True, truncation=True, max_length=max_length, padding=True,
-                          return_tensors="pt")  # fmt: skip
+        batch = tokenizer(
+            split, is_split_into_words=True, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        )
         with autocast_for(device):
             hidden = model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=True).hidden_states
         stacked = torch.stack(hidden).float().cpu()  # [layers, B, T, d]
-        chunks.append(_word_vectors(stacked, [batch.word_ids(row) for row in range(len(split))], words[start : start + batch_size]))
+        chunks.append(
+            _word_vectors(
+                stacked, [batch.word_ids(row) for row in range(len(split))], words[start : start + batch_size]
+            )
+        )
     model.train(was_training)
     return torch.cat(chunks, dim=1)
 
 
-def _word_vectors(states: torch.Tensor, word_ids: Sequence[list[int | None]], chosen: Sequence[Sequence[int]]) -> torch.Tensor:
+def _word_vectors(
+    states: torch.Tensor, word_ids: Sequence[list[int | None]], chosen: Sequence[Sequence[int]]
+) -> torch.Tensor:
     """``[layers, Σ len(chosen[i]), d]``: each chosen word's mean subword state, for a ``[layers, B, T, d]`` batch.
 
     One scatter-add over the batch's tokens, not a loop over words: each token of a chosen
@@ -155,8 +190,12 @@ def _word_vectors(states: torch.Tensor, word_ids: Sequence[list[int | None]], ch
     used = slot >= 0
     counts = torch.bincount(slot[used], minlength=total)
     if total and int(counts.min()) == 0:
-        raise ValueError(f"word {_missing_word(counts, chosen)} was truncated away (max_length too small for its sentence)")
-    sums = states.new_zeros(layers, total, width).index_add_(1, slot[used], states.reshape(layers, rows * length, width)[:, used])
+        raise ValueError(
+            f"word {_missing_word(counts, chosen)} was truncated away (max_length too small for its sentence)"
+        )
+    sums = states.new_zeros(layers, total, width).index_add_(
+        1, slot[used], states.reshape(layers, rows * length, width)[:, used]
+    )
     return sums / counts[None, :, None].to(sums.dtype)
 
 
@@ -167,9 +206,15 @@ def _missing_word(counts: torch.Tensor, chosen: Sequence[Sequence[int]]) -> int:
 
 @torch.no_grad()
 def encode(
-    model, tokenizer, sentences: Sequence[str], layers: str | Sequence[int] = "all", pooling: str = "mean",
-    batch_size: int = 64, max_length: int = 128, device: torch.device | None = None,
-) -> torch.Tensor:  # fmt: skip
+    model,
+    tokenizer,
+    sentences: Sequence[str],
+    layers: str | Sequence[int] = "all",
+    pooling: str = "mean",
+    batch_size: int = 64,
+    max_length: int = 128,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """Pooled sentence embeddings of the requested hidden layers (0 = embeddings … L), ``[layers, N, d]``.
 
     One forward pass per batch gives every layer. Sentences are sorted by length so padding

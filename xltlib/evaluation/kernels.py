@@ -150,7 +150,9 @@ def _tile_shape(tile: tuple[int, int] | None, device: torch.device) -> tuple[int
     return tile or TILES.get(device.type, TILES["cpu"])
 
 
-def _neighbours(src_hat: torch.Tensor, tgt_hat: torch.Tensor, k: int, tile: tuple[int, int] | None, columns: bool) -> _Neighbours:
+def _neighbours(
+    src_hat: torch.Tensor, tgt_hat: torch.Tensor, k: int, tile: tuple[int, int] | None, columns: bool
+) -> _Neighbours:
     """One tiled pass over src·tgtᵀ (unit rows) keeping the top-k of every row (and, if ``columns``, of every column).
 
     Tiles are reduced in the matrix product's own dtype (a bf16 product is already rounded to
@@ -208,8 +210,13 @@ def _direction(neighbours: _Neighbours, reverse: bool):
     return neighbours.src_values, neighbours.src_indices, neighbours.tgt_values
 
 
-def _csls_top1(neighbours: _Neighbours, queries: torch.Tensor, candidates: torch.Tensor, reverse: bool,
-               tile: tuple[int, int] | None) -> torch.Tensor:  # fmt: skip
+def _csls_top1(
+    neighbours: _Neighbours,
+    queries: torch.Tensor,
+    candidates: torch.Tensor,
+    reverse: bool,
+    tile: tuple[int, int] | None,
+) -> torch.Tensor:
     """Best candidate per query over *all* candidates by CSLS = 2·cos − r_q − r_c (Conneau et al. 2018).
 
     r_q is the same for every candidate of a query, so the best one maximises 2·cos − r_c.
@@ -229,8 +236,9 @@ def _csls_top1(neighbours: _Neighbours, queries: torch.Tensor, candidates: torch
     return best
 
 
-def _full_csls_argmax(queries: torch.Tensor, candidates: torch.Tensor, r_candidate: torch.Tensor,
-                      tile: tuple[int, int] | None) -> torch.Tensor:  # fmt: skip
+def _full_csls_argmax(
+    queries: torch.Tensor, candidates: torch.Tensor, r_candidate: torch.Tensor, tile: tuple[int, int] | None
+) -> torch.Tensor:
     """argmax over every candidate of 2·cos − r_c, one tile of the similarity matrix at a time."""
     tile_rows, tile_cols = _tile_shape(tile, queries.device)
     answers = []
@@ -267,7 +275,9 @@ def _retrieval(src: Array, tgt: Array, scoring: str, k: int, tile: tuple[int, in
     return accuracies
 
 
-def retrieval_accuracy(src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, tile: tuple[int, int] | None = None) -> float:
+def retrieval_accuracy(
+    src: Array, tgt: Array, scoring: str = "cosine", k: int = 4, tile: tuple[int, int] | None = None
+) -> float:
     """Top-1 accuracy of retrieving tgt row i for src row i, under cosine, margin or CSLS scoring.
 
     The similarity matrix is computed once, in tiles of bounded memory (``tile`` = (rows,
@@ -298,10 +308,16 @@ def strong_retrieval_accuracy_both(src: Array, tgt: Array, tile: tuple[int, int]
     src_hat, tgt_hat = _unit_rows(src), _unit_rows(tgt)
     cross = _neighbours(src_hat, tgt_hat, 1, tile, columns=True)
     accuracies = []
-    for query, values, indices in ((src_hat, cross.src_values, cross.src_indices), (tgt_hat, cross.tgt_values, cross.tgt_indices)):
+    for query, values, indices in (
+        (src_hat, cross.src_values, cross.src_indices),
+        (tgt_hat, cross.tgt_values, cross.tgt_indices),
+    ):
         own = _neighbours(query, query, 2, tile, columns=False)  # the nearest own-language row that is not the query
-        not_self = torch.where(own.src_indices[:, 0] == torch.arange(len(query), device=query.device),
-                               own.src_values[:, 1], own.src_values[:, 0])  # fmt: skip
+        not_self = torch.where(
+            own.src_indices[:, 0] == torch.arange(len(query), device=query.device),
+            own.src_values[:, 1],
+            own.src_values[:, 0],
+        )
         truth = torch.arange(len(query), device=query.device)
         correct = (indices[:, 0] == truth) & (values[:, 0] > not_self)
         accuracies.append(float(correct.double().mean()))
@@ -333,5 +349,9 @@ def linear_cka(x: Array, y: Array, debiased: bool = False) -> float:
     if debiased:
         n = x.shape[0]
         rows_x, rows_y = x.float().pow(2).sum(dim=1).double(), y.float().pow(2).sum(dim=1).double()
-        xty, xtx, yty = _debiased(xty, rows_x, rows_y, n), _debiased(xtx, rows_x, rows_x, n), _debiased(yty, rows_y, rows_y, n)
+        xty, xtx, yty = (
+            _debiased(xty, rows_x, rows_y, n),
+            _debiased(xtx, rows_x, rows_x, n),
+            _debiased(yty, rows_y, rows_y, n),
+        )
     return float(xty / (xtx.sqrt() * yty.sqrt()))

@@ -24,19 +24,35 @@ log = logging.getLogger(__name__)
 class BestOnSourceDev:
     """Keeps the end-of-epoch weights with the best source-dev accuracy (ties: the earlier epoch)."""
 
-    def __init__(self, model, tokenizer, dev: pd.DataFrame, max_length: int, device: torch.device, path: Path,
-                 batch_size: int = 64):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        dev: pd.DataFrame,
+        max_length: int,
+        device: torch.device,
+        path: Path,
+        batch_size: int = 64,
+    ):
         self.model, self.tokenizer, self.dev = model, tokenizer, dev
         self.max_length, self.device, self.path, self.batch_size = max_length, device, Path(path), batch_size
         # mmap: a resumed run needs the best accuracy so far, not the weights stored beside it
-        self.best = torch.load(self.path, mmap=True, weights_only=False)["accuracy"] if self.path.exists() else float("-inf")
+        self.best = (
+            torch.load(self.path, mmap=True, weights_only=False)["accuracy"] if self.path.exists() else float("-inf")
+        )
 
     def __call__(self, epoch: int) -> None:
-        score = accuracy(predict(self.model, self.tokenizer, self.dev, self.max_length, self.device, self.batch_size), self.dev)
+        score = accuracy(
+            predict(self.model, self.tokenizer, self.dev, self.max_length, self.device, self.batch_size), self.dev
+        )
         log.info("epoch %d: source dev accuracy %.4f (best so far %.4f)", epoch, score, max(score, self.best))
         if score > self.best:
             self.best = score
-            state = {"epoch": epoch, "accuracy": score, "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
+            state = {
+                "epoch": epoch,
+                "accuracy": score,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            }
             atomic_write(self.path, lambda tmp: torch.save(state, tmp))
 
     def restore(self) -> int:

@@ -90,14 +90,18 @@ def encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     try:
         return model.base_model.encoder.layer
     except AttributeError:
-        raise XltError(f"perturb_layer needs a BERT-style encoder (base_model.encoder.layer); {type(model).__name__} has none") from None  # fmt: skip
+        raise XltError(
+            f"perturb_layer needs a BERT-style encoder (base_model.encoder.layer); {type(model).__name__} has none"
+        ) from None
 
 
 def _token_norms(delta: torch.Tensor) -> torch.Tensor:
     return delta.norm(dim=-1, keepdim=True)
 
 
-def uniform_in_ball(shape: tuple[int, ...], radius: float, norm: Norm, device=None, dtype=torch.float32) -> torch.Tensor:
+def uniform_in_ball(
+    shape: tuple[int, ...], radius: float, norm: Norm, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """Per-token uniform samples from the ``norm`` ball of ``radius`` (L∞: ``radius/√d`` per coordinate)."""
     dim = shape[-1]
     if norm == "linf":
@@ -122,7 +126,9 @@ def ascent_step(delta: torch.Tensor, grad: torch.Tensor, step: float, norm: Norm
     return delta + step * grad / _token_norms(grad).clamp_min(1e-12)
 
 
-def sample_noise(shape: tuple[int, ...], sigma: float, distribution: str, device=None, dtype=torch.float32) -> torch.Tensor:
+def sample_noise(
+    shape: tuple[int, ...], sigma: float, distribution: str, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """Noise in relative units: Gaussian with per-token RMS norm ``sigma``, or uniform in the L2 ball."""
     if distribution == "ball":
         return uniform_in_ball(shape, sigma, "l2", device, dtype)

@@ -31,6 +31,12 @@ class SynonymAugmentation(Standard):
     def training_data(self, frame, tokenizer, config: RunConfig, device: torch.device) -> TrainingData:
         table = SynonymTable.from_json(self.params.synonyms_path(config))
         if self.params.copies:
-            return TokenizedPairs(tokenizer, augmented_copies(frame, table, self.params.copies, config.seed),
-                                  config.max_seq_length, device)  # fmt: skip
-        return SynonymAugmentedPairs(tokenizer, frame, config.max_seq_length, device, table, self.params.rate, config.seed)
+            return TokenizedPairs(
+                tokenizer,
+                augmented_copies(frame, table, self.params.copies, config.seed),
+                config.max_seq_length,
+                device,
+            )
+        return SynonymAugmentedPairs(
+            tokenizer, frame, config.max_seq_length, device, table, self.params.rate, config.seed
+        )

@@ -31,12 +31,15 @@ class RandomPerturbation(TrainingMethod):
         p = self.params
         if p.eval_copies == 0:
             return None
-        return lambda call, batch: predict_smoothed(call, batch, p.eval_copies, p.sigma, p.distribution, p.perturb_layer)
+        return lambda call, batch: predict_smoothed(
+            call, batch, p.eval_copies, p.sigma, p.distribution, p.perturb_layer
+        )
 
 
 @torch.no_grad()
-def predict_smoothed(call: ModelCall, batch: Batch, copies: int, sigma: float, distribution: str = "gaussian",
-                     layer: int | None = None) -> torch.Tensor:  # fmt: skip
+def predict_smoothed(
+    call: ModelCall, batch: Batch, copies: int, sigma: float, distribution: str = "gaussian", layer: int | None = None
+) -> torch.Tensor:
     """Majority vote of the classifier over ``copies`` noisy versions of each input.
 
     Ties go to the class with the larger summed probability. Returns class ids ``[batch]``.

@@ -1,20 +1,17 @@
 """Does alignment explain zero-shot accuracy? The study's statistics, over the results store.
 
-Every function takes the store's tidy table (DESIGN.md §3: one row per run, language,
-layer and metric) and returns a tidy frame, one row per estimated quantity, with at least
-``term``, ``estimate``, ``ci_low``, ``ci_high`` and ``p_value`` (95% intervals). Each
-(task, model) pair is analysed on its own: languages and accuracy scales differ between
-tasks. The unit of observation is a *cell*, one fine-tuned run's zero-shot accuracy on one
-target language beside that run's alignment of the language with the source.
+Every function takes the store's tidy table (DESIGN.md §3: one row per run, language, layer and metric) and returns a
+tidy frame, one row per estimated quantity, with at least ``term``, ``estimate``, ``ci_low``, ``ci_high`` and
+``p_value`` (95% intervals). Each (task, model) pair is analysed on its own: languages and accuracy scales differ
+between tasks. The unit of observation is a *cell*, one fine-tuned run's zero-shot accuracy on one target language
+beside that run's alignment of the language with the source.
 
-Missing cells are never dropped silently. The grid of a (task, model) is every observed
-method × seed × target language; a cell without accuracy or alignment (a failed or
-unfinished run) is left out of the fits, counted in the ``n_missing`` column and reported
-by a :class:`MissingCellsWarning`; :func:`missing_cells` lists them.
+Missing cells are never dropped silently. The grid of a (task, model) is every observed method × seed × target
+language; a cell without accuracy or alignment (a failed or unfinished run) is left out of the fits, counted in the
+``n_missing`` column and reported by a :class:`MissingCellsWarning`; :func:`missing_cells` lists them.
 
-Few languages make few clusters: cluster-robust intervals use Student t with
-(languages − 1) degrees of freedom, and method effects use paired t over seeds — honest,
-and wide, when seeds are few.
+Few languages make few clusters: cluster-robust intervals use Student t with (languages − 1) degrees of freedom, and
+method effects use paired t over seeds — honest, and wide, when seeds are few.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from scipy import stats
 
 from xltlib.config import PRETRAINED
 from xltlib.report.cells import (
@@ -44,26 +40,39 @@ from xltlib.report.cells import (
     pretrained_alignment,
     warn_missing,
 )
+from xltlib.report.intervals import CONFIDENCE, describe, mean_ci, nan_estimate, spearman_ci
 
 __all__ = [
-    "ACCURACY", "ALIGNMENT_METRICS", "MissingCellsWarning", "cells", "compare_alignment", "deltas", "describe",
-    "distance_model", "gain_by_language", "label_configurations", "level_model", "method_effects", "method_units",
-    "missing_cells", "paired_model", "pretrained_alignment", "rank_correlations",
-]  # fmt: skip
+    "ACCURACY",
+    "ALIGNMENT_METRICS",
+    "MissingCellsWarning",
+    "cells",
+    "compare_alignment",
+    "deltas",
+    "describe",
+    "distance_model",
+    "gain_by_language",
+    "label_configurations",
+    "level_model",
+    "method_effects",
+    "method_units",
+    "missing_cells",
+    "paired_model",
+    "pretrained_alignment",
+    "rank_correlations",
+]
 
 
-COMPARED_METRICS = ("parallel_cosine", "cosine_gap", "retrieval_cosine", "cka", "word_retrieval", "word_retrieval_strong")
-
-
+COMPARED_METRICS = (
+    "parallel_cosine",
+    "cosine_gap",
+    "retrieval_cosine",
+    "cka",
+    "word_retrieval",
+    "word_retrieval_strong",
+)
 ALL_LANGUAGES = "all targets"
-
-
 GENERALIZED = "generalized"
-
-
-CONFIDENCE = 0.95
-
-
 FIT_STATISTICS = ["r2", "r2_partial", "aic", "n_obs", "n_groups", "n_missing", "note"]
 
 
@@ -149,10 +158,15 @@ def method_effects(
     rows = []
     for key, group in units.groupby([*GROUP, "method", "outcome", "language"], sort=False):
         complete = group.gain.dropna()
-        rows.append({
-            **dict(zip([*GROUP, "method", "outcome", "language"], key)), "term": key[2],
-            **mean_ci(complete.to_numpy()), "n_obs": len(complete), "n_missing": len(group) - len(complete),
-        })  # fmt: skip
+        rows.append(
+            {
+                **dict(zip([*GROUP, "method", "outcome", "language"], key)),
+                "term": key[2],
+                **mean_ci(complete.to_numpy()),
+                "n_obs": len(complete),
+                "n_missing": len(group) - len(complete),
+            }
+        )
     warn_missing(sum(row["n_missing"] for row in rows if row["language"] != ALL_LANGUAGES), "method effects")
     return _table(rows, [*GROUP, "method", "outcome", "language"], ["n_obs", "n_missing"])
 
@@ -166,9 +180,11 @@ def method_units(
     gains = paired.rename(columns={"d_accuracy": ACCURACY, "d_alignment": alignment}).melt(
         id_vars=CELL, value_vars=[ACCURACY, alignment], var_name="outcome", value_name="gain"
     )
-    overall = gains.groupby(["task", "model", "method", "seed", "outcome"]).gain.agg(
-        lambda g: g.mean(skipna=False)
-    ).reset_index()
+    overall = (
+        gains.groupby(["task", "model", "method", "seed", "outcome"])
+        .gain.agg(lambda g: g.mean(skipna=False))
+        .reset_index()
+    )
     units = [gains, overall.assign(language=ALL_LANGUAGES), _generalized_gains(results, baseline)]
     return pd.concat(units, ignore_index=True)
 
@@ -217,7 +233,9 @@ def gain_by_language(
     over seeds) beside the language's alignment in the *pre-trained* encoder."""
     paired = deltas(results, alignment, layer, baseline).dropna(subset=["d_accuracy"])
     gains = paired.groupby([*GROUP, "method", "language"]).d_accuracy.agg(gain="mean", gain_sd="std", seeds="count")
-    return gains.reset_index().merge(pretrained_alignment(results, alignment, layer), on=[*GROUP, "language"], how="left")
+    return gains.reset_index().merge(
+        pretrained_alignment(results, alignment, layer), on=[*GROUP, "language"], how="left"
+    )
 
 
 def distance_model(
@@ -252,9 +270,16 @@ def rank_correlations(results: pd.DataFrame, alignment: str = "cosine_gap", laye
     rows = []
     for key, data, n_missing in complete_groups(grid, [ACCURACY, "alignment"], "rank correlations"):
         for method, part in [("all", data), *data.groupby("method")]:
-            rows.append({**dict(zip(GROUP, key)), "method": method, "term": "spearman_rho",
-                         **_spearman(part.alignment.to_numpy(), part[ACCURACY].to_numpy()), "n_obs": len(part),
-                         "n_missing": n_missing})  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip(GROUP, key)),
+                    "method": method,
+                    "term": "spearman_rho",
+                    **spearman_ci(part.alignment.to_numpy(), part[ACCURACY].to_numpy()),
+                    "n_obs": len(part),
+                    "n_missing": n_missing,
+                }
+            )
     return _table(rows, [*GROUP, "method"], ["n_obs", "n_missing"])
 
 
@@ -276,14 +301,22 @@ def _term_name(name: str) -> str:
 
 def _coefficient(fit, name: str) -> dict:
     low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc[name]
-    return {"term": _term_name(name), "estimate": fit.params[name], "std_error": fit.bse[name],
-            "ci_low": low, "ci_high": high, "p_value": fit.pvalues[name]}  # fmt: skip
+    return {
+        "term": _term_name(name),
+        "estimate": fit.params[name],
+        "std_error": fit.bse[name],
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": fit.pvalues[name],
+    }
 
 
 def _reported_terms(fit, intercept: bool) -> list[str]:
     """The slope, the method terms and (where it means something) the intercept; not languages."""
-    keep = sorted((name for name in fit.params.index if name == "alignment" or name.startswith("C(method)")),
-                  key=lambda name: name != "alignment")  # fmt: skip
+    keep = sorted(
+        (name for name in fit.params.index if name == "alignment" or name.startswith("C(method)")),
+        key=lambda name: name != "alignment",
+    )
     return keep + ["Intercept"] if intercept and "Intercept" in fit.params.index else keep
 
 
@@ -313,8 +346,13 @@ def _ols(data: pd.DataFrame, formula: str, without_alignment: str, intercept: bo
     reduced = smf.ols(without_alignment, data).fit()
     # nested least squares stay in [0, 1] but for rounding; a reduced model leaving ~nothing leaves only rounding
     partial = float(np.clip(1 - fit.ssr / reduced.ssr, 0, 1)) if reduced.ssr > 1e-9 * reduced.centered_tss else np.nan
-    shared = {"r2": fit.rsquared, "r2_partial": partial, "aic": fit.aic, "n_obs": int(fit.nobs),
-              "n_groups": len(set(languages))}  # fmt: skip
+    shared = {
+        "r2": fit.rsquared,
+        "r2_partial": partial,
+        "aic": fit.aic,
+        "n_obs": int(fit.nobs),
+        "n_groups": len(set(languages)),
+    }
     return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept)]
 
 
@@ -332,39 +370,12 @@ def _mixed(data: pd.DataFrame, formula: str):
     fixed = np.asarray(fit.model.exog) @ np.asarray(fit.fe_params)
     var_fixed, var_language, var_residual = float(np.var(fixed)), float(fit.cov_re.iloc[0, 0]), float(fit.scale)
     total = var_fixed + var_language + var_residual
-    shared |= {"r2_marginal": var_fixed / total, "r2_conditional": (var_fixed + var_language) / total,
-               "note": "; ".join(notes)}  # fmt: skip
+    shared |= {
+        "r2_marginal": var_fixed / total,
+        "r2_conditional": (var_fixed + var_language) / total,
+        "note": "; ".join(notes),
+    }
     return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept=False)]
-
-
-def nan_estimate() -> dict:
-    return dict.fromkeys(["estimate", "std_error", "ci_low", "ci_high", "p_value"], np.nan)
-
-
-def mean_ci(values: np.ndarray) -> dict:
-    """Mean with a one-sample t interval and p-value (NaN interval below two values)."""
-    values = np.asarray(values, dtype=float)  # gains of real-data runs arrive as objects (their draw is missing)
-    if len(values) == 0:
-        return nan_estimate()
-    mean = float(values.mean())
-    if len(values) < 2:
-        return {**nan_estimate(), "estimate": mean}
-    sem = float(stats.sem(values))
-    if sem == 0:
-        return {"estimate": mean, "std_error": 0.0, "ci_low": mean, "ci_high": mean, "p_value": np.nan}
-    low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=mean, scale=sem)
-    return {"estimate": mean, "std_error": sem, "ci_low": low, "ci_high": high,
-            "p_value": float(stats.ttest_1samp(values, 0.0).pvalue)}  # fmt: skip
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> dict:
-    if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return nan_estimate()
-    rho, p_value = stats.spearmanr(x, y)
-    half = stats.norm.ppf(0.5 + CONFIDENCE / 2) * np.sqrt(1.06 / (len(x) - 3))
-    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
-    return {"estimate": float(rho), "std_error": np.nan, "ci_low": float(np.tanh(z - half)),
-            "ci_high": float(np.tanh(z + half)), "p_value": float(p_value)}  # fmt: skip
 
 
 def _generalized_gains(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -386,15 +397,3 @@ def _table(rows: list[dict], front: list[str], statistics: list[str]) -> pd.Data
     """Rows in a fixed column order; a statistic no row has (every fit failed) is NaN."""
     columns = [*front, "term", "estimate", "std_error", "ci_low", "ci_high", "p_value", *statistics]
     return pd.DataFrame(rows).reindex(columns=columns)
-
-
-def describe(row: pd.Series, scale: float = 1.0, unit: str = "", digits: int = 1) -> str:
-    """``"+2.1 pts (95% CI −0.4 to +4.6)"``: an estimate and its interval for the book's prose."""
-    def number(value: float) -> str:
-        if pd.isna(value):
-            return "n/a"
-        rounded = round(value * scale, digits) + 0.0  # + 0.0 turns a rounded −0.0 into +0.0
-        return f"{rounded:+.{digits}f}".replace("-", "−")
-
-    interval = "" if pd.isna(row["ci_low"]) else f" (95% CI {number(row['ci_low'])} to {number(row['ci_high'])})"
-    return f"{number(row['estimate'])}{unit}{interval}"

@@ -62,10 +62,14 @@ def load_experiments(path: str | Path) -> tuple[str, list[Experiment]]:
     path = Path(path)
     if not path.is_file():
         known = sorted(p.name for p in (REPO / "notebooks" / "experiments").glob("*.yaml"))
-        raise XltError(f"experiments file {path} not found; the project's are notebooks/experiments/{{{','.join(known)}}}")
+        raise XltError(
+            f"experiments file {path} not found; the project's are notebooks/experiments/{{{','.join(known)}}}"
+        )
     parsed = read_experiments_file(path, list(notebook_parameters(REPO / EXPERIMENT_NOTEBOOK)))
-    experiments = [Experiment(name, spec.title or name, dict(spec.parameters), spec.quick)
-                   for name, spec in parsed.experiments.items()]  # fmt: skip
+    experiments = [
+        Experiment(name, spec.title or name, dict(spec.parameters), spec.quick)
+        for name, spec in parsed.experiments.items()
+    ]
     return parsed.profile or "", experiments
 
 
@@ -112,16 +116,20 @@ def _finish_chapter(output: Path, name: str, title: str, entry: dict[str, Any]) 
     notebook = nbformat.read(output, as_version=4)
     cells = [nbformat.v4.new_markdown_cell(f"# {title}")]
     if entry["status"] != "ok":
-        cells.append(nbformat.v4.new_markdown_cell(
-            f"```{{error}}\nThis experiment **failed** after {entry['seconds']:.0f} s: `{entry['error']}`.\n"
-            "The cells below show how far it got; the other chapters are unaffected. "
-            f"Rerun it with `python -m xltlib batch <experiments file> --only {name} --force`.\n```"
-        ))  # fmt: skip
+        cells.append(
+            nbformat.v4.new_markdown_cell(
+                f"```{{error}}\nThis experiment **failed** after {entry['seconds']:.0f} s: `{entry['error']}`.\n"
+                "The cells below show how far it got; the other chapters are unaffected. "
+                f"Rerun it with `python -m xltlib batch <experiments file> --only {name} --force`.\n```"
+            )
+        )
     notebook.cells = cells + notebook.cells
     nbformat.write(notebook, output)
 
 
-def execute(notebook: Path, name: str, title: str, parameters: dict[str, Any], root: Path, kernel: str) -> dict[str, Any]:
+def execute(
+    notebook: Path, name: str, title: str, parameters: dict[str, Any], root: Path, kernel: str
+) -> dict[str, Any]:
     """Execute ``notebook`` into ``book/chapters/<name>.ipynb``; return its manifest entry.
 
     The chapter is written whole or not at all, and a failed execution still writes one:
@@ -148,9 +156,14 @@ def _execute_into(notebook: Path, partial: Path, parameters: dict[str, Any], ker
 
     try:
         papermill.execute_notebook(
-            str(notebook), str(partial), parameters=parameters, kernel_name=kernel, cwd=str(root),
-            progress_bar=sys.stderr.isatty(), report_mode=False,  # cell progress for a person, not for logs
-        )  # fmt: skip
+            str(notebook),
+            str(partial),
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=str(root),
+            progress_bar=sys.stderr.isatty(),
+            report_mode=False,  # cell progress for a person, not for logs
+        )
     except papermill.PapermillExecutionError as error:
         return {"status": "failed", "error": f"{error.ename}: {error.evalue}".strip()}
     except Exception as error:  # kernel died, notebook missing...: still a recorded, visible failure
@@ -186,40 +199,56 @@ def run_batch(
     runs_dir = runs_dir or ("runs-quick" if quick else "runs")
     chosen = [e for e in experiments if not only or e.name in only]
     calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
-    # the notebooks run in root: the grid resolves the same folders, so it computes the runs they will ask for
-    calibrating = calibration_grid(calibration, str(root / cache_dir))
-    run_grid(grid_configs(chosen, quick, str(root / cache_dir)) + calibrating, str(root / runs_dir), engine,
-             recompute_stale=recompute_stale)  # fmt: skip
-    analysed = run_ids(grid_configs(experiments, quick, str(root / cache_dir)))
-    (root / STUDY_RUNS).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(root / STUDY_RUNS, {"runs_dir": runs_dir, "study": sorted({*analysed, *run_ids(calibrating)})})
+    analysed = _compute_runs(
+        root, chosen, experiments, calibration, quick, runs_dir, cache_dir, engine, recompute_stale
+    )
     manifest = read_manifest(root)
-    for experiment in experiments:
-        if only and experiment.name not in only:
-            continue
-        parameters = {**experiment.parameters, "quick": quick, "runs_dir": runs_dir, "cache_dir": cache_dir}
-        if quick:  # one seed on the tiny profile's own encoder
-            parameters |= {"seeds": with_notebook_defaults(experiment.parameters)["seeds"][:1], "draws": None}
-        _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force, kernel)
+    chapter = functools.partial(_run_one, root, manifest, kernel=kernel)
+    for experiment in chosen:
+        parameters = chapter_parameters(experiment, quick, runs_dir, cache_dir)
+        chapter(experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, force)
     if calibration is not None:  # always executed, like the synthesis: it reads runs the experiments made
-        _run_one(root, manifest, CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK,
-                 {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}, True, kernel)  # fmt: skip
+        parameters = {**calibration, "runs_dir": runs_dir, "cache_dir": cache_dir}
+        chapter(CALIBRATION, CALIBRATION_TITLE, CALIBRATION_NOTEBOOK, parameters, True)
     synthesis = {"runs_dir": runs_dir, "profile": "", "run_ids": analysed}  # the run ids select the runs
-    _run_one(root, manifest, SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis,
-             True, kernel)  # fmt: skip  (always: it reads every experiment's runs)
+    chapter(SYNTHESIS, "Does alignment explain zero-shot accuracy?", SYNTHESIS_NOTEBOOK, synthesis, True)  # always
     parts = {profile: shipped_chapters(root, manifest, profile, kernel) for profile in with_shipped}
     write_toc(root, experiments, manifest, calibration=calibration is not None, parts=parts)
     return manifest
 
 
+def _compute_runs(root, chosen, experiments, calibration, quick, runs_dir, cache_dir, engine, recompute_stale) -> list:
+    """Compute the chosen experiments' runs and the calibration's on ``engine``; record and return the run ids the
+    synthesis reads (every experiment's)."""
+    # the notebooks run in root: the grid resolves the same folders, so it computes the runs they will ask for
+    calibrating = calibration_grid(calibration, str(root / cache_dir))
+    chosen_runs = grid_configs(chosen, quick, runs_dir, str(root / cache_dir))
+    run_grid(chosen_runs + calibrating, str(root / runs_dir), engine, recompute_stale=recompute_stale)
+    analysed = run_ids(grid_configs(experiments, quick, runs_dir, str(root / cache_dir)))
+    (root / STUDY_RUNS).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(root / STUDY_RUNS, {"runs_dir": runs_dir, "study": sorted({*analysed, *run_ids(calibrating)})})
+    return analysed
+
+
+def chapter_parameters(experiment: Experiment, quick: bool, runs_dir: str, cache_dir: str) -> dict[str, Any]:
+    """The parameters an experiment's chapter is executed with: its experiments-file entry, and where it reads."""
+    parameters = {**experiment.parameters, "quick": quick, "runs_dir": runs_dir, "cache_dir": cache_dir}
+    if quick:  # one seed on the tiny profile's own encoder
+        parameters |= {"seeds": with_notebook_defaults(experiment.parameters)["seeds"][:1], "draws": None}
+    return parameters
+
+
 def _check_only(only: list[str] | None, names: list[str], experiments_file: str | Path) -> None:
     for name in only or []:
         if name not in names:
-            raise XltError(f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}")
+            raise XltError(
+                f"no experiment {name!r} in {experiments_file}{did_you_mean(name, names)}; it has: {', '.join(names)}"
+            )
 
 
 def shipped_chapters(root: Path, manifest: dict[str, Any], profile: str, kernel: str) -> list[tuple[str, str]]:
-    """Execute the chapters of ``profile``'s experiments and its synthesis on its shipped run records; ``(name, title)`` of each.
+    """Execute the chapters of ``profile``'s experiments and its synthesis on its shipped run records; ``(name, title)``
+    of each.
 
     The records are checked against their manifest first; nothing is computed, so the chapters take
     seconds, and they are always executed: re-shipped records keep their folder, hence the parameters.
@@ -231,26 +260,27 @@ def shipped_chapters(root: Path, manifest: dict[str, Any], profile: str, kernel:
     chapters = []
     for experiment in experiments:
         parameters = {**experiment.parameters, "runs_dir": runs_dir, "shipped": True}
-        _run_one(root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, True, kernel)
+        _run_one(
+            root, manifest, experiment.name, experiment.title, EXPERIMENT_NOTEBOOK, parameters, True, kernel=kernel
+        )
         chapters.append((experiment.name, experiment.title))
     name, title = f"{profile}-{SYNTHESIS}", f"Does alignment explain zero-shot accuracy? The {profile} profile"
-    _run_one(root, manifest, name, title, SYNTHESIS_NOTEBOOK, {"runs_dir": runs_dir, "profile": ""}, True, kernel)
+    _run_one(
+        root, manifest, name, title, SYNTHESIS_NOTEBOOK, {"runs_dir": runs_dir, "profile": ""}, True, kernel=kernel
+    )
     return chapters + [(name, title)]
 
 
-def grid_configs(experiments: list[Experiment], quick: bool, cache_dir: str) -> list:
-    """Every run the experiments' chapters will read, in the order they appear."""
-    from xltlib.report.experiment import experiment_configs
+def grid_configs(experiments: list[Experiment], quick: bool, runs_dir: str, cache_dir: str) -> list:
+    """Every run the experiments' chapters will read, in the order they appear: each chapter's grid, built by
+    :func:`~xltlib.report.experiment.experiment_grid` from the very parameters the chapter is executed with."""
+    from xltlib.report.experiment import experiment_grid
 
     configs = []
     for experiment in experiments:
-        p = with_notebook_defaults(experiment.parameters)
+        parameters = with_notebook_defaults(chapter_parameters(experiment, quick, runs_dir, cache_dir))
         try:
-            configs += experiment_configs(p["task"], p["methods"], p["seeds"][:1] if quick else p["seeds"],
-                                          model=p["model"], method_params=p["method_params"], cache_dir=cache_dir,
-                                          quick=quick, device=p["device"], doses=p["doses"],
-                                          draws=None if quick else p["draws"], protocol=p["protocol"],
-                                          **p["overrides"])  # fmt: skip
+            configs += experiment_grid({**parameters, "cache_dir": cache_dir})
         except XltError as error:  # its chapter will fail with this error, and say so; the others go on
             log.warning("%s: no runs dispatched: %s", experiment.name, error)
     return configs
@@ -293,10 +323,16 @@ def calibration_parameters(experiments: list[Experiment], quick: bool) -> dict[s
     return {"tasks": sorted(seeds_by_task), "seeds": shared, "quick": quick} if shared else None
 
 
-def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -> None:
+def _run_one(root, manifest, name, title, notebook, parameters, force, *, kernel) -> None:
     previous = manifest.get(name)
     chapter = root / CHAPTERS / f"{name}.ipynb"
-    if not force and previous and previous["status"] == "ok" and previous["parameters"] == parameters and chapter.exists():
+    if (
+        not force
+        and previous
+        and previous["status"] == "ok"
+        and previous["parameters"] == parameters
+        and chapter.exists()
+    ):
         log.info("%s: finished earlier with the same parameters; skipped (use --force to rerun)", name)
         return
     manifest[name] = {"status": "running", "parameters": parameters, "title": title}
@@ -305,11 +341,18 @@ def _run_one(root, manifest, name, title, notebook, parameters, force, kernel) -
     entry = execute(notebook, name, title, parameters, root, kernel)
     manifest[name] = {**entry, "title": title}
     _write_manifest(root, manifest)
-    log.info("%s: %s in %.0f s%s", name, entry["status"], entry["seconds"], f" ({entry['error']})" if entry["error"] else "")
+    log.info(
+        "%s: %s in %.0f s%s", name, entry["status"], entry["seconds"], f" ({entry['error']})" if entry["error"] else ""
+    )
 
 
-def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any], calibration: bool = False,
-              parts: dict[str, list[tuple[str, str]]] | None = None) -> Path:  # fmt: skip
+def write_toc(
+    root: Path,
+    experiments: list[Experiment],
+    manifest: dict[str, Any],
+    calibration: bool = False,
+    parts: dict[str, list[tuple[str, str]]] | None = None,
+) -> Path:
     """``_toc.yml``: front pages, the calibration (if asked for), one chapter per experiment, the synthesis, then
     ``parts``' chapters (name, title) of shipped profiles, then the back pages."""
     chapters = [{"file": page} for page in FRONT_PAGES[1:]]
@@ -330,5 +373,8 @@ def write_toc(root: Path, experiments: list[Experiment], manifest: dict[str, Any
     chapters += [{"file": page} for page in BACK_PAGES]
     toc = {"format": "jb-book", "root": FRONT_PAGES[0], "chapters": chapters}
     path = root / "_toc.yml"
-    path.write_text("# Generated by `python -m xltlib batch`; edit the experiments file instead.\n" + yaml.safe_dump(toc, sort_keys=False))
+    path.write_text(
+        "# Generated by `python -m xltlib batch`; edit the experiments file instead.\n"
+        + yaml.safe_dump(toc, sort_keys=False)
+    )
     return path

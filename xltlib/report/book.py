@@ -36,8 +36,18 @@ MATHJAX_URL = f"https://registry.npmjs.org/mathjax/-/mathjax-{MATHJAX_VERSION}.t
 MATHJAX_SHA512 = "Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
 """The npm registry's ``dist.integrity`` of mathjax@3.2.2 (base64 sha512)."""
 MATHJAX_DIR = Path("book/_static/mathjax")
-PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "papermill", "jupyter-book", "pandas", "seaborn",
-            "statsmodels", "scipy")  # fmt: skip
+PACKAGES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "tokenizers",
+    "papermill",
+    "jupyter-book",
+    "pandas",
+    "seaborn",
+    "statsmodels",
+    "scipy",
+)
 
 
 def ensure_mathjax(root: Path = REPO) -> Path:
@@ -59,7 +69,10 @@ def ensure_mathjax(root: Path = REPO) -> Path:
     if digest != MATHJAX_SHA512:
         raise XltError(f"{MATHJAX_URL} does not match its published sha512; not unpacking it")
     shutil.rmtree(target, ignore_errors=True)  # a copy without its entry file is not MathJax
-    with atomic_directory(target, "or delete it") as partial, tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+    with (
+        atomic_directory(target, "or delete it") as partial,
+        tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar,
+    ):
         members = [m for m in tar.getmembers() if m.name.startswith("package/es5/") and m.isfile()]
         for member in members:
             member.name = member.name.removeprefix("package/es5/")
@@ -73,7 +86,7 @@ def write_reproducibility(root: Path = REPO, runs_dir: str = "runs") -> Path:
     run_rows, runs_line = _run_rows(root, runs_dir)
     text = f"""# Reproducibility
 
-Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from commit `{git_commit() or 'unknown'}`
+Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from commit `{git_commit() or "unknown"}`
 on {platform.platform()} with Python {platform.python_version()}.
 
 ## Software
@@ -88,7 +101,7 @@ on {platform.platform()} with Python {platform.python_version()}.
 
 | chapter | status | time | parameters |
 |---|---|---|---|
-{chr(10).join(chapters) or '| (none) | | | |'}
+{chr(10).join(chapters) or "| (none) | | | |"}
 
 ## Runs
 
@@ -100,7 +113,7 @@ run computed by other code is marked **other**, and `--recompute-stale` recomput
 
 | run id | task | draw | method | seed | code |
 |---|---|---|---|---|---|
-{chr(10).join(run_rows) or '| (none) | | | | | |'}
+{chr(10).join(run_rows) or "| (none) | | | | | |"}
 
 ## Rerunning
 
@@ -127,11 +140,14 @@ def _package_rows() -> list[str]:
 
 def _chapter_rows(manifest: dict) -> list[str]:
     def shown(parameters: dict) -> str:  # the synthesis's run ids are listed under Runs, not here
-        return json.dumps({k: f"[{len(v)} runs, listed below]" if k == "run_ids" and v else v for k, v in parameters.items()},
-                          sort_keys=True)  # fmt: skip
+        return json.dumps(
+            {k: f"[{len(v)} runs, listed below]" if k == "run_ids" and v else v for k, v in parameters.items()},
+            sort_keys=True,
+        )
 
     return [
-        f"| {entry.get('title', name)} | {entry['status']} | {entry.get('seconds', 0):.0f} s | `{shown(entry['parameters'])}` |"
+        f"| {entry.get('title', name)} | {entry['status']} | {entry.get('seconds', 0):.0f} s | "
+        f"`{shown(entry['parameters'])}` |"
         for name, entry in manifest.items()
     ]
 
@@ -147,9 +163,11 @@ def _run_rows(root: Path, runs_dir: str) -> tuple[list[str], str]:
         table = load_results(root / runs_dir)
         line = f"No batch recorded its runs in `{runs_dir}`: these are every complete run there."
     runs = table.drop_duplicates("run_id")
-    rows = [f"| `{row.run_id}` | {row.task} | {'' if pd.isna(row.draw) else row.draw} | {row.method} | {row.seed} | "
-            f"{'' if row.code_version == code_version() else '**other**'} |"
-            for row in runs.sort_values("run_id").itertuples()]  # fmt: skip
+    rows = [
+        f"| `{row.run_id}` | {row.task} | {'' if pd.isna(row.draw) else row.draw} | {row.method} | {row.seed} | "
+        f"{'' if row.code_version == code_version() else '**other**'} |"
+        for row in runs.sort_values("run_id").itertuples()
+    ]
     return rows, line
 
 
@@ -161,9 +179,11 @@ def _encoders_line() -> str:
         manifest = shipped.read_manifest()
     except XltError:
         return "The shipped synthetic encoders are missing from this checkout."
-    return (f"Synthetic runs fine-tune the shipped encoders of `{shipped.SHIPPED_ENCODERS.relative_to(REPO)}` (recipe "
-            f"`{manifest['recipe_hash'][:12]}`, draws {', '.join(map(str, shipped.shipped_draws()))}; their sha256 is "
-            "checked before every run).")
+    return (
+        f"Synthetic runs fine-tune the shipped encoders of `{shipped.SHIPPED_ENCODERS.relative_to(REPO)}` (recipe "
+        f"`{manifest['recipe_hash'][:12]}`, draws {', '.join(map(str, shipped.shipped_draws()))}; their sha256 is "
+        "checked before every run)."
+    )
 
 
 def build_book(root: Path = REPO) -> Path:

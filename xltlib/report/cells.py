@@ -1,4 +1,5 @@
-"""The unit of every analysis: a cell, one fine-tuned run's zero-shot accuracy on one target language beside its alignment.
+"""The unit of every analysis: a cell, one fine-tuned run's zero-shot accuracy on one target language beside its
+alignment.
 
 Every function takes the store's tidy table (one row per run, language, layer and metric).
 Cells are keyed by the run's full configuration except its seed (:func:`label_configurations`):
@@ -56,7 +57,11 @@ def label_configurations(results: pd.DataFrame) -> pd.DataFrame:
     configs = results.drop_duplicates("config_id")[["task", "model", "method", "config_id", "settings"]]
     labels = {}
     for (_, method), group in configs.groupby(["task", "method"], sort=False):
-        labels |= _labels(method, group) if group.groupby("model").size().max() > 1 else dict.fromkeys(group.config_id, method)
+        labels |= (
+            _labels(method, group)
+            if group.groupby("model").size().max() > 1
+            else dict.fromkeys(group.config_id, method)
+        )
     return results.assign(method_name=results.method, method=results.config_id.map(labels))
 
 
@@ -72,13 +77,19 @@ def _labels(method: str, group: pd.DataFrame) -> dict[str, str]:
         return {config_id: f"{method}#{config_id[:6]}" for config_id in group.config_id}
     settings = {config_id: _flat(json.loads(text)) for config_id, text in zip(group.config_id, group.settings)}
     keys = sorted({key for flat in settings.values() for key in flat} - set(ENCODER_SETTINGS))
-    differing = [key for key in keys if len({json.dumps(flat.get(key), sort_keys=True) for flat in settings.values()}) > 1]
+    differing = [
+        key for key in keys if len({json.dumps(flat.get(key), sort_keys=True) for flat in settings.values()}) > 1
+    ]
 
     def named(keys: list[str]) -> dict[str, str]:
-        return {config_id: f"{method}({', '.join(f'{key}={_shown(flat.get(key))}' for key in keys)})"
-                for config_id, flat in settings.items()}  # fmt: skip
+        return {
+            config_id: f"{method}({', '.join(f'{key}={_shown(flat.get(key))}' for key in keys)})"
+            for config_id, flat in settings.items()
+        }
 
-    scaled = STRENGTHS.get(method, ())[1:]  # what scales with the strength: pgd(eps=0.02), not pgd(alpha=0.01, eps=0.02)
+    scaled = STRENGTHS.get(method, ())[
+        1:
+    ]  # what scales with the strength: pgd(eps=0.02), not pgd(alpha=0.01, eps=0.02)
     short = named([key for key in differing if key not in scaled])
     models = dict(zip(group.config_id, group.model))
     distinct = len({(models[config_id], name) for config_id, name in short.items()}) == len(short)  # per encoder
@@ -150,7 +161,9 @@ def deltas(
     grid = cells(results, alignment, layer)
     _check_baseline(grid, baseline)
     base = grid[grid.method == baseline].drop(columns=["method", "run_id"])
-    treated = grid[grid.method != baseline].merge(base, on=["task", "model", "seed", "language"], suffixes=("", "_base"))
+    treated = grid[grid.method != baseline].merge(
+        base, on=["task", "model", "seed", "language"], suffixes=("", "_base")
+    )
     return treated.assign(
         d_accuracy=treated[ACCURACY] - treated[f"{ACCURACY}_base"],
         d_alignment=treated.alignment - treated.alignment_base,
@@ -230,13 +243,18 @@ def on_corpus(results: pd.DataFrame, corpus: str = "task") -> pd.DataFrame:
     """
     if corpus not in CORPORA:
         raise unknown("alignment corpus", corpus, CORPORA)
-    stored = results["corpus"].astype("string") if "corpus" in results else pd.Series(pd.NA, index=results.index, dtype="string")
+    stored = (
+        results["corpus"].astype("string")
+        if "corpus" in results
+        else pd.Series(pd.NA, index=results.index, dtype="string")
+    )
     keep = (results["metric"] == ACCURACY) | (stored.fillna("task") == corpus)
     return results[keep.to_numpy()]
 
 
 def alignment_by_corpus(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.DataFrame:
-    """Mean alignment over hidden layers and seeds, per method, target and corpus, for languages measured on both corpora."""
+    """Mean alignment over hidden layers and seeds, per method, target and corpus, for languages measured on both
+    corpora."""
     check_metric(metric)
     rows = results[(results["metric"] == metric) & (results["layer"] > 0)]
     rows = rows.assign(corpus=rows["corpus"].astype("string").fillna("task"))

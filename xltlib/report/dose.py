@@ -17,8 +17,9 @@ import pandas as pd
 import statsmodels.formula.api as smf
 
 from xltlib.config.methods import STRENGTHS, params_class
-from xltlib.report.analysis import ALL_LANGUAGES, CONFIDENCE, mean_ci, nan_estimate
+from xltlib.report.analysis import ALL_LANGUAGES
 from xltlib.report.cells import ACCURACY, GROUP, cells
+from xltlib.report.intervals import CONFIDENCE, mean_ci, nan_estimate
 
 OUTCOMES = (ACCURACY, "alignment")
 
@@ -35,8 +36,15 @@ def run_doses(results: pd.DataFrame) -> pd.DataFrame:
         if method in STRENGTHS:
             strength = STRENGTHS[method][0]
             default = params_class(method)().model_dump()[strength]
-            rows.append({"run_id": run.run_id, "task": run.task, "model": run.model, "dosed": method,
-                         "dose": settings["method_params"][strength] / default})  # fmt: skip
+            rows.append(
+                {
+                    "run_id": run.run_id,
+                    "task": run.task,
+                    "model": run.model,
+                    "dosed": method,
+                    "dose": settings["method_params"][strength] / default,
+                }
+            )
     dosed = pd.DataFrame(rows, columns=["run_id", "task", "model", "dosed", "dose"])
     if dosed.empty:
         return dosed
@@ -71,8 +79,13 @@ def dose_response(
     rows = []
     for key, group in units.groupby([*GROUP, "dosed", "language"], sort=False):
         for outcome in OUTCOMES:
-            rows.append({**dict(zip([*GROUP, "dosed", "language"], key)), "outcome": outcome,
-                         **_slope(group.dropna(subset=[outcome]), outcome)})  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip([*GROUP, "dosed", "language"], key)),
+                    "outcome": outcome,
+                    **_slope(group.dropna(subset=[outcome]), outcome),
+                }
+            )
     frame = pd.DataFrame(rows)
     if distances is not None and len(frame):
         frame["distance"] = frame.language.map(distances)
@@ -88,8 +101,16 @@ def dose_means(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int 
         for outcome in OUTCOMES:
             values = group[outcome].dropna().to_numpy()
             estimate = mean_ci(values)
-            rows.append({**dict(zip([*GROUP, "dosed", "dose"], key)), "outcome": outcome, "estimate": estimate["estimate"],
-                         "ci_low": estimate["ci_low"], "ci_high": estimate["ci_high"], "seeds": len(values)})  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip([*GROUP, "dosed", "dose"], key)),
+                    "outcome": outcome,
+                    "estimate": estimate["estimate"],
+                    "ci_low": estimate["ci_low"],
+                    "ci_high": estimate["ci_high"],
+                    "seeds": len(values),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -99,5 +120,11 @@ def _slope(data: pd.DataFrame, outcome: str) -> dict:
         return {**nan_estimate(), **counts}
     fit = smf.ols(f"{outcome} ~ dose", data).fit()
     low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc["dose"]
-    return {"estimate": fit.params["dose"], "std_error": fit.bse["dose"], "ci_low": low, "ci_high": high,
-            "p_value": fit.pvalues["dose"], **counts}  # fmt: skip
+    return {
+        "estimate": fit.params["dose"],
+        "std_error": fit.bse["dose"],
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": fit.pvalues["dose"],
+        **counts,
+    }

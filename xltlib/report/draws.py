@@ -20,15 +20,19 @@ import pandas as pd
 
 from xltlib.config import PRETRAINED
 from xltlib.report import analysis
-from xltlib.report.analysis import mean_ci, method_units
+from xltlib.report.analysis import method_units
 from xltlib.report.cells import label_configurations
+from xltlib.report.intervals import mean_ci
 
 
 def across_draws(per_draw: pd.Series) -> dict:
     """The mean of the draws' own estimates, with a t interval over draws (D − 1 df): the draw is the unit."""
-    return {**mean_ci(per_draw.to_numpy(float)), "n_draws": len(per_draw),
-            "draws_agreeing": int((np.sign(per_draw) == np.sign(per_draw.mean())).sum()),
-            "per_draw": ", ".join(f"{draw}: {value:+.4g}" for draw, value in per_draw.items())}  # fmt: skip
+    return {
+        **mean_ci(per_draw.to_numpy(float)),
+        "n_draws": len(per_draw),
+        "draws_agreeing": int((np.sign(per_draw) == np.sign(per_draw.mean())).sum()),
+        "per_draw": ", ".join(f"{draw}: {value:+.4g}" for draw, value in per_draw.items()),
+    }
 
 
 def draw_of_model(results: pd.DataFrame) -> pd.Series:
@@ -61,10 +65,22 @@ def method_effects_across_draws(
     units = method_units(on_every_draw(results), alignment, layer, baseline).dropna(subset=["gain"])
     units = units.assign(draw=units.model.map(draw_of_model(results)))
     rows = []
-    for (task, method, outcome, language), group in units.groupby(["task", "method", "outcome", "language"], sort=False):
+    for (task, method, outcome, language), group in units.groupby(
+        ["task", "method", "outcome", "language"], sort=False
+    ):
         per_draw = group.groupby("draw").gain.mean()
-        rows.append({"task": task, "model": _draws_label(per_draw.index), "method": method, "outcome": outcome,
-                     "language": language, "term": method, **across_draws(per_draw), "n_obs": len(group)})  # fmt: skip
+        rows.append(
+            {
+                "task": task,
+                "model": _draws_label(per_draw.index),
+                "method": method,
+                "outcome": outcome,
+                "language": language,
+                "term": method,
+                **across_draws(per_draw),
+                "n_obs": len(group),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -78,8 +94,15 @@ def paired_slope_across_draws(
     rows = []
     for task, group in slopes.groupby("task", sort=False):
         per_draw = group.set_index("draw").estimate.dropna()
-        rows.append({"task": task, "model": _draws_label(per_draw.index), "term": "alignment",
-                     **across_draws(per_draw), "n_obs": int(group.n_obs.sum())})  # fmt: skip
+        rows.append(
+            {
+                "task": task,
+                "model": _draws_label(per_draw.index),
+                "term": "alignment",
+                **across_draws(per_draw),
+                "n_obs": int(group.n_obs.sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -103,8 +126,12 @@ def primary_draw(results: pd.DataFrame) -> pd.DataFrame:
     """Per task, the rows of one pre-training draw: the one with the most runs (where an experiment's doses
     ran), the lowest on a tie; rows of encoders that are not draws are all kept."""
     runs = results.dropna(subset=["draw"]).drop_duplicates("run_id")
-    counts = runs.groupby(["task", "draw"]).size().reset_index(name="runs").sort_values(["task", "runs", "draw"],
-                                                                                        ascending=[True, False, True])  # fmt: skip
+    counts = (
+        runs.groupby(["task", "draw"])
+        .size()
+        .reset_index(name="runs")
+        .sort_values(["task", "runs", "draw"], ascending=[True, False, True])
+    )
     chosen = counts.drop_duplicates("task").set_index("task").draw
     return results[results.draw.isna() | (results.draw == results.task.map(chosen))]
 

@@ -56,28 +56,28 @@ def experiment_configs(
 ) -> list[RunConfig]:
     """The grid's configs, (methods × draws + doses) × seeds, all validated before any run starts.
 
-    A real task takes its ``protocol``'s settings under ``overrides`` (:func:`_real_settings`). A synthetic
-    task gets :data:`xltlib.config.SYNTHETIC_FINETUNING`, whatever its model; ``model=None`` on it means
-    the profile's encoder; ``quick``, the tiny synthetic profile. ``method_params`` maps a method to its parameters; ``doses`` maps a
-    method to multipliers of its strength (:func:`~xltlib.config.methods.dosed_params`; 0 is
-    ``standard``), each one more configuration; ``draws`` are pre-training draws of the synthetic
-    profile's encoder to run every method on (None: the profile's default draw, or
-    ``overrides["draw"]``); the doses run on the first draw only (they ask what strength does,
-    the draws whether a method's effect replicates); ``overrides`` are RunConfig fields shared by all runs.
+    A real task takes its ``protocol``'s settings under ``overrides`` (:func:`_real_settings`). A synthetic task gets
+    :data:`xltlib.config.SYNTHETIC_FINETUNING`, whatever its model; ``model=None`` on it means the profile's encoder;
+    ``quick``, the tiny synthetic profile. ``method_params`` maps a method to its parameters; ``doses`` maps a method
+    to multipliers of its strength (:func:`~xltlib.config.methods.dosed_params`; 0 is ``standard``), each one more
+    configuration; ``draws`` are pre-training draws of the synthetic profile's encoder to run every method on (None:
+    the default draw, or ``overrides["draw"]``); doses run on the first draw only (they ask what strength does, the
+    draws whether a method's effect replicates); ``overrides`` are RunConfig fields shared by all runs.
     """
     method_params = dict(method_params or {})
     _check_methods(methods, seeds, method_params, doses or {})
     synthetic_task = tasks.get_task(task).profile == "synthetic"
     if not synthetic_task:
-        model, overrides, method_params = _real_settings(task, model, protocol, quick, cache_dir, overrides, method_params)
+        model, overrides, method_params = _real_settings(
+            task, model, protocol, quick, cache_dir, overrides, method_params
+        )
     elif protocol is not None:
         raise XltError(f"protocols are recipes of the real profile; task {task} takes the synthetic profile's settings")
     _check_draws(draws, synthetic_task and model is None and "draw" not in overrides)
 
     def config(method: str, params: Mapping[str, Any], seed: int, draw: int | None = None) -> RunConfig:
         fields = {"method": method, "method_params": dict(params), "seed": seed, **overrides}
-        if draw is not None:
-            fields["draw"] = draw
+        fields |= {"draw": draw} if draw is not None else {}
         if synthetic_task:
             profile = quick_synthetic_profile() if quick else default_synthetic_profile()
             chosen = {"model": model} if model is not None else {}
@@ -87,19 +87,50 @@ def experiment_configs(
     arms = [(method, method_params.get(method, {})) for method in methods]
     on_draws = list(draws) if draws is not None else [None]
     configs = [config(method, params, seed, draw) for draw in on_draws for method, params in arms for seed in seeds]
-    configs += [config(method, params, seed, on_draws[0]) for method, params in _dosed_arms(doses or {}, method_params)
-                for seed in seeds]  # fmt: skip
+    dosed = _dosed_arms(doses or {}, method_params)
+    configs += [config(method, params, seed, on_draws[0]) for method, params in dosed for seed in seeds]
     return list({c.run_id(): c for c in configs}.values())  # a dose of 1 is the method's own configuration
 
 
+GRID_PARAMETERS = (
+    "task",
+    "methods",
+    "seeds",
+    "model",
+    "method_params",
+    "cache_dir",
+    "quick",
+    "device",
+    "doses",
+    "draws",
+    "protocol",
+)
+"""The experiment notebook's parameters that choose its runs (``overrides`` adds RunConfig fields)."""
+
+
+def experiment_grid(parameters: Mapping[str, Any]) -> list[RunConfig]:
+    """The runs of an experiment chapter executed with ``parameters`` (the notebook's, complete): the one grid
+    builder that the batch, which computes the runs first, and the chapter, which reads them, both call."""
+    chosen = {name: parameters[name] for name in GRID_PARAMETERS}
+    return experiment_configs(**chosen, **parameters["overrides"])
+
+
 def stored_experiment(runs_dir: str, task: str) -> tuple[list, pd.DataFrame]:
-    """The stored configurations and results of ``task``'s runs in a shipped results folder (:mod:`xltlib.report.shipped`)."""
+    """The stored configurations and results of ``task``'s runs in a shipped results folder
+    (:mod:`xltlib.report.shipped`)."""
     configs, run_ids = stored_runs(Path(runs_dir), task)
     return configs, load_results(runs_dir, run_ids)
 
 
-def _real_settings(task: str, model: str | None, protocol: str | None, quick: bool, cache_dir: str,
-                   overrides: dict[str, Any], method_params: dict[str, Any]) -> tuple:  # fmt: skip
+def _real_settings(
+    task: str,
+    model: str | None,
+    protocol: str | None,
+    quick: bool,
+    cache_dir: str,
+    overrides: dict[str, Any],
+    method_params: dict[str, Any],
+) -> tuple:
     """``(model, overrides, method_params)`` of a real task: the protocol's settings (:mod:`xltlib.config.protocols`)
     under the experiment's, then, with ``quick``, a small local model and the real text of ``../shared/data``
     in place of the hub (:mod:`xltlib.quick_xtreme`)."""
@@ -108,7 +139,9 @@ def _real_settings(task: str, model: str | None, protocol: str | None, quick: bo
     if protocol is not None:
         fields, params = protocol_settings(protocol, task, model)
         overrides = {**fields, **overrides}
-        method_params = {name: {**params.get(name, {}), **method_params.get(name, {})} for name in {*params, *method_params}}
+        method_params = {
+            name: {**params.get(name, {}), **method_params.get(name, {})} for name in {*params, *method_params}
+        }
     if model == e5.MODEL_ID:
         return e5.profile_settings(task, cache_dir, overrides, method_params)
     if quick:
@@ -130,8 +163,10 @@ def _check_draws(draws: Sequence[int] | None, own_encoders: bool) -> None:
     if draws is None:
         return
     if not own_encoders:
-        raise XltError("draws picks the synthetic profile's own encoders: only for a synthetic task, without a model "
-                       "or an overrides draw")  # fmt: skip
+        raise XltError(
+            "draws picks the synthetic profile's own encoders: only for a synthetic task, without a model "
+            "or an overrides draw"
+        )
     if not draws:
         raise XltError("draws, when given, needs at least one draw")
 
@@ -140,19 +175,31 @@ def _dosed_arms(doses: Mapping[str, Sequence[float]], method_params: Mapping[str
     arms = []
     for method, multipliers in doses.items():
         for dose in multipliers:
-            arms.append(("standard", {}) if dose == 0 else (method, dosed_params(method, dose, method_params.get(method))))
+            arms.append(
+                ("standard", {}) if dose == 0 else (method, dosed_params(method, dose, method_params.get(method)))
+            )
     return arms
 
 
 def calibration_configs(
-    tasks: Sequence[str], seeds: Sequence[int], draws: Sequence[int] | None, quick: bool = False, cache_dir: str = "cache",
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    draws: Sequence[int] | None,
+    quick: bool = False,
+    cache_dir: str = "cache",
     device: str | None = None,
-) -> dict[tuple[str, int], list[RunConfig]]:  # fmt: skip
-    """The calibration chapter's grid: ``standard`` runs per (task, pre-training draw); ``draws=None``: every shipped one."""
+) -> dict[tuple[str, int], list[RunConfig]]:
+    """The calibration chapter's grid: ``standard`` runs per (task, pre-training draw); ``draws=None``: every shipped
+    one."""
     profile = quick_synthetic_profile() if quick else default_synthetic_profile()
     draws = list(draws) if draws is not None else (shipped_draws() if profile.check else [default_draw(profile)])
-    return {(task, draw): experiment_configs(task, ["standard"], seeds, cache_dir=cache_dir, quick=quick, device=device, draw=draw)
-            for draw in draws for task in tasks}  # fmt: skip
+    return {
+        (task, draw): experiment_configs(
+            task, ["standard"], seeds, cache_dir=cache_dir, quick=quick, device=device, draw=draw
+        )
+        for draw in draws
+        for task in tasks
+    }
 
 
 def accuracy_by_language(results: pd.DataFrame) -> pd.DataFrame:
@@ -193,12 +240,15 @@ def configuration_order(results: pd.DataFrame, methods: Sequence[str]) -> list[s
     labelled = label_configurations(results)
     names = labelled.loc[labelled.method_name != PRETRAINED, ["method_name", "method"]].drop_duplicates()
     rank = {method: i for i, method in enumerate(methods)}
-    ordered = sorted(names.itertuples(), key=lambda row: (rank.get(row.method_name, len(rank)), row.method_name, row.method))
+    ordered = sorted(
+        names.itertuples(), key=lambda row: (rank.get(row.method_name, len(rank)), row.method_name, row.method)
+    )
     return [row.method for row in ordered]
 
 
 def stale_warning(results: pd.DataFrame) -> str | None:
-    """A Markdown warning naming the runs computed by other code than this checkout's (:func:`xltlib.store.stale_runs`)."""
+    """A Markdown warning naming the runs computed by other code than this checkout's
+    (:func:`xltlib.store.stale_runs`)."""
     stale = stale_runs(results)
     if stale.empty:
         return None
@@ -215,7 +265,9 @@ def mean_sd_table(table: pd.DataFrame, languages: Sequence[str], methods: Sequen
     """Language × method grid of ``mean ± sd`` strings, rows and columns in the given order."""
     cells = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " + table["sd"].fillna(0).map("{:.3f}".format))
     grid = cells.pivot(index="language", columns="method", values="cell")
-    return grid.reindex(index=[lang for lang in languages if lang in grid.index], columns=[m for m in methods if m in grid.columns])
+    return grid.reindex(
+        index=[lang for lang in languages if lang in grid.index], columns=[m for m in methods if m in grid.columns]
+    )
 
 
 def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[str]) -> pd.DataFrame:
@@ -227,7 +279,9 @@ def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[s
     results = label_configurations(results)
     accuracy = results[(results.metric == "accuracy") & (results.method == method)]
     means = accuracy.groupby("tgt_lang").value.mean()
-    matrix = pd.DataFrame(index=pd.Index(languages, name="text_a"), columns=pd.Index(languages, name="text_b"), dtype=float)
+    matrix = pd.DataFrame(
+        index=pd.Index(languages, name="text_a"), columns=pd.Index(languages, name="text_b"), dtype=float
+    )
     for a in languages:
         for b in languages:
             matrix.loc[a, b] = means.get(a if a == b else f"{a}|{b}", float("nan"))
@@ -235,7 +289,8 @@ def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[s
 
 
 def alignment_by_layer(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.DataFrame:
-    """Alignment ``metric`` per (method, language, layer), mean and sd over seeds (tidy); one method per configuration."""
+    """Alignment ``metric`` per (method, language, layer), mean and sd over seeds (tidy); one method per
+    configuration."""
     results = label_configurations(results)
     rows = results[results.metric == metric]
     if rows.empty:
@@ -267,13 +322,16 @@ def encoder_description(configs: Sequence[RunConfig]) -> str:
     return f"encoder `{name}`" + (f" (pre-training draw {draws[0]})" if draws else "")
 
 
-
 def protocol_description(protocol: str, configs: Sequence[RunConfig]) -> str:
     """One sentence naming the chapter's protocol, its source and the settings its runs used."""
     source, config = PROTOCOLS[protocol].source, configs[0]
     checkpoint = "best on source dev" if config.select_checkpoint == "source_dev" else "last"
     copies = next((c.method_params.get("copies") for c in configs if c.method == "rs_da"), None)
-    return (f"protocol **{protocol}** ({source}): {config.epochs:g} epochs, lr {config.learning_rate:g}, batch "
-            f"{config.batch_size} in {config.grad_accum_steps} micro-batches, max length {config.max_seq_length}, "
-            f"checkpoint {checkpoint}" + (f", rs_da {copies} offline copies" if copies else "")
-            + (", after a first stage on SocialIQa" if config.first_stage_file else "") + ".")
+    return (
+        f"protocol **{protocol}** ({source}): {config.epochs:g} epochs, lr {config.learning_rate:g}, batch "
+        f"{config.batch_size} in {config.grad_accum_steps} micro-batches, max length {config.max_seq_length}, "
+        f"checkpoint {checkpoint}"
+        + (f", rs_da {copies} offline copies" if copies else "")
+        + (", after a first stage on SocialIQa" if config.first_stage_file else "")
+        + "."
+    )

@@ -17,7 +17,9 @@ def effect_summary(effects: pd.DataFrame) -> pd.DataFrame:
     """The method effects averaged over targets, with a ``setting`` column: ``accuracy, all targets``,
     ``accuracy, generalized`` or the alignment metric's name (its gain over all targets)."""
     summary = effects[effects.language.isin([ALL_LANGUAGES, GENERALIZED])]
-    return summary.assign(setting=summary.outcome.where(summary.outcome != ACCURACY, ACCURACY + ", " + summary.language))
+    return summary.assign(
+        setting=summary.outcome.where(summary.outcome != ACCURACY, ACCURACY + ", " + summary.language)
+    )
 
 
 def within_language_sd(cells: pd.DataFrame) -> pd.Series:
@@ -60,7 +62,9 @@ def paper_relation(row: pd.Series, paper_points: float) -> str:
 
 
 def generalized_larger(summary: pd.DataFrame) -> tuple[int, int]:
-    """(pairs whose mean gain is larger in the generalized setting than in plain zero-shot, (task, method) pairs with both)."""
+    """(pairs whose mean gain is larger in the generalized setting than in plain zero-shot, (task, method) pairs with
+    both)."""
+
     def gains(language: str) -> pd.Series:
         rows = summary[(summary.outcome == ACCURACY) & (summary.language == language)]
         return rows.set_index(["task", "method"]).estimate

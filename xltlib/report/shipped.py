@@ -49,12 +49,15 @@ def shipped_folder(profile: str, root: Path = REPO) -> Path:
 
 
 def ship(profile: str, runs_dir: str | Path, run_ids: list[str], root: Path = REPO) -> Path:
-    """Copy the records of ``run_ids`` from ``runs_dir`` into the profile's shipped folder (replacing it) with its manifest."""
+    """Copy the records of ``run_ids`` from ``runs_dir`` into the profile's shipped folder (replacing it) with its
+    manifest."""
     runs_dir = Path(runs_dir)
     incomplete = [run_id for run_id in run_ids if not is_complete(runs_dir / run_id)]
     if incomplete:
-        raise XltError(f"{len(incomplete)} of the {profile} study's {len(run_ids)} runs are not complete in {runs_dir} "
-                       f"(e.g. {incomplete[0]}); run `python -m xltlib study --profile {profile}` first")  # fmt: skip
+        raise XltError(
+            f"{len(incomplete)} of the {profile} study's {len(run_ids)} runs are not complete in {runs_dir} "
+            f"(e.g. {incomplete[0]}); run `python -m xltlib study --profile {profile}` first"
+        )
     folder = root / SHIPPED[profile]
     staging = folder.with_name(f".{folder.name}.shipping")  # the old records stay until the new set is complete
     shutil.rmtree(staging, ignore_errors=True)
@@ -65,15 +68,17 @@ def ship(profile: str, runs_dir: str | Path, run_ids: list[str], root: Path = RE
             for name in RECORD_FILES:
                 shutil.copy2(runs_dir / run_id / name, tmp / run_id / name)
                 files[f"{run_id}/{name}"] = file_sha256(tmp / run_id / name)
-        atomic_write_json(tmp / MANIFEST, {"profile": profile, "recompute": RECOMPUTE[profile], "runs": len(run_ids),
-                                           "files": files})  # fmt: skip
+        atomic_write_json(
+            tmp / MANIFEST, {"profile": profile, "recompute": RECOMPUTE[profile], "runs": len(run_ids), "files": files}
+        )
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
     return folder
 
 
 def stored_runs(folder: Path, task: str) -> tuple[list[SimpleNamespace], list[str]]:
-    """The stored configurations (as attribute bundles: their files need not exist here) and run ids of ``task``'s runs."""
+    """The stored configurations (as attribute bundles: their files need not exist here) and run ids of ``task``'s
+    runs."""
     configs, fine_tuned, pretrained = [], [], []
     for path in sorted(folder.glob("*/config.json")):
         config = json.loads(path.read_text())

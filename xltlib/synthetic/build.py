@@ -89,7 +89,8 @@ def pretrain_encoder(
 
 
 def _run_stage(model, tokenizer, detection_pairs: Sequence, stage: DetectionSpec, device: str, progress: bool) -> dict:
-    """One change-detection stage on ``model``; its report (spec, held-out scores, time), with a warning if it did not form."""
+    """One change-detection stage on ``model``; its report (spec, held-out scores, time), with a warning if it did not
+    form."""
     started = time.perf_counter()
     scores = detection_stage(model, tokenizer, list(detection_pairs), stage, torch.device(device), progress)
     report = {"spec": asdict(stage), **scores, "seconds": round(time.perf_counter() - started, 1)}
@@ -107,10 +108,14 @@ def _save(model, tokenizer, report: dict, folder: Path) -> None:
 
 
 def ensure_encoder(
-    profile: SyntheticProfile | None = None, cache_dir: str | Path = "cache", draw: int | None = None,
-    device: str = "cpu", progress: bool = True,
-) -> Path:  # fmt: skip
-    """The folder of the profile's encoder, draw ``draw`` (default: :func:`default_draw`); never pre-trains a shipped one.
+    profile: SyntheticProfile | None = None,
+    cache_dir: str | Path = "cache",
+    draw: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """The folder of the profile's encoder, draw ``draw`` (default: :func:`default_draw`); never pre-trains a shipped
+    one.
 
     A checked profile's draws are the shipped ones (:func:`xltlib.synthetic.shipped.verified_encoder`:
     recipe hash and every file's sha256 checked). An unchecked profile's draw is built into
@@ -126,8 +131,12 @@ def ensure_encoder(
         return path
     corpus, pairs = _pretraining_text(profile, ensure_data(profile.data, cache_dir, progress))
     log.info("pre-training the synthetic encoder on %d documents → %s", len(corpus), path)
-    return build_once(path, lambda out: pretrain_encoder(out, corpus, profile.encoder, profile.pretraining, device,
-                                                         progress, pairs, profile.stages))  # fmt: skip
+    return build_once(
+        path,
+        lambda out: pretrain_encoder(
+            out, corpus, profile.encoder, profile.pretraining, device, progress, pairs, profile.stages
+        ),
+    )
 
 
 def _pretraining_text(profile: SyntheticProfile, data_dir: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -137,14 +146,33 @@ def _pretraining_text(profile: SyntheticProfile, data_dir: Path) -> tuple[list[t
         for recipe in profile.data.recipes
         for line in (data_dir / f"mono-{recipe.code}.tsv").read_text(encoding="utf-8").splitlines()
     ]
-    pairs = [tuple(line.split("\t")) for line in (data_dir / "detect-base.tsv").read_text(encoding="utf-8").splitlines()]
+    pairs = [
+        tuple(line.split("\t")) for line in (data_dir / "detect-base.tsv").read_text(encoding="utf-8").splitlines()
+    ]
     return corpus, pairs
 
 
+def _check_enough(passed: dict[int, Path], attempts: list[dict], check) -> None:
+    """Fail when no draw passed the build check; warn when fewer than the set's size did."""
+    if not passed:
+        raise XltError(
+            f"no draw of {check.max_draws} passed the build check (base dev ≥ {check.floor} on every task): "
+            f"{json.dumps(attempts)}"
+        )
+    if len(passed) < check.ship:
+        log.warning(
+            "only %d of %d masked-LM seeds passed the build check; the set has %d draws, not %d",
+            *(len(passed), check.max_draws, len(passed), check.ship),
+        )
+
+
 def build_encoder_set(
-    out: str | Path, profile: SyntheticProfile | None = None, cache_dir: str | Path = "cache", device: str = "cpu",
+    out: str | Path,
+    profile: SyntheticProfile | None = None,
+    cache_dir: str | Path = "cache",
+    device: str = "cpu",
     progress: bool = True,
-) -> Path:  # fmt: skip
+) -> Path:
     """Build the profile's draws by its rule (:class:`BuildCheck`) and write the passing ones as a set into ``out``.
 
     Each draw is built and checked once into ``{cache_dir}/synthetic/draws-{recipe hash}/``,
@@ -164,30 +192,41 @@ def build_encoder_set(
     passed, attempts = {}, []
     for draw in range(profile.pretraining.seed, profile.pretraining.seed + check.max_draws):
         folder = shipped.draw_folder(attempts_dir, draw)
-        build_once(folder, lambda out: pretrain_encoder(out, corpus, profile.encoder, with_draw(profile, draw).pretraining,
-                                                        device, progress, pairs, profile.stages))  # fmt: skip
+        pretraining = with_draw(profile, draw).pretraining
+        build_once(
+            folder,
+            lambda out: pretrain_encoder(
+                out, corpus, profile.encoder, pretraining, device, progress, pairs, profile.stages
+            ),
+        )
         attempts.append(_checked(folder, draw, data_dir, check, device))
         if attempts[-1]["passed"]:
             passed[draw] = folder
         if len(passed) == check.ship:
             break
-    if not passed:
-        raise XltError(f"no draw of {check.max_draws} passed the build check (base dev ≥ {check.floor} on every task): "
-                       f"{json.dumps(attempts)}")  # fmt: skip
-    if len(passed) < check.ship:
-        log.warning("only %d of %d masked-LM seeds passed the build check; the set has %d draws, not %d",
-                    len(passed), check.max_draws, len(passed), check.ship)  # fmt: skip
+    _check_enough(passed, attempts, check)
     manifest = _set_manifest(profile, data_sha256(data_dir), attempts, environment)
-    records = {draw: {"recipe_hash": profile.recipe_hash(), "build_check": next(a for a in attempts if a["masked_lm_seed"] == draw),
-                      "environment": environment} for draw in passed}  # fmt: skip
+    records = {
+        draw: {
+            "recipe_hash": profile.recipe_hash(),
+            "build_check": next(a for a in attempts if a["masked_lm_seed"] == draw),
+            "environment": environment,
+        }
+        for draw in passed
+    }
     return shipped.write_encoder_set(out, passed, manifest, records)
 
 
 def _set_manifest(profile: SyntheticProfile, data_hash: str, attempts: list[dict], environment: dict) -> dict[str, Any]:
     """The set's ``manifest.json`` (less the files' hashes): recipe, data hash, rule, every draw tried, the machine."""
-    recipe = {"data": asdict(profile.data), "encoder": asdict(profile.encoder), "pretraining": asdict(profile.pretraining),
-              "stages": [asdict(stage) for stage in profile.stages], "check": asdict(profile.check),
-              "recipe_version": ENCODER_RECIPE_VERSION}  # fmt: skip
+    recipe = {
+        "data": asdict(profile.data),
+        "encoder": asdict(profile.encoder),
+        "pretraining": asdict(profile.pretraining),
+        "stages": [asdict(stage) for stage in profile.stages],
+        "check": asdict(profile.check),
+        "recipe_version": ENCODER_RECIPE_VERSION,
+    }
     return {
         "recipe_hash": profile.recipe_hash(),
         "recipe": recipe,
@@ -208,26 +247,45 @@ def _checked(folder: Path, draw: int, data_dir: Path, check: BuildCheck, device:
     accuracy = source_dev_accuracy(folder, data_dir, check, device)
     report = json.loads((folder / "pretraining.json").read_text())
     record = {
-        "masked_lm_seed": draw, "base_dev_accuracy": accuracy, "lowest": min(accuracy.values()),
-        "passed": min(accuracy.values()) >= check.floor, "build_seconds": report["seconds"],
+        "masked_lm_seed": draw,
+        "base_dev_accuracy": accuracy,
+        "lowest": min(accuracy.values()),
+        "passed": min(accuracy.values()) >= check.floor,
+        "build_seconds": report["seconds"],
         "check_seconds": round(time.perf_counter() - started, 1),
         "stage_held_out_recall": [stage["detection_held_out_recall"] for stage in report["stages"]],
-    }  # fmt: skip
-    log.info("build check, masked-LM seed %d: base dev %s (lowest %.3f, floor %.2f): %s", draw,
-             ", ".join(f"{task} {value:.3f}" for task, value in accuracy.items()), record["lowest"], check.floor,
-             "passed" if record["passed"] else "failed")  # fmt: skip
+    }
+    log.info(
+        "build check, masked-LM seed %d: base dev %s (lowest %.3f, floor %.2f): %s",
+        draw,
+        ", ".join(f"{task} {value:.3f}" for task, value in accuracy.items()),
+        record["lowest"],
+        check.floor,
+        "passed" if record["passed"] else "failed",
+    )
     path.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
-def source_dev_accuracy(encoder: str | Path, data_dir: str | Path, check: BuildCheck, device: str = "cpu") -> dict[str, float]:
+def source_dev_accuracy(
+    encoder: str | Path, data_dir: str | Path, check: BuildCheck, device: str = "cpu"
+) -> dict[str, float]:
     """``base`` dev accuracy per task of ``check`` after a standard run's fine-tuning (seed ``check.seed``)."""
     torch_device = resolve_device(device)
     accuracy = {}
     for task in check.tasks:
-        config = RunConfig(task=task, **{**SYNTHETIC_FINETUNING, "model": str(encoder), "data_dir": str(data_dir),
-                                         "tgt_langs": (BASE.code,), "eval_split": "dev",
-                                         "generalized_examples": 0, "seed": check.seed})  # fmt: skip
+        config = RunConfig(
+            task=task,
+            **{
+                **SYNTHETIC_FINETUNING,
+                "model": str(encoder),
+                "data_dir": str(data_dir),
+                "tgt_langs": (BASE.code,),
+                "eval_split": "dev",
+                "generalized_examples": 0,
+                "seed": check.seed,
+            },
+        )
         data = load_run_data(config)
         with tempfile.TemporaryDirectory() as scratch:
             model, tokenizer = fine_tune(config, data, Path(scratch) / "checkpoint.pt", torch_device)

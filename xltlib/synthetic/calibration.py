@@ -45,7 +45,9 @@ def layer_mean(rows: pd.DataFrame, metric: str) -> pd.Series:
     return chosen.groupby(["method", "seed", "tgt_lang"])["value"].mean()
 
 
-def calibration_table(results: pd.DataFrame, task: str, distances: Mapping[str, float]) -> tuple[pd.DataFrame, dict[str, float]]:
+def calibration_table(
+    results: pd.DataFrame, task: str, distances: Mapping[str, float]
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per language of ``distances``: distance, accuracy mean and sd over seeds, alignment; and the summary figures.
 
     ``results`` are tidy run rows (:func:`xltlib.store.load_results`) of ``standard`` runs and
@@ -77,8 +79,12 @@ def calibration_table(results: pd.DataFrame, task: str, distances: Mapping[str, 
         "source accuracy": table.loc[BASE.code, "accuracy mean"],
         "worst target − (chance + 0.10)": targets["accuracy mean"].min() - (chance + 0.10),
         "best − worst target": targets["accuracy mean"].max() - targets["accuracy mean"].min(),
-        "ρ(distance, pre-trained cosine gap)": stats.spearmanr(targets["distance"], targets["cosine_gap pre-trained"])[0],
-        "ρ(distance, pre-trained retrieval)": stats.spearmanr(targets["distance"], targets["retrieval_cosine pre-trained"])[0],
+        "ρ(distance, pre-trained cosine gap)": stats.spearmanr(targets["distance"], targets["cosine_gap pre-trained"])[
+            0
+        ],
+        "ρ(distance, pre-trained retrieval)": stats.spearmanr(
+            targets["distance"], targets["retrieval_cosine pre-trained"]
+        )[0],
         "sd over seeds of mean target accuracy": sd,
         "95% CI half-width, two sets of n runs": half_width,
     }
@@ -92,14 +98,20 @@ def acceptance(summaries: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
         for figure, (comparison, bound) in ACCEPTANCE.items():
             value = summary[figure]
             met = bool(not np.isnan(value) and _COMPARE[comparison](value, bound))
-            rows.append({"task": task, "figure": figure, "value": value, "target": f"{comparison} {bound:g}", "met": met})
+            rows.append(
+                {"task": task, "figure": figure, "value": value, "target": f"{comparison} {bound:g}", "met": met}
+            )
     return pd.DataFrame(rows)
 
 
 def encoder_acceptance(
-    encoders: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], runs_dir: str | Path, cache_dir: str | Path = "cache",
-    device: str | None = None, task_names: Sequence[str] = ("syn-nli", "syn-paws"),
-) -> pd.DataFrame:  # fmt: skip
+    encoders: Mapping[str, Mapping[str, Any]],
+    seeds: Sequence[int],
+    runs_dir: str | Path,
+    cache_dir: str | Path = "cache",
+    device: str | None = None,
+    task_names: Sequence[str] = ("syn-nli", "syn-paws"),
+) -> pd.DataFrame:
     """The acceptance figures of several synthetic encoders: tidy rows (encoder, task, figure, value, target, met).
 
     ``encoders`` maps a label to the RunConfig fields that pick the encoder (``{"draw": 1}``
@@ -108,8 +120,11 @@ def encoder_acceptance(
     """
     frames = []
     for label, choice in encoders.items():
-        configs = [synthetic_run_config(task, cache_dir, device=device or "cpu", progress=False, seed=seed, **choice)
-                   for task in task_names for seed in seeds]  # fmt: skip
+        configs = [
+            synthetic_run_config(task, cache_dir, device=device or "cpu", progress=False, seed=seed, **choice)
+            for task in task_names
+            for seed in seeds
+        ]
         results = ensure_runs(configs, str(runs_dir), device)
         distances = language_distances(configs[0].data_dir)
         summaries = {task: calibration_table(results, task, distances)[1] for task in task_names}

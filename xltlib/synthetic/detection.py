@@ -26,30 +26,45 @@ DETECTION_FORMED_RECALL = 0.5
 
 def check_enough_pairs(detection_pairs: Sequence, detection: DetectionSpec) -> None:
     if len(detection_pairs) <= detection.held_out:
-        raise XltError(f"the detection stage needs more than {detection.held_out} pairs (held out), got {len(detection_pairs)}")
+        raise XltError(
+            f"the detection stage needs more than {detection.held_out} pairs (held out), got {len(detection_pairs)}"
+        )
 
 
 def _not_formed(stage: dict) -> dict[str, float]:
-    """Recalls below :data:`DETECTION_FORMED_RECALL` in a stage's report: ``{"overall": r}`` or ``{kind: r, ...}``; empty when formed."""
+    """Recalls below :data:`DETECTION_FORMED_RECALL` in a stage's report: ``{"overall": r}`` or ``{kind: r, ...}``;
+    empty when formed."""
     if stage["detection_held_out_recall"] < DETECTION_FORMED_RECALL:
         return {"overall": stage["detection_held_out_recall"]}
-    return {kind: recall for kind, recall in stage["detection_held_out_recall_by_kind"].items()
-            if recall < DETECTION_FORMED_RECALL}  # fmt: skip
+    return {
+        kind: recall
+        for kind, recall in stage["detection_held_out_recall_by_kind"].items()
+        if recall < DETECTION_FORMED_RECALL
+    }
 
 
 def warn_if_not_formed(stage: dict) -> None:
     missed = _not_formed(stage)
     if "overall" in missed:
-        log.warning("the detection stage did not form: held-out recall of new words %.2f < %.2f; fine-tuning "
-                    "will hardly compare the two segments (book, design notes: 'Why the change-detection stage')",
-                    missed["overall"], DETECTION_FORMED_RECALL)  # fmt: skip
+        log.warning(
+            "the detection stage did not form: held-out recall of new words %.2f < %.2f; fine-tuning "
+            "will hardly compare the two segments (book, design notes: 'Why the change-detection stage')",
+            missed["overall"],
+            DETECTION_FORMED_RECALL,
+        )
     elif missed:
-        log.warning("the detection stage did not form for %s (held-out recall %s < %.2f): fine-tuning will hardly "
-                    "notice a change of these words (book, design notes: 'Why no verb synonyms')", ", ".join(missed),
-                    ", ".join(f"{recall:.2f}" for recall in missed.values()), DETECTION_FORMED_RECALL)  # fmt: skip
+        log.warning(
+            "the detection stage did not form for %s (held-out recall %s < %.2f): fine-tuning will hardly "
+            "notice a change of these words (book, design notes: 'Why no verb synonyms')",
+            ", ".join(missed),
+            ", ".join(f"{recall:.2f}" for recall in missed.values()),
+            DETECTION_FORMED_RECALL,
+        )
 
 
-def _word_label_ids(tokenizer, pairs: list[tuple[str, ...]]) -> tuple[list[list[int]], list[list[int]], list[list[str | None]]]:
+def _word_label_ids(
+    tokenizer, pairs: list[tuple[str, ...]]
+) -> tuple[list[list[int]], list[list[int]], list[list[str | None]]]:
     """Token ids of each pair, a label per token (its word's, -100 where there is none) and a kind per token.
 
     A row is ``(a, b, labels_a, labels_b[, kinds_a, kinds_b])``; without kinds every
@@ -59,11 +74,20 @@ def _word_label_ids(tokenizer, pairs: list[tuple[str, ...]]) -> tuple[list[list[
     labels, kinds = [], []
     for row, (_, _, labels_a, labels_b, *kinds_ab) in enumerate(pairs):
         words = (labels_a.split(), labels_b.split())
-        word_kinds = tuple(column.split() for column in kinds_ab) or (["word"] * len(words[0]), ["word"] * len(words[1]))
+        word_kinds = tuple(column.split() for column in kinds_ab) or (
+            ["word"] * len(words[0]),
+            ["word"] * len(words[1]),
+        )
         tokens = list(zip(encoded.word_ids(row), encoded.sequence_ids(row)))
-        labels.append([-100 if word is None or words[segment][word] == "-" else int(words[segment][word])
-                       for word, segment in tokens])  # fmt: skip
-        kinds.append([None if label == -100 else word_kinds[segment][word] for label, (word, segment) in zip(labels[-1], tokens)])
+        labels.append(
+            [
+                -100 if word is None or words[segment][word] == "-" else int(words[segment][word])
+                for word, segment in tokens
+            ]
+        )
+        kinds.append(
+            [None if label == -100 else word_kinds[segment][word] for label, (word, segment) in zip(labels[-1], tokens)]
+        )
     return encoded["input_ids"], labels, kinds
 
 
@@ -72,9 +96,11 @@ def _pair_labels(pairs: list[tuple[str, ...]]) -> list[int]:
     return [2 * ("1" in labels_a.split()) + ("1" in labels_b.split()) for _, _, labels_a, labels_b, *_ in pairs]
 
 
-def detection_stage(model, tokenizer, pairs: list[tuple[str, ...]], detection: DetectionSpec,
-                     device: torch.device, progress: bool) -> dict:  # fmt: skip
-    """Run the change-detection stage on ``model``'s encoder, on the training loop; return its loss curve and held-out scores."""
+def detection_stage(
+    model, tokenizer, pairs: list[tuple[str, ...]], detection: DetectionSpec, device: torch.device, progress: bool
+) -> dict:
+    """Run the change-detection stage on ``model``'s encoder, on the training loop; return its loss curve and held-out
+    scores."""
     ids, labels, kinds = _word_label_ids(tokenizer, pairs)
     pair_labels = _pair_labels(pairs)
     train_rows = len(ids) - detection.held_out
@@ -89,18 +115,29 @@ def detection_stage(model, tokenizer, pairs: list[tuple[str, ...]], detection: D
     plan = StepPlan(train_rows, detection.batch_size, detection.seed, steps=detection.steps, drop_last=True)
     model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = detection.dropout
     set_dropout(model, detection.dropout)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eager_attention_on_cpu(model, device):
+    with (
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        eager_attention_on_cpu(model, device),
+    ):
         torch.manual_seed(detection.seed)
         heads = _DetectionHeads(model, detection.pair_weight).to(device)
-        losses = train_loop(heads, plan, stage_optimizer(detection), heads.backward_fn(batch, detection), device,
-                            "detection stage", progress=progress)  # fmt: skip
+        losses = train_loop(
+            heads,
+            plan,
+            stage_optimizer(detection),
+            heads.backward_fn(batch, detection),
+            device,
+            "detection stage",
+            progress=progress,
+        )
     held_out_kinds = [kind for row in kinds[train_rows:] for kind in row if kind is not None]
     scores = _held_out_scores(model, heads.word, heads.pair, batch, train_rows, len(ids), held_out_kinds)
     return {"detection_loss_every_100_steps": every_100(losses), **scores}
 
 
 class _DetectionHeads(torch.nn.Module):
-    """The encoder with the stage's heads: a word-level head (new word or not) and, with ``pair_weight``, a ``<s>`` head."""
+    """The encoder with the stage's heads: a word-level head (new word or not) and, with ``pair_weight``, a ``<s>``
+    head."""
 
     def __init__(self, model, pair_weight: float):
         super().__init__()
@@ -117,7 +154,9 @@ class _DetectionHeads(torch.nn.Module):
                 pair_logits = self.pair(hidden[:, 0]) if self.pair is not None else None
             loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
             if pair_logits is not None:
-                loss = loss + detection.pair_weight * torch.nn.functional.cross_entropy(pair_logits.float(), pair_targets)
+                loss = loss + detection.pair_weight * torch.nn.functional.cross_entropy(
+                    pair_logits.float(), pair_targets
+                )
             (loss * weight).backward()
             return loss.detach()
 
@@ -146,7 +185,9 @@ def _held_out_scores(model, head, pair_head, batch, start: int, stop: int, kinds
     predicted, truth = torch.cat(predicted).numpy(), torch.cat(truth).numpy()
     kinds = np.array(kinds)
     new = truth == 1
-    pair_accuracy = {"detection_held_out_pair_accuracy": round(float(torch.cat(pair_hits).float().mean()), 4)} if pair_hits else {}
+    pair_accuracy = (
+        {"detection_held_out_pair_accuracy": round(float(torch.cat(pair_hits).float().mean()), 4)} if pair_hits else {}
+    )
     return {
         **pair_accuracy,
         "detection_held_out_recall": round(float(predicted[new].mean()), 4),

@@ -21,21 +21,32 @@ def warn_if_bf16_is_emulated(device: torch.device, *specs: PretrainSpec | Detect
     """Warn when a spec asks for bf16 on a CPU that lacks native bf16: it still trains alike, only slower."""
     wanted = device.type == "cpu" and any(spec.bf16 and spec.steps for spec in specs)
     if wanted and not cpu_has_native_bf16():
-        log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX), so the build's bf16 autocast is emulated: "
-                    "expect it to take several times longer than the book's speed chapter")  # fmt: skip
+        log.warning(
+            "this CPU has no native bf16 (AVX512-BF16 or AMX), so the build's bf16 autocast is emulated: "
+            "expect it to take several times longer than the book's speed chapter"
+        )
 
 
 def every_100(losses: list[float]) -> list[float]:
     return [round(float(np.mean(losses[i : i + 100])), 4) for i in range(0, len(losses), 100)]
 
 
-def masked_lm_stage(model, tokenizer, documents: list[tuple[str, ...]], pretraining: PretrainSpec, device: torch.device,
-               progress: bool) -> list[float]:  # fmt: skip
+def masked_lm_stage(
+    model, tokenizer, documents: list[tuple[str, ...]], pretraining: PretrainSpec, device: torch.device, progress: bool
+) -> list[float]:
     """Run the masked-LM optimizer steps on the training loop; return every step's loss."""
     ids = _token_ids(tokenizer, documents)
-    collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=pretraining.mask_probability, seed=pretraining.seed)
-    plan = StepPlan(len(ids), pretraining.batch_size, pretraining.seed, steps=pretraining.steps, drop_last=True,
-                    lengths=[len(row) for row in ids] if pretraining.group_by_length else None)  # fmt: skip
+    collate = DataCollatorForLanguageModeling(
+        tokenizer, mlm_probability=pretraining.mask_probability, seed=pretraining.seed
+    )
+    plan = StepPlan(
+        len(ids),
+        pretraining.batch_size,
+        pretraining.seed,
+        steps=pretraining.steps,
+        drop_last=True,
+        lengths=[len(row) for row in ids] if pretraining.group_by_length else None,
+    )
 
     def backward(rows: np.ndarray, step: int, weight: float) -> torch.Tensor:
         batch = {key: value.to(device) for key, value in collate([{"input_ids": ids[i]} for i in rows]).items()}
@@ -45,16 +56,23 @@ def masked_lm_stage(model, tokenizer, documents: list[tuple[str, ...]], pretrain
         return loss.detach()
 
     model.train()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
-            _dropout(model, pretraining.dropout), eager_attention_on_cpu(model, device):  # fmt: skip
+    with (
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        _dropout(model, pretraining.dropout),
+        eager_attention_on_cpu(model, device),
+    ):
         torch.manual_seed(pretraining.seed)
-        return train_loop(model, plan, stage_optimizer(pretraining), backward, device, "pre-train MLM", progress=progress)
+        return train_loop(
+            model, plan, stage_optimizer(pretraining), backward, device, "pre-train MLM", progress=progress
+        )
 
 
 def stage_optimizer(spec: PretrainSpec | DetectionSpec) -> OptimizerSettings:
-    """A pre-training stage's optimizer, as the shipped encoders were built: every weight decayed, the fused kernel, clipping at 1."""
-    return OptimizerSettings(spec.learning_rate, spec.weight_decay, spec.warmup_ratio, max_grad_norm=1.0,
-                             decay_everything=True, fused=True)  # fmt: skip
+    """A pre-training stage's optimizer, as the shipped encoders were built: every weight decayed, the fused kernel,
+    clipping at 1."""
+    return OptimizerSettings(
+        spec.learning_rate, spec.weight_decay, spec.warmup_ratio, max_grad_norm=1.0, decay_everything=True, fused=True
+    )
 
 
 def _token_ids(tokenizer, documents: list[tuple[str, ...]]) -> list[list[int]]:
@@ -93,7 +111,8 @@ def set_dropout(model: torch.nn.Module, probability: float) -> list[tuple[torch.
 
 @contextmanager
 def _dropout(model: torch.nn.Module, probability: float) -> Iterator[None]:
-    """Every dropout layer of ``model`` at ``probability`` inside the block; the config and the layers' own values are kept."""
+    """Every dropout layer of ``model`` at ``probability`` inside the block; the config and the layers' own values are
+    kept."""
     kept = set_dropout(model, probability)
     try:
         yield

@@ -71,8 +71,9 @@ class BuildCheck:
             raise XltError("BuildCheck.tasks needs at least one synthetic task")
         for task in self.tasks:
             if tasks.get_task(task).profile != "synthetic":
-                raise XltError(f"BuildCheck.tasks: {task} is not a synthetic task; synthetic tasks: "
-                               f"{', '.join(EXAMPLE_MAKERS)}")  # fmt: skip
+                raise XltError(
+                    f"BuildCheck.tasks: {task} is not a synthetic task; synthetic tasks: {', '.join(EXAMPLE_MAKERS)}"
+                )
         check_number("BuildCheck.seed", self.seed, int, low=0)
         check_number("BuildCheck.floor", self.floor, float, low=0, high=1)
         check_number("BuildCheck.ship", self.ship, int, low=1)
@@ -211,11 +212,16 @@ class SyntheticProfile:
 
     def recipe_hash(self) -> str:
         """sha256 of everything that builds the encoders: data spec, shapes, specs, rule and code version."""
-        return canonical_sha256({
-            "data": self.data.config_hash(), "encoder": asdict(self.encoder), "pretraining": asdict(self.pretraining),
-            "stages": [asdict(stage) for stage in self.stages], "check": asdict(self.check) if self.check else None,
-            "recipe": ENCODER_RECIPE_VERSION,
-        })  # fmt: skip
+        return canonical_sha256(
+            {
+                "data": self.data.config_hash(),
+                "encoder": asdict(self.encoder),
+                "pretraining": asdict(self.pretraining),
+                "stages": [asdict(stage) for stage in self.stages],
+                "check": asdict(self.check) if self.check else None,
+                "recipe": ENCODER_RECIPE_VERSION,
+            }
+        )
 
 
 def default_synthetic_profile() -> SyntheticProfile:
@@ -229,8 +235,9 @@ def default_synthetic_profile() -> SyntheticProfile:
     """
     return SyntheticProfile(
         data=DataSpec(),
-        encoder=TinyXlmrSpec(vocab_size=4000, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
-                             max_positions=130),  # fmt: skip
+        encoder=TinyXlmrSpec(
+            vocab_size=4000, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512, max_positions=130
+        ),
         pretraining=PretrainSpec(steps=10_000, bf16=True, group_by_length=True),
         stages=(
             DetectionSpec(steps=1500, batch_size=32, learning_rate=1e-3, bf16=True),
@@ -248,8 +255,14 @@ def without_detection_stage(profile: SyntheticProfile) -> SyntheticProfile:
 def quick_synthetic_profile() -> SyntheticProfile:
     """Tiny sizes for smoke tests and ``--quick``: the whole path in seconds, numbers meaningless."""
     return SyntheticProfile(
-        data=DataSpec(mono_documents=500, detection_pairs=300, train_examples=300, dev_examples=100,
-                                test_examples=100, parallel_sentences=100),  # fmt: skip
+        data=DataSpec(
+            mono_documents=500,
+            detection_pairs=300,
+            train_examples=300,
+            dev_examples=100,
+            test_examples=100,
+            parallel_sentences=100,
+        ),
         encoder=TinyXlmrSpec(vocab_size=1000, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64),
         pretraining=PretrainSpec(steps=30, batch_size=32),
         stages=(DetectionSpec(steps=10, batch_size=16, held_out=50),),

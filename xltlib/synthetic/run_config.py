@@ -19,9 +19,13 @@ from xltlib.synthetic.recipe import SyntheticProfile, default_draw, default_synt
 
 
 def synthetic_run_config(
-    task: str, cache_dir: str | Path = "cache", profile: SyntheticProfile | None = None, device: str = "cpu",
-    progress: bool = True, **overrides: Any,
-) -> RunConfig:  # fmt: skip
+    task: str,
+    cache_dir: str | Path = "cache",
+    profile: SyntheticProfile | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    **overrides: Any,
+) -> RunConfig:
     """A RunConfig of a synthetic task: the profile's fine-tuning defaults, generated data, one of its encoders.
 
     ``overrides`` are RunConfig fields. ``draw`` picks the profile's encoder (its masked-LM

@@ -38,8 +38,10 @@ def draw_folder(root: str | Path, draw: int) -> Path:
 
 def _restore_hint(root: Path) -> str:
     shown = root.relative_to(REPO) if root.is_relative_to(REPO) else root
-    return (f"restore the shipped files with `git checkout -- {shown}`, or rebuild the set with "
-            f"`python -m xltlib pretrain --rebuild --out {shown}` (README, 'Shipped encoders')")  # fmt: skip
+    return (
+        f"restore the shipped files with `git checkout -- {shown}`, or rebuild the set with "
+        f"`python -m xltlib pretrain --rebuild --out {shown}` (README, 'Shipped encoders')"
+    )
 
 
 def read_manifest(root: str | Path = SHIPPED_ENCODERS) -> dict[str, Any]:
@@ -72,14 +74,19 @@ def verified_encoder(draw: int, recipe_hash: str, root: str | Path = SHIPPED_ENC
         )
     draws = manifest["draws"]
     if str(draw) not in draws:
-        raise XltError(f"draw {draw} is not in {root}; its draws (masked-LM seeds): {', '.join(map(str, shipped_draws(root)))}")
+        raise XltError(
+            f"draw {draw} is not in {root}; its draws (masked-LM seeds): {', '.join(map(str, shipped_draws(root)))}"
+        )
     folder = draw_folder(root, draw)
     for name, expected in draws[str(draw)]["files"].items():
         path = folder / name
         if not path.is_file():
             raise XltError(f"{path} is missing; {_restore_hint(root)}")
         if (actual := file_sha256(path)) != expected:
-            raise XltError(f"{path} is not the shipped file (sha256 {actual[:12]}…, shipped {expected[:12]}…); {_restore_hint(root)}")
+            raise XltError(
+                f"{path} is not the shipped file (sha256 {actual[:12]}…, shipped {expected[:12]}…); "
+                f"{_restore_hint(root)}"
+            )
     return folder
 
 
@@ -88,15 +95,18 @@ def check_data(data_dir: str | Path, root: str | Path = SHIPPED_ENCODERS) -> Non
     expected = read_manifest(root)["data_sha256"]
     if (actual := data_sha256(data_dir)) != expected:
         raise XltError(
-            f"the generated data in {data_dir} (sha256 {actual[:12]}…) are not those the shipped encoders were built on "
+            f"the generated data in {data_dir} (sha256 {actual[:12]}…) are not those the shipped encoders were "
+            f"built on "
             f"({expected[:12]}…): the data generator changed without a rebuild of the encoders; restore "
             f"xltlib/synthetic.py, or rebuild them (`python -m xltlib pretrain --rebuild`, README 'Shipped encoders')"
         )
 
 
-def write_encoder_set(out: str | Path, draws: Mapping[int, Path], manifest: dict[str, Any],
-                      draw_records: Mapping[int, dict[str, Any]]) -> Path:  # fmt: skip
-    """Copy each draw's folder into ``out/mlm-seed-{S}``, add its record to its ``pretraining.json``, write the manifest.
+def write_encoder_set(
+    out: str | Path, draws: Mapping[int, Path], manifest: dict[str, Any], draw_records: Mapping[int, dict[str, Any]]
+) -> Path:
+    """Copy each draw's folder into ``out/mlm-seed-{S}``, add its record to its ``pretraining.json``, write the
+    manifest.
 
     ``manifest`` gets the ``draws`` entry (every file's sha256). Written whole or not at all.
     """
