@@ -120,7 +120,9 @@ def test_quick_batch_executes_chapters_and_reports_the_failure(built):
     analysed = saved_parameters(root, "synthesis")["run_ids"]
     assert set(analysed) <= set(study["study"])  # the study: the experiments' runs and the calibration's
     assert {run_id.split("-")[2] for run_id in analysed} == {"standard", "rs_rp", "pretrained"}  # those of nli and paws
-    assert set(analysed) <= {path.parent.name for path in (root / "runs-quick").glob("*/metrics.parquet")}
+    computed = {path.parent.name for path in (root / "runs-quick").glob("*/metrics.parquet")}
+    assert set(analysed) <= computed
+    assert computed == set(study["study"])  # the chapters read the batch's runs and computed none of their own
     page = (root / "book" / "reproducibility.md").read_text()
     assert "runs of the study" in page and all(f"`{run_id}`" in page for run_id in study["study"])
     findings = outputs(root / batch.CHAPTERS / "synthesis.ipynb")[-1]["data"]["text/markdown"]
@@ -138,10 +140,12 @@ def test_quick_batch_executes_chapters_and_reports_the_failure(built):
         "book/chapters/broken",
         "book/chapters/paws",
         "book/chapters/synthesis",
-        "book/design-notes",
+        "book/design",
         "book/real-profile",
         "book/speed",
+        "book/usage",
         "book/reproducibility",
+        "book/design-notes",
     ]
     assert index.exists() and (root / "_build/html/book/chapters/broken.html").exists()
 

@@ -210,3 +210,16 @@ def test_a_missing_path_flag_names_the_path(tmp_path):
     with pytest.raises(XltError, match=f"data_dir: {tmp_path / 'absent'} does not exist"):
         _parsed_config("--data-dir", str(tmp_path / "absent"))
 
+
+def test_the_readme_states_the_times_and_profiles_the_help_states():
+    """Help and README give one set of durations and profile names (they once said ~40 min and ~1 h 50 min)."""
+    from xltlib.config.cli import DURATIONS, STUDY_PROFILES
+
+    readme = (REPO / "README.md").read_text()
+    help_text = " ".join(run_cli(*command, "--help")[0].stdout for command in (["study"], ["pretrain"]))
+    for duration in DURATIONS.values():
+        assert duration in " ".join(help_text.split()), duration
+        assert duration in readme, duration
+    profiles = readme.split("## Profiles", 1)[1].split("\n## ", 1)[0]
+    profiles_in_readme = re.findall(r"^\| `(\w+)`(?: \(default\))? \|", profiles, flags=re.M)
+    assert profiles_in_readme == list(STUDY_PROFILES)

@@ -1,13 +1,16 @@
 """Every write of the project is whole or absent; every identity is a canonical hash."""
 
+import ast
 import logging
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+import xltlib
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, atomic_write, atomic_write_json, build_once, canonical_sha256, file_lock
 
@@ -76,3 +79,52 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, caplog):
     holder.wait()
     with caplog.at_level(logging.INFO, logger="xltlib"), file_lock(lock, "a run", timeout=5):
         assert f"pid {holder.pid}" in caplog.text and "taking over" in caplog.text
+
+
+WRITERS = {"write_text", "write_bytes", "to_parquet", "to_csv", "torch.save", "json.dump"}
+"""Calls that write a file: Path.write_text / write_bytes, pandas' to_parquet / to_csv, torch.save, json.dump."""
+
+
+def _direct_writes(path: Path) -> list[str]:
+    """Writes in ``path`` that are not the ``write`` callable of an ``atomic_write(path, write)`` (nor in files.py)."""
+    tree = ast.parse(path.read_text())
+    inside_atomic = {
+        id(node)
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", "")) == "atomic_write"
+        for argument in call.args[1:]
+        for node in ast.walk(argument)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or id(node) in inside_atomic:
+            continue
+        function = ast.unparse(node.func)
+        name = function if function in WRITERS else getattr(node.func, "attr", None)
+        opens_for_writing = getattr(node.func, "id", None) == "open" and any(
+            isinstance(arg, ast.Constant) and isinstance(arg.value, str) and set(arg.value) & set("wax")
+            for arg in [*node.args[1:], *(keyword.value for keyword in node.keywords if keyword.arg == "mode")]
+        )
+        if name in WRITERS or opens_for_writing:
+            found.append(f"{path.name}:{node.lineno} {function}")
+    return found
+
+
+def test_every_file_write_in_the_package_goes_through_atomic_write():
+    """A killed process leaves a file's old content or its new one, never half of it: every write in xltlib is
+    files.atomic_write's (save_pretrained folders are written inside atomic_directory, checked by their tests)."""
+    package = Path(xltlib.__file__).parent
+    direct = [
+        write for path in sorted(package.rglob("*.py")) if path.name != "files.py" for write in _direct_writes(path)
+    ]
+    assert not direct, direct
+
+
+def test_the_write_finder_finds_a_direct_write(tmp_path):
+    module = tmp_path / "writer.py"
+    module.write_text(
+        "import json\nfrom pathlib import Path\n"
+        "def bad(p):\n    Path(p).write_text('x')\n    with open(p, 'w') as f:\n        json.dump({}, f)\n"
+        "def good(p):\n    atomic_write(p, lambda tmp: Path(tmp).write_text('x'))\n"
+    )
+    assert [write.split()[1] for write in _direct_writes(module)] == ["Path(p).write_text", "open", "json.dump"]

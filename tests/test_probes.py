@@ -1,6 +1,7 @@
 """The calibration report on the tiny profile: it reports the runs it was asked for, on the split and encoder asked
 for."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,38 +16,24 @@ from xltlib.synthetic import calibration
 REPO = Path(__file__).resolve().parent.parent
 
 
-def calibrate(cache: Path, runs: Path, *args: str) -> str:
+def calibrate(cache: Path, runs: Path, *args: str) -> tuple[str, dict]:
+    """The probe's report, and its acceptance figures (task and draw → figure → value) from its --summary file."""
+    summary = runs.parent / "summary.json"
+    command = ["book/probes/synthetic_calibration.py", "--quick", "--cache", str(cache), "--runs", str(runs)]
     done = subprocess.run(
-        [
-            sys.executable,
-            "book/probes/synthetic_calibration.py",
-            "--quick",
-            "--cache",
-            str(cache),
-            "--runs",
-            str(runs),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+        [sys.executable, *command, "--summary", str(summary), *args], capture_output=True, text=True, cwd=REPO
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
-def table_row(report: str, name: str) -> list[str]:
-    row = next(line for line in report.splitlines() if line.startswith(f"| {name} "))
-    return [cell.strip() for cell in row.strip("|").split("|")[1:]]
+    return done.stdout, json.loads(summary.read_text())
 
 
 def test_calibration_reports_only_its_own_runs(tmp_path):
     cache, runs = tmp_path / "cache", tmp_path / "runs"
-    two_seeds = calibrate(cache, runs, "--seeds", "1,2")
-    assert table_row(two_seeds, "seeds") == ["2.000", "2.000"]
-    other_draw = calibrate(cache, runs, "--seeds", "1", "--eval-split", "dev", "--draws", "1")
-    assert "syn-nli, draw 1" in other_draw and "dev files" in other_draw
-    assert table_row(other_draw, "seeds") == ["1.000", "1.000"]  # the folder's earlier runs are left out
+    _, two_seeds = calibrate(cache, runs, "--seeds", "1,2")
+    assert {figures["seeds"] for figures in two_seeds.values()} == {2}
+    report, other_draw = calibrate(cache, runs, "--seeds", "1", "--eval-split", "dev", "--draws", "1")
+    assert list(other_draw) == ["syn-nli draw 1", "syn-paws draw 1"] and "dev files" in report
+    assert {figures["seeds"] for figures in other_draw.values()} == {1}  # the folder's earlier runs are left out
     assert len(list((cache / "synthetic").glob("encoder-*"))) == 2  # another masked-LM seed, another encoder
     assert len(list(runs.glob("syn-nli-standard-*"))) == 3  # that folder held three standard runs
 

@@ -159,7 +159,7 @@ def test_fetch_and_verify_know_the_same_items():
 
 def test_socialiqa_is_a_first_stage_not_a_study_task(tmp_path):
     from xltlib.config import RunConfig
-    from xltlib.data.run_data import load_run_data
+    from xltlib.run_data import load_run_data
 
     config = RunConfig(task="siqa", model="xlm-roberta-base", method="pretrained")
     with pytest.raises(XltError, match="task siqa has no parallel sentences.*first_stage_file"):

@@ -353,3 +353,18 @@ def test_load_results_reads_exactly_the_runs_asked_for(config, tmp_path):
     assert set(asked.run_id) == {config.run_id(), config.pretrained().run_id()}
     assert set(store.load_results(tmp_path).run_id) == {config.run_id(), other.run_id(), config.pretrained().run_id()}
     assert store.load_results(tmp_path, []).empty
+
+
+def test_the_synthetic_grammar_counts_in_the_code_version_of_synthetic_runs_only(tmp_path, monkeypatch):
+    package = tmp_path / "xltlib"
+    shutil.copytree(store.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(store, "PACKAGE", package)
+    store._code_version.cache_clear()
+    before = {profile: store.code_version(profile) for profile in ("synthetic", "xtreme", None)}
+    assert before["synthetic"] != before["xtreme"] == before[None]
+    grammar = package / "data" / "languages.py"
+    grammar.write_text(grammar.read_text() + "\nEXTRA_NOUNS = 1\n")
+    store._code_version.cache_clear()
+    after = {profile: store.code_version(profile) for profile in ("synthetic", "xtreme", None)}
+    assert after["synthetic"] != before["synthetic"] and after["xtreme"] == before["xtreme"]
+    store._code_version.cache_clear()

@@ -79,7 +79,7 @@ def test_pretraining_stages_decay_every_weight_as_the_shipped_recipe_did(tiny):
 
 
 def test_cpu_autocast_is_bf16_only_when_asked():
-    x = torch.randn(4, 8)
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
     with autocast_for(torch.device("cpu")):
         assert (x @ x.T).dtype == torch.float32
     with autocast_for(torch.device("cpu"), cpu_bf16=True):

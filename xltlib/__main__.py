@@ -110,7 +110,7 @@ def _print_accuracy(results) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from xltlib.data.run_data import load_run_data
+    from xltlib.run_data import load_run_data
 
     config = _config_from_args(args)  # a bad flag or file fails here, before torch is imported
     data = load_run_data(config)

@@ -216,8 +216,8 @@ def precompiled_charsmap(normalization: list[tuple[int, tuple[int, ...]]]) -> by
 
     with tempfile.TemporaryDirectory() as folder:
         rules = Path(folder) / "rules.tsv"
-        rules.write_text(
-            "".join(f"{source:X}\t{' '.join(f'{cp:X}' for cp in target)}\n" for source, target in normalization)
+        atomic_write_text(
+            rules, "".join(f"{source:X}\t{' '.join(f'{cp:X}' for cp in target)}\n" for source, target in normalization)
         )
         model = io.BytesIO()
         sentencepiece.SentencePieceTrainer.train(

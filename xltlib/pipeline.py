@@ -19,7 +19,6 @@ from transformers import set_seed
 
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.data import tasks
-from xltlib.data.run_data import RunData, load_run_data
 from xltlib.data.tatoeba import ENGLISH
 from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
 from xltlib.evaluation.alignment import measure_alignment
@@ -27,6 +26,7 @@ from xltlib.evaluation.selection import BestOnSourceDev
 from xltlib.files import LOCK_TIMEOUT, atomic_write_json
 from xltlib.methods import make_method
 from xltlib.models import load_classifier, load_encoder, resolve_device
+from xltlib.run_data import RunData, load_run_data
 from xltlib.store import (
     METRICS_FILE,
     atomic_write_parquet,
@@ -82,7 +82,7 @@ def ensure_run(
     stored (:meth:`RunConfig.pretrained`, one run shared by every method and seed). A run
     another process is computing is waited for (up to ``lock_timeout`` seconds) and then
     read; one whose process died is taken over and resumes from its checkpoint. ``data``: the run's data, if
-    already loaded (:func:`~xltlib.data.run_data.load_run_data`). ``recompute_stale``: a complete run
+    already loaded (:func:`~xltlib.run_data.load_run_data`). ``recompute_stale``: a complete run
     computed by other code (:func:`~xltlib.store.is_stale`) is computed again, its old results kept aside.
     """
     run_dir = Path(runs_dir) / config.run_id()
@@ -118,7 +118,7 @@ def _compute_run(
 ) -> pd.DataFrame:
     """Compute a run under its lock: its records first, ``metrics.parquet`` last (what "complete" means)."""
     atomic_write_json(run_dir / "config.json", config.to_dict())
-    atomic_write_json(run_dir / "env.json", env_info(device))
+    atomic_write_json(run_dir / "env.json", env_info(device, config.profile))
     if config.method == PRETRAINED:
         log.info("run %s on %s: alignment of the pre-trained encoder", run_dir.name, device)
         metrics = _pretrained_alignment(config, data, device, eval_batch_size)

@@ -56,10 +56,13 @@ or ``tatoeba``; empty on accuracy rows (and on runs stored before the column exi
 measured the task's)."""
 
 
-COMPUTE_CODE = ("config", "data", "methods", "evaluation", "models.py", "training.py", "pipeline.py")
+COMPUTE_CODE = ("config", "data", "methods", "evaluation", "models.py", "run_data.py", "training.py", "pipeline.py")
 """The parts of ``xltlib`` whose source can change a run's numbers (the report, the store's
 bookkeeping, the grid and the synthetic encoder's builder cannot: shipped encoders and data
 files enter a run's identity by content)."""
+PROFILE_CODE = {"synthetic": ("data/languages.py", "data/examples.py", "data/generated.py", "data/word_alignment.py")}
+"""Compute code of one profile only: the synthetic languages' grammar, generator and word alignments count in the
+code version of synthetic runs, and a change there leaves the other profiles' runs current."""
 
 
 PACKAGE = Path(__file__).resolve().parent
@@ -80,18 +83,22 @@ def run_lock(run_dir: Path, timeout: float = LOCK_TIMEOUT):
     return file_lock(run_dir / ".lock", f"run {run_dir.name}", timeout)
 
 
-def code_version() -> str:
-    """12 hex digits of the sha256 of :data:`COMPUTE_CODE`'s syntax trees in :data:`PACKAGE`: an edit
-    that changes what the code does makes runs computed before it *stale* (flagged by the book,
-    recomputed on request). Docstrings, comments and layout are left out, so reformatting or
-    re-documenting the code keeps every stored run current."""
-    return _code_version(PACKAGE)
+def code_version(profile: str | None = None) -> str:
+    """12 hex digits of the sha256 of the syntax trees of the compute code of ``profile``'s runs
+    (:data:`COMPUTE_CODE`, with :data:`PROFILE_CODE`'s files for that profile only) in :data:`PACKAGE`: an edit
+    that changes what the code does makes runs computed before it *stale* (flagged by the book, recomputed on
+    request). Docstrings, comments and layout are left out, so reformatting or re-documenting the code keeps every
+    stored run current."""
+    return _code_version(PACKAGE, profile)
 
 
 @functools.cache
-def _code_version(package: Path) -> str:
+def _code_version(package: Path, profile: str | None) -> str:
     paths = [package / part for part in COMPUTE_CODE]
     files = sorted(file for path in paths for file in (path.rglob("*.py") if path.is_dir() else [path]))
+    own = set(PROFILE_CODE.get(profile, ()))
+    others = {name for code in PROFILE_CODE.values() for name in code} - own
+    files = [file for file in files if file.relative_to(package).as_posix() not in others]
     return canonical_sha256({file.relative_to(package).as_posix(): _syntax_tree(file) for file in files})[:12]
 
 
@@ -137,7 +144,7 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def env_info(device) -> dict[str, Any]:
+def env_info(device, profile: str | None = None) -> dict[str, Any]:
     """Versions, commit and device: what is needed to tell whether two runs are comparable."""
     import torch
 
@@ -152,7 +159,7 @@ def env_info(device) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": versions,
         "git_commit": git_commit(),
-        "code_version": code_version(),
+        "code_version": code_version(profile),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "device": str(device),
@@ -189,7 +196,7 @@ def result_rows(config: RunConfig, metrics: list[dict[str, Any]]) -> pd.DataFram
         "seed": config.seed,
         "src_lang": config.src_lang,
         "settings": json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str),
-        "code_version": code_version(),
+        "code_version": code_version(config.profile),
     }
     frame = pd.DataFrame(
         [{**base, "layer": None, "pooling": None, "corpus": None, **row} for row in metrics], columns=RESULT_COLUMNS
@@ -213,7 +220,9 @@ def is_complete(run_dir: Path) -> bool:
 def is_stale(run_dir: Path) -> bool:
     """Whether a complete run was computed by other code than this checkout's (:func:`code_version`)."""
     stored = pd.read_parquet(run_dir / METRICS_FILE)
-    return "code_version" not in stored or set(stored.code_version) != {code_version()}
+    if "code_version" not in stored or stored.empty:
+        return True
+    return set(stored.code_version) != {code_version(stored.profile.iloc[0])}
 
 
 def set_aside(run_dir: Path) -> Path:
@@ -257,5 +266,6 @@ def _with_config_id(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
 def stale_runs(results: pd.DataFrame) -> pd.DataFrame:
     """The runs of ``results`` computed by other code than this checkout's (:func:`code_version`), one row each."""
     runs = results.drop_duplicates("run_id")
-    stale = runs[runs.code_version.fillna("") != code_version()]
+    current = runs.profile.map(lambda profile: code_version(None if pd.isna(profile) else profile))
+    stale = runs[runs.code_version.fillna("") != current]
     return stale[["run_id", "task", "method", "seed", "code_version"]].reset_index(drop=True)

@@ -88,6 +88,7 @@ def main() -> None:
         choices=("dev", "test"),
         help="score the dev or the test files (default: test, as the acceptance figures are defined)",
     )
+    parser.add_argument("--summary", help="also write the acceptance figures as JSON (task and draw → figure → value)")
     args = parser.parse_args()
     profile = recipe.quick_synthetic_profile() if args.quick else recipe.default_synthetic_profile()
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -112,6 +113,8 @@ def main() -> None:
             print(table.to_markdown(floatfmt=".3f"))
     print("\n## acceptance figures\n")
     print(pd.DataFrame(summaries).to_markdown(floatfmt=".3f"))
+    if args.summary:
+        Path(args.summary).write_text(pd.DataFrame(summaries).to_json(indent=1))
     verdicts = acceptance(summaries).pivot(index="figure", columns="task", values="met")
     print("\n## acceptance targets met\n")
     print(verdicts.to_markdown())

@@ -30,7 +30,7 @@ from xltlib.data.languages import (
     sample_frame,
 )
 from xltlib.errors import XltError
-from xltlib.files import atomic_directory, build_once, canonical_sha256
+from xltlib.files import atomic_directory, atomic_write_text, build_once, canonical_sha256
 
 GENERATOR_VERSION = 5
 """Bump when the same :class:`DataSpec` would generate different files, to retire old caches."""
@@ -279,11 +279,11 @@ def synonym_table(lexicon: Lexicon, code: str = "base") -> dict[str, list[str]]:
 
 
 def _write_tsv(path: Path, rows: list[tuple[str, ...]]) -> None:
-    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    atomic_write_text(path, "".join("\t".join(row) + "\n" for row in rows))
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Path:
@@ -306,9 +306,9 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
     with atomic_directory(out_dir, "use ensure_data() to reuse it") as tmp:
         lexicon = build_lexicon(spec.grammar, spec.recipes)
         languages = {r.code: {**asdict(r), "distance": r.distance()} for r in spec.recipes}
-        (tmp / "languages.json").write_text(json.dumps(languages, indent=2) + "\n")
-        (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
-        (tmp / "synonyms-base.json").write_text(json.dumps(synonym_table(lexicon), indent=1) + "\n")
+        atomic_write_text(tmp / "languages.json", json.dumps(languages, indent=2) + "\n")
+        atomic_write_text(tmp / "spec.json", json.dumps(asdict(spec), indent=2) + "\n")
+        atomic_write_text(tmp / "synonyms-base.json", json.dumps(synonym_table(lexicon), indent=1) + "\n")
         steps = tqdm(spec.recipes, desc="synthetic data", unit="lang", disable=not progress)
         for recipe in steps:
             _write_tsv(tmp / f"mono-{recipe.code}.tsv", monolingual_corpus(spec, lexicon, recipe))

@@ -108,7 +108,8 @@ on {platform.platform()} with Python {platform.python_version()}.
 {runs_line} They are in `{runs_dir}/<run id>/` (`config.json`
 holds the full configuration; the id ends with the first 12 hex digits of the sha256 of what the run
 computes: every field, with local models and data by their content). `code` is the version of the
-training, method, data and metric code that computed the run: this checkout's is `{code_version()}`; a
+training, method, data and metric code that computed the run: this checkout's is `{code_version("synthetic")}` for
+synthetic runs (their grammar and generator count too) and `{code_version()}` for the others; a
 run computed by other code is marked **other**, and `--recompute-stale` recomputes it.
 
 | run id | task | draw | method | seed | code |
@@ -165,7 +166,7 @@ def _run_rows(root: Path, runs_dir: str) -> tuple[list[str], str]:
     runs = table.drop_duplicates("run_id")
     rows = [
         f"| `{row.run_id}` | {row.task} | {'' if pd.isna(row.draw) else row.draw} | {row.method} | {row.seed} | "
-        f"{'' if row.code_version == code_version() else '**other**'} |"
+        f"{'' if row.code_version == code_version(row.profile) else '**other**'} |"
         for row in runs.sort_values("run_id").itertuples()
     ]
     return rows, line

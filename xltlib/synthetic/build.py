@@ -18,7 +18,7 @@ from xltlib.data.generated import data_sha256, ensure_data
 from xltlib.data.languages import BASE
 from xltlib.errors import XltError
 from xltlib.evaluation.accuracy import zero_shot_accuracy
-from xltlib.files import atomic_directory, build_once
+from xltlib.files import atomic_directory, atomic_write_text, build_once
 from xltlib.models import TinyXlmrSpec, init_model, quiet_transformers, resolve_device, train_tokenizer
 from xltlib.pipeline import fine_tune, load_run_data
 from xltlib.store import env_info
@@ -104,7 +104,7 @@ def _save(model, tokenizer, report: dict, folder: Path) -> None:
     with quiet_transformers():
         model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    (folder / "pretraining.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(folder / "pretraining.json", json.dumps(report, indent=2) + "\n")
 
 
 def ensure_encoder(
@@ -188,7 +188,7 @@ def build_encoder_set(
     data_dir = ensure_data(profile.data, cache_dir, progress)
     corpus, pairs = _pretraining_text(profile, data_dir)
     attempts_dir = Path(cache_dir).resolve() / "synthetic" / f"draws-{profile.recipe_hash()[:12]}"
-    environment = env_info(resolve_device(device))
+    environment = env_info(resolve_device(device), "synthetic")
     passed, attempts = {}, []
     for draw in range(profile.pretraining.seed, profile.pretraining.seed + check.max_draws):
         folder = shipped.draw_folder(attempts_dir, draw)
@@ -263,7 +263,7 @@ def _checked(folder: Path, draw: int, data_dir: Path, check: BuildCheck, device:
         check.floor,
         "passed" if record["passed"] else "failed",
     )
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return record
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from xltlib.data.generated import data_sha256
 from xltlib.errors import XltError
-from xltlib.files import atomic_directory, file_sha256
+from xltlib.files import atomic_directory, atomic_write_text, file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_ENCODERS = REPO / "data" / "synthetic-encoders"
@@ -117,7 +117,7 @@ def write_encoder_set(
             shutil.copytree(source, folder)
             report_path = folder / "pretraining.json"
             report = json.loads(report_path.read_text()) | draw_records[draw]
-            report_path.write_text(json.dumps(report, indent=2) + "\n")
+            atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
             files[str(draw)] = {"files": {path.name: file_sha256(path) for path in sorted(folder.iterdir())}}
-        (tmp / MANIFEST).write_text(json.dumps({**manifest, "draws": files}, indent=2) + "\n")
+        atomic_write_text(tmp / MANIFEST, json.dumps({**manifest, "draws": files}, indent=2) + "\n")
     return Path(out)
