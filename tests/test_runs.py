@@ -368,3 +368,16 @@ def test_the_synthetic_grammar_counts_in_the_code_version_of_synthetic_runs_only
     after = {profile: store.code_version(profile) for profile in ("synthetic", "xtreme", None)}
     assert after["synthetic"] != before["synthetic"] and after["xtreme"] == before["xtreme"]
     store._code_version.cache_clear()
+
+
+@pytest.mark.parametrize("methods, rows", [(["standard", "pgd"], "language"), (list("abcdefg"), "method")])
+def test_the_accuracy_table_grows_down_not_past_the_page(methods, rows):
+    """More configurations than languages (a dose grid): methods become the rows, and the table needs no sideways
+    scroll."""
+    languages = ["base", "a80", "a0"]
+    table = pd.DataFrame(
+        [{"language": lang, "method": m, "mean": 0.5, "sd": 0.01} for lang in languages for m in methods]
+    )
+    grid = experiment.mean_sd_table(table, languages, methods)
+    assert grid.index.name == rows and grid.shape == (max(3, len(methods)), min(3, len(methods)))
+    assert (grid == "0.500 ± 0.010").all().all() and list(grid.index) == (languages if rows == "language" else methods)

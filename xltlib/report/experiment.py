@@ -262,12 +262,14 @@ def stale_warning(results: pd.DataFrame) -> str | None:
 
 
 def mean_sd_table(table: pd.DataFrame, languages: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
-    """Language × method grid of ``mean ± sd`` strings, rows and columns in the given order."""
+    """Language × method grid of ``mean ± sd`` strings, rows and columns in the given order; method × language when
+    there are more methods than languages, so that the table grows down, not past the page's width."""
     cells = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " + table["sd"].fillna(0).map("{:.3f}".format))
     grid = cells.pivot(index="language", columns="method", values="cell")
-    return grid.reindex(
+    grid = grid.reindex(
         index=[lang for lang in languages if lang in grid.index], columns=[m for m in methods if m in grid.columns]
     )
+    return grid.T if grid.shape[1] > grid.shape[0] else grid
 
 
 def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[str]) -> pd.DataFrame:
