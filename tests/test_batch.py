@@ -215,6 +215,15 @@ def test_book_opens_in_a_headless_browser_with_math_and_figures(built, tmp_path)
             ),
         )
         assert "Traceback" not in driver.find_element("tag name", "body").text
+        images, tables = driver.execute_script(
+            "const out = e => e.closest('.cell_output');"
+            "return [Array.from(document.querySelectorAll('.cell_output img')).map(i => "
+            "[i.getBoundingClientRect().width, i.naturalWidth]), "
+            "Array.from(document.querySelectorAll('.cell_output table')).map(t => "
+            "[t.scrollWidth, out(t).clientWidth])];"
+        )
+        assert all(shown >= 0.5 * natural for shown, natural in images), images  # no figure shrunk to a thumbnail
+        assert tables and all(width <= room + 1 for width, room in tables), tables  # no table scrolls sideways
         driver.save_screenshot(str(tmp_path / "chapter.png"))
         assert (tmp_path / "chapter.png").stat().st_size > 10_000
         open_page(

@@ -381,3 +381,15 @@ def test_the_accuracy_table_grows_down_not_past_the_page(methods, rows):
     grid = experiment.mean_sd_table(table, languages, methods)
     assert grid.index.name == rows and grid.shape == (max(3, len(methods)), min(3, len(methods)))
     assert (grid == "0.500 ± 0.010").all().all() and list(grid.index) == (languages if rows == "language" else methods)
+
+
+def test_a_table_wider_than_the_page_is_split_into_tables_that_fit():
+    from xltlib.report.tables import PAGE_WIDTH_PX, column_groups, page_width_html
+
+    languages = pd.Index([f"a{i}" for i in range(8)], name="language")
+    wide = pd.DataFrame({f"pgd(eps={i / 100})": ["0.982 ± 0.004"] * 8 for i in range(12)}, index=languages)
+    groups = column_groups(wide)
+    assert [position for group in groups for position in group] == list(range(12)) and len(groups) > 1
+    assert column_groups(wide.iloc[:, :2]) == [[0, 1]]  # a narrow table stays one
+    assert column_groups(wide, page_width=10 * PAGE_WIDTH_PX) == [list(range(12))]
+    assert page_width_html(wide).count("<table") == len(groups)
