@@ -265,7 +265,7 @@ def cmd_results(args: argparse.Namespace) -> None:
     from xltlib.report.shipped import ship
 
     _, experiments = load_experiments(REPO / "notebooks" / "experiments" / f"{args.profile}.yaml")
-    study = run_ids(grid_configs(experiments, False, str(REPO / "cache")))
+    study = run_ids(grid_configs(experiments, False, args.runs, str(REPO / "cache")))
     print(f"{args.profile}: {len(study)} runs shipped into {ship(args.profile, args.runs, study)}")
 
 

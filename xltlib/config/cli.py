@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 DURATIONS = {
     "study": "about 1 h",
-    "e5": "about 1 h 50 min",
+    "e5": "about 1 h 40 min",
     "quick": "a few minutes",
     "rebuild": "about 1 h 50 min",
 }
