@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from common import sync
-from transformers import AutoModelForSequenceClassification, XLMRobertaConfig
+from train_step import SHAPES, build
 
 from xltlib.config import RunConfig
 from xltlib.data import generated, languages
@@ -34,11 +34,6 @@ from xltlib.methods.base import ModelCall
 from xltlib.models import autocast_for, build_tiny_xlmr, load_classifier
 from xltlib.synthetic.recipe import default_synthetic_profile
 from xltlib.training import OptimizerSettings, accumulate_gradients, make_optimizer
-
-SHAPES = {  # hidden, layers, heads, intermediate (synthetic: the profile's default encoder)
-    "base": (768, 12, 12, 3072),
-    "large": (1024, 24, 16, 4096),
-}
 
 
 def predicted_ratio(method: str, params: dict) -> float:
@@ -74,19 +69,8 @@ def pairs_frame(n: int, words: int) -> pd.DataFrame:
 
 def build_model(shape: str, tokenizer_dir: Path, device: torch.device):
     model, tokenizer = load_classifier(tokenizer_dir, num_labels=3, device=device)
-    if shape != "synthetic":
-        hidden, layers, heads, inter = SHAPES[shape]
-        config = XLMRobertaConfig(
-            vocab_size=250002,
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=inter,
-            max_position_embeddings=514,
-            type_vocab_size=1,
-            num_labels=3,
-        )
-        model = AutoModelForSequenceClassification.from_config(config).to(device)
+    if shape != "synthetic":  # an XLM-R shape, randomly initialised (the synthetic encoder's tokenizer)
+        model = build(shape, device)
     return model, tokenizer
 
 
