@@ -69,13 +69,23 @@ def test_the_oracle_retrieves_distinguishable_concepts_and_not_interchangeable_o
     assert probe.oracle_retrieval(corpus(True), corpus(True))["noun"] < 0.6  # chance is 1/8; noise, not identity
 
 
-def test_todays_grammar_fails_the_gate_as_measured(tmp_path):
-    """Issue 40's measurement: nouns and adjectives near their within-class chance, verbs about one half."""
+def gate(*flags: str, tmp_path: Path) -> dict:
     summary = tmp_path / "gate.json"
-    done = subprocess.run([sys.executable, PROBE, "--summary", summary], capture_output=True, text=True, cwd=REPO)
+    command = [sys.executable, PROBE, *flags, "--summary", summary]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
-    figures = json.loads(summary.read_text())
+    return json.loads(summary.read_text())
+
+
+def test_the_grammar_before_issue_40_fails_the_gate_as_measured(tmp_path):
+    """Nouns and adjectives near their within-class chance, verbs about one half, no translation found."""
+    figures = gate("--zipf", "0", "--selectivity", "0", tmp_path=tmp_path)
     assert not figures["passes"]
     assert figures["oracle"]["noun"] < 0.2 and figures["oracle"]["adjective"] < 0.3
     assert 0.3 < figures["oracle"]["verb"] < 0.7
     assert max(figures["procrustes"].values()) < 0.3
+
+
+def test_the_default_grammar_passes_the_gate(tmp_path):
+    figures = gate(tmp_path=tmp_path)
+    assert figures["passes"], figures

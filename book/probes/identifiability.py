@@ -20,7 +20,8 @@ The rule (issue 40), fixed before any new grammar was built: every word kind ≥
 oracle test, and ≥ 0.5 on the non-anchor concepts of the 20%-anchor languages under both
 word orders. Runs in about a minute:
 
-    python book/probes/identifiability.py                   # the default grammar
+    python book/probes/identifiability.py                           # the default grammar
+    python book/probes/identifiability.py --zipf 0 --selectivity 0  # the grammar before issue 40 (v1)
     python book/probes/identifiability.py --summary out.json
 """
 
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from xltlib.data.generated import DataSpec, monolingual_corpus
-from xltlib.data.languages import BASE, KINDS, TARGETS, LanguageRecipe, Lexicon, build_lexicon
+from xltlib.data.languages import BASE, KINDS, TARGETS, GrammarSpec, LanguageRecipe, Lexicon, build_lexicon
 from xltlib.data.word_alignment import UNALIGNED, word_concepts
 
 ORACLE_GATE, PROCRUSTES_GATE = 0.9, 0.5
@@ -167,9 +168,17 @@ def passes(figures: dict[str, dict[str, float]]) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=DataSpec.mono_documents, help="documents per corpus")
+    parser.add_argument("--zipf", type=float, default=GrammarSpec.zipf, help="GrammarSpec.zipf (0: v1's frequencies)")
+    parser.add_argument(
+        "--selectivity", type=float, default=GrammarSpec.selectivity, help="GrammarSpec.selectivity (0: v1's classes)"
+    )
     parser.add_argument("--summary", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
-    spec = DataSpec(targets=tuple(t for t in TARGETS if t.code in GATED_LANGUAGES), mono_documents=args.documents)
+    spec = DataSpec(
+        grammar=GrammarSpec(zipf=args.zipf, selectivity=args.selectivity),
+        targets=tuple(t for t in TARGETS if t.code in GATED_LANGUAGES),
+        mono_documents=args.documents,
+    )
     figures = measure(spec)
     sizes = Counter(kind for kind, _ in build_lexicon(spec.grammar, spec.recipes).concepts())
     print(f"oracle: a concept's context profile retrieves itself in a second corpus ({args.documents} documents each)")

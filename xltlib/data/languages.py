@@ -99,8 +99,15 @@ class GrammarSpec:
     Attributes:
         nouns, verbs, adjectives, prepositions: concepts of each kind.
         classes: semantic noun classes that verbs and adjectives select for.
-        preference: probability that a slot is filled from its preferred class (otherwise
-            from any class); 1/classes would make frames uniformly random.
+        preference: weight of a slot's preferred class against all classes (a slot is filled
+            from its preferred class about this often); 1/classes would make classes carry nothing.
+        zipf: exponent of each kind's concept frequencies (rank ``r`` drawn with weight
+            ``r ** -zipf``, ranks shuffled per kind); 0 makes the concepts of a kind equally frequent.
+        selectivity: standard deviation of the log-normal weight each head gives each of its
+            dependents (a verb to every subject and object noun, a noun to every adjective, an
+            adposition to every place noun); 0 leaves only the class preference, under which
+            the words of one class are interchangeable and their translations unidentifiable
+            (the identifiability gate, ``book/probes/identifiability.py``).
         synonym_share: fraction of base-language concepts of the ``synonym_kinds`` with a
             second surface form (the synonym table of ``rs_da``).
         synonym_kinds: the kinds of concept that may have synonyms (of ``noun``, ``verb``,
@@ -118,6 +125,8 @@ class GrammarSpec:
     prepositions: int = 6
     classes: int = 4
     preference: float = 0.9
+    zipf: float = 0.5
+    selectivity: float = 1.5
     synonym_share: float = 0.3
     synonym_kinds: tuple[str, ...] = ("noun", "adjective")
     seed: int = 0
@@ -163,6 +172,7 @@ class Lexicon:
     verb_subject_class: np.ndarray  # [verbs] preferred subject class
     verb_object_class: np.ndarray  # [verbs] preferred object class
     adjective_class: np.ndarray  # [adjectives] preferred noun class
+    slots: dict[str, np.ndarray] = field(default_factory=dict)  # slot → cumulative distribution, see _slot_tables
     forms: dict[str, dict[tuple[str, int], tuple[str, ...]]] = field(default_factory=dict)
 
     def concepts(self) -> list[tuple[str, int]]:
@@ -213,6 +223,7 @@ def build_lexicon(spec: GrammarSpec, recipes: tuple[LanguageRecipe, ...]) -> Lex
         verb_object_class=rng.integers(spec.classes, size=spec.verbs),
         adjective_class=rng.integers(spec.classes, size=spec.adjectives),
     )
+    lexicon.slots = _slot_tables(spec, lexicon)
     concepts = lexicon.concepts()
     taken: set[str] = set()
     base_words = _pseudo_words(rng, len(concepts), taken)
@@ -240,12 +251,49 @@ def build_lexicon(spec: GrammarSpec, recipes: tuple[LanguageRecipe, ...]) -> Lex
     return lexicon
 
 
-def _pick(rng: np.random.Generator, classes: np.ndarray, wanted: int, preference: float) -> int:
-    """An index whose class is ``wanted`` with probability ``preference`` (else any index)."""
-    pool = np.flatnonzero(classes == wanted) if rng.random() < preference else np.arange(len(classes))
-    if len(pool) == 0:
-        pool = np.arange(len(classes))
-    return int(rng.choice(pool))
+def _slot_tables(spec: GrammarSpec, lexicon: Lexicon) -> dict[str, np.ndarray]:
+    """Cumulative distributions of every slot of a frame, given its head: each concept's distributional signature.
+
+    ``verb`` [verbs]; ``subject`` and ``object`` [verbs, nouns]; ``adjective`` [nouns,
+    adjectives]; ``preposition`` [prepositions]; ``place`` [prepositions, nouns]. A dependent's
+    weight is its kind's Zipfian frequency × the class preference × its own log-normal weight
+    from the head, so no two concepts of a kind are used alike. Drawn from a stream of their
+    own, so the lexicon's forms do not depend on them.
+    """
+    rng = np.random.default_rng([spec.seed, 1])
+
+    def frequencies(count: int) -> np.ndarray:
+        return (1.0 + rng.permutation(count)) ** -spec.zipf
+
+    def preferring(classes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        """[heads, dependents]: the preferred class's share is ``preference``, every class keeps some."""
+        match = (classes[None, :] == wanted[:, None]).astype(np.float64)
+        return spec.preference * match / np.maximum(match.sum(1, keepdims=True), 1) + (1 - spec.preference) / len(
+            classes
+        )
+
+    def selective(heads: int, dependents: int) -> np.ndarray:
+        return np.exp(spec.selectivity * rng.standard_normal((heads, dependents)))
+
+    noun, adjective = frequencies(spec.nouns), frequencies(spec.adjectives)
+    weights = {
+        "verb": frequencies(spec.verbs),
+        "subject": noun
+        * preferring(lexicon.noun_class, lexicon.verb_subject_class)
+        * selective(spec.verbs, spec.nouns),
+        "object": noun * preferring(lexicon.noun_class, lexicon.verb_object_class) * selective(spec.verbs, spec.nouns),
+        "adjective": adjective
+        * preferring(lexicon.adjective_class, lexicon.noun_class)
+        * selective(spec.nouns, spec.adjectives),
+        "preposition": frequencies(spec.prepositions),
+        "place": noun * selective(spec.prepositions, spec.nouns),
+    }
+    return {slot: np.cumsum(w / w.sum(-1, keepdims=True), axis=-1) for slot, w in weights.items()}
+
+
+def _draw(rng: np.random.Generator, cumulative: np.ndarray) -> int:
+    """An index drawn from a cumulative distribution."""
+    return min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(cumulative) - 1)
 
 
 def sample_frame(
@@ -255,20 +303,18 @@ def sample_frame(
     place_rate: float = 0.3,
     negation_rate: float = 0.2,
 ) -> Frame:
-    """One frame drawn with the grammar's preferences."""
-    spec = lexicon.spec
-    verb = int(rng.integers(spec.verbs))
-    subject = _pick(rng, lexicon.noun_class, lexicon.verb_subject_class[verb], spec.preference)
-    obj = _pick(rng, lexicon.noun_class, lexicon.verb_object_class[verb], spec.preference)
+    """One frame drawn from the grammar's slot distributions (:func:`_slot_tables`)."""
+    slots = lexicon.slots
+    verb = _draw(rng, slots["verb"])
+    subject, obj = _draw(rng, slots["subject"][verb]), _draw(rng, slots["object"][verb])
 
     def adjective_for(noun: int) -> int | None:
-        if rng.random() >= adjective_rate:
-            return None
-        return _pick(rng, lexicon.adjective_class, lexicon.noun_class[noun], spec.preference)
+        return _draw(rng, slots["adjective"][noun]) if rng.random() < adjective_rate else None
 
     place = None
     if rng.random() < place_rate:
-        place = (int(rng.integers(spec.prepositions)), int(rng.integers(spec.nouns)))
+        preposition = _draw(rng, slots["preposition"])
+        place = (preposition, _draw(rng, slots["place"][preposition]))
     return Frame(
         subject, verb, obj, adjective_for(subject), adjective_for(obj), bool(rng.random() < negation_rate), place
     )
