@@ -36,9 +36,8 @@ import torch
 from common import matmul_rate, paired_best_times
 from transformers import AttentionInterface, DataCollatorForLanguageModeling
 
-from xltlib.data import generated
 from xltlib.models import autocast_for, init_model, train_tokenizer
-from xltlib.synthetic import recipe
+from xltlib.synthetic import generated, recipe
 from xltlib.synthetic.pretraining import _dropout, eager_attention_on_cpu, masked_lm_loss
 from xltlib.training import StepPlan
 

@@ -28,10 +28,10 @@ from common import sync
 from train_step import SHAPES, build
 
 from xltlib.config import RunConfig
-from xltlib.data import generated, languages
 from xltlib.methods import make_method
 from xltlib.methods.base import ModelCall
 from xltlib.models import autocast_for, build_tiny_xlmr, load_classifier
+from xltlib.synthetic import generated, languages
 from xltlib.synthetic.recipe import default_synthetic_profile
 from xltlib.training import OptimizerSettings, accumulate_gradients, make_optimizer
 

@@ -35,12 +35,12 @@ from train_step import SHAPES, build
 from transformers import AutoTokenizer
 
 from xltlib.config import RunConfig
-from xltlib.data import generated, languages
 from xltlib.evaluation.alignment import encode
 from xltlib.evaluation.kernels import retrieval_accuracy
 from xltlib.methods import make_method
 from xltlib.methods.base import ModelCall
 from xltlib.models import autocast_for, build_tiny_xlmr
+from xltlib.synthetic import generated, languages
 from xltlib.synthetic.recipe import default_synthetic_profile
 from xltlib.training import OptimizerSettings, accumulate_gradients, make_optimizer
 

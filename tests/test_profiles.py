@@ -14,11 +14,10 @@ from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassificatio
 
 from xltlib import models
 from xltlib.config import SYNTHETIC_FINETUNING
-from xltlib.data import generated, languages
 from xltlib.errors import XltError
 from xltlib.models import TinyXlmrSpec
 from xltlib.pipeline import ensure_run
-from xltlib.synthetic import build, detection, pretraining, recipe, run_config, shipped
+from xltlib.synthetic import build, detection, generated, languages, pretraining, recipe, run_config, shipped
 from xltlib.synthetic.build import pretrain_encoder
 from xltlib.synthetic.recipe import DetectionSpec, PretrainSpec
 from xltlib.training import StepPlan

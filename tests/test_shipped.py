@@ -9,9 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from xltlib.data import generated
 from xltlib.errors import XltError
-from xltlib.synthetic import build, recipe, run_config, shipped
+from xltlib.synthetic import build, generated, recipe, run_config, shipped
 
 SHIPPED = shipped.SHIPPED_ENCODERS
 RECIPE = recipe.default_synthetic_profile().recipe_hash()

@@ -130,9 +130,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from xltlib.data.generated import ensure_data
     from xltlib.synthetic import shipped
     from xltlib.synthetic.build import ensure_encoder
+    from xltlib.synthetic.generated import ensure_data
     from xltlib.synthetic.recipe import default_draw
     from xltlib.synthetic.run_config import check_generated_data
 

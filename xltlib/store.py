@@ -60,9 +60,9 @@ COMPUTE_CODE = ("config", "data", "methods", "evaluation", "models.py", "run_dat
 """The parts of ``xltlib`` whose source can change a run's numbers (the report, the store's
 bookkeeping, the grid and the synthetic encoder's builder cannot: shipped encoders and data
 files enter a run's identity by content)."""
-PROFILE_CODE = {"synthetic": ("data/languages.py", "data/examples.py", "data/generated.py", "data/word_alignment.py")}
-"""Compute code of one profile only: the synthetic languages' grammar, generator and word alignments count in the
-code version of synthetic runs, and a change there leaves the other profiles' runs current."""
+PROFILE_CODE = {"synthetic": ("synthetic/languages.py", "synthetic/examples.py", "synthetic/generated.py")}
+"""Compute code of one profile only: the synthetic world's grammar, examples and generator count in the code
+version of synthetic runs, and a change there leaves the other profiles' runs current."""
 
 
 PACKAGE = Path(__file__).resolve().parent
@@ -94,11 +94,8 @@ def code_version(profile: str | None = None) -> str:
 
 @functools.cache
 def _code_version(package: Path, profile: str | None) -> str:
-    paths = [package / part for part in COMPUTE_CODE]
+    paths = [package / part for part in (*COMPUTE_CODE, *PROFILE_CODE.get(profile, ()))]
     files = sorted(file for path in paths for file in (path.rglob("*.py") if path.is_dir() else [path]))
-    own = set(PROFILE_CODE.get(profile, ()))
-    others = {name for code in PROFILE_CODE.values() for name in code} - own
-    files = [file for file in files if file.relative_to(package).as_posix() not in others]
     return canonical_sha256({file.relative_to(package).as_posix(): _syntax_tree(file) for file in files})[:12]
 
 

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from xltlib.data import generated, languages, loading, tasks
+from xltlib.data import loading, tasks
+from xltlib.synthetic import generated, languages
 from xltlib.synthetic.build import ensure_encoder
 from xltlib.synthetic.recipe import default_synthetic_profile, without_detection_stage
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xltlib.data.generated import DataSpec, monolingual_corpus
-from xltlib.data.languages import BASE, KINDS, TARGETS, GrammarSpec, LanguageRecipe, Lexicon, build_lexicon
 from xltlib.data.word_alignment import UNALIGNED, word_concepts
+from xltlib.synthetic.generated import DataSpec, monolingual_corpus
+from xltlib.synthetic.languages import BASE, KINDS, TARGETS, GrammarSpec, LanguageRecipe, Lexicon, build_lexicon
 
 ORACLE_GATE, PROCRUSTES_GATE = 0.9, 0.5
 GATED_LANGUAGES = ("a20", "a20sov")

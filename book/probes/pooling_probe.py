@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
 from xltlib.config import SYNTHETIC_FINETUNING
-from xltlib.data import generated, loading, tasks
+from xltlib.data import loading, tasks
 from xltlib.models import load_encoder
+from xltlib.synthetic import generated
 from xltlib.synthetic.build import ensure_encoder
 from xltlib.synthetic.recipe import default_synthetic_profile, without_detection_stage
 

@@ -31,10 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from xltlib.data import generated
 from xltlib.pipeline import ensure_run
 from xltlib.store import load_results
-from xltlib.synthetic import recipe, run_config, shipped
+from xltlib.synthetic import generated, recipe, run_config, shipped
 from xltlib.synthetic.calibration import acceptance, calibration_table
 
 

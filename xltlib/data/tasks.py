@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from xltlib.data import examples, languages
 from xltlib.errors import XltError, unknown
 
 
@@ -152,17 +151,24 @@ PARALLEL_SENTENCES = "parallel"
 """Parallel split made of `parallel-{lang}.txt` sentence files (Tatoeba-style), not of task pairs."""
 
 
-_SYNTHETIC_LANGUAGES = tuple(recipe.code for recipe in (languages.BASE, *languages.TARGETS))
-for _name, _labels in (("syn-nli", examples.NLI_LABELS), ("syn-paws", examples.PAWS_LABELS)):
+SYNTHETIC_LANGUAGES = ("base", "a80", "a50", "a20", "a0", "a20sov", "a0vso", "a0script")
+"""The synthetic profile's languages, source first: the generator (:mod:`xltlib.synthetic.languages`) renders
+exactly these."""
+
+
+for _name, _labels in (
+    ("syn-nli", ("entailment", "neutral", "contradiction")),
+    ("syn-paws", ("0", "1")),  # 0 = not a paraphrase, 1 = paraphrase (the PAWS-X convention)
+):
     register_task(
         Task(
             name=_name,
-            languages=_SYNTHETIC_LANGUAGES,
+            languages=SYNTHETIC_LANGUAGES,
             labels=_labels,
             hub_id=None,
             text_columns=("text_a", "text_b"),
             parallel_split=PARALLEL_SENTENCES,
-            source_language=languages.BASE.code,
+            source_language=SYNTHETIC_LANGUAGES[0],
             profile="synthetic",
         )
     )
@@ -214,7 +220,7 @@ def local_split_path(task: Task, data_dir: str | Path, split: str, lang: str, su
 
 SYNTHETIC_DATA_HELP = (
     "synthetic data is generated, not downloaded: `python -m xltlib run --task {task}` without "
-    "--data-dir generates it (or call xltlib.data.generated.ensure_data())"
+    "--data-dir generates it (or call xltlib.synthetic.generated.ensure_data())"
 )
 
 

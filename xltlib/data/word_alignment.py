@@ -1,12 +1,11 @@
-"""Exact word alignments of the synthetic parallel sentences, from the lexicon that generated them.
+"""Exact word alignments of the synthetic parallel sentences, from the concept of every word.
 
-The synthetic world knows every word's meaning: each surface form of a language is one
-concept of the lexicon (``("noun", 17)``, ``("negation", 0)``…). Two words of a parallel
-pair are aligned when they express the same concept and that concept occurs once in each
-sentence. Determiners (one form for every noun phrase) are never aligned, nor is a concept
-that occurs twice (a noun that is both subject and place). The alignments are derived here
-rather than stored, so the generated data, and the shipped encoders' check of them, are
-unchanged.
+The synthetic world knows every word's meaning: its generator writes, per language, the
+concept each surface form expresses (``concepts-{lang}.json``: ``"teka": ["noun", 17]``).
+Two words of a parallel pair are aligned when they express the same concept and that
+concept occurs once in each sentence. Determiners (one form for every noun phrase) are
+never aligned, nor is a concept that occurs twice (a noun that is both subject and place).
+Reading the table rather than the grammar keeps this module below the synthetic world.
 """
 
 from __future__ import annotations
@@ -16,35 +15,27 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-from xltlib.data.generated import DataSpec
-from xltlib.data.languages import GrammarSpec, LanguageRecipe, Lexicon, build_lexicon
 from xltlib.errors import XltError
+
+CONCEPTS_FILE = "concepts-{lang}.json"
+"""Surface form → concept, per language, in a generated synthetic data folder."""
 
 UNALIGNED = frozenset({"determiner"})
 """Concept kinds never aligned: a determiner opens every noun phrase, so it names no word."""
 
 
-def read_spec(data_dir: str | Path) -> DataSpec:
-    """The :class:`DataSpec` a generated data folder was written from (its ``spec.json``)."""
-    path = Path(data_dir) / "spec.json"
-    if not path.is_file():
-        raise XltError(f"{path} not found: {data_dir} is not a generated synthetic data folder (see ensure_data)")
-    values = json.loads(path.read_text())
-    grammar = values.pop("grammar")
-    grammar = GrammarSpec(**{**grammar, "synonym_kinds": tuple(grammar["synonym_kinds"])})
-    targets = tuple(LanguageRecipe(**recipe) for recipe in values.pop("targets"))
-    return DataSpec(grammar=grammar, targets=targets, **values)
-
-
 @cache
-def _lexicon(data_dir: str) -> Lexicon:
-    spec = read_spec(data_dir)
-    return build_lexicon(spec.grammar, spec.recipes)
-
-
-def word_concepts(lexicon: Lexicon, code: str) -> dict[str, tuple[str, int]]:
-    """Every surface form of language ``code`` → the concept it expresses (forms never collide within a language)."""
-    return {form: concept for concept, forms in lexicon.forms[code].items() for form in forms}
+def word_concepts(data_dir: str | Path, lang: str) -> dict[str, tuple[str, int]]:
+    """Every surface form of ``lang`` → the concept it expresses, as the generator of ``data_dir`` wrote it."""
+    path = Path(data_dir) / CONCEPTS_FILE.format(lang=lang)
+    if not path.is_file():
+        have = sorted(p.stem.removeprefix("concepts-") for p in Path(data_dir).glob(CONCEPTS_FILE.format(lang="*")))
+        raise XltError(
+            f"{path} not found: language {lang!r} is not one of the generated languages in {data_dir} "
+            f"({', '.join(have) or 'none: not a generated synthetic data folder'}); the synthetic data are generated "
+            "by `python -m xltlib run --task syn-nli` (or xltlib.synthetic.generated.ensure_data())"
+        )
+    return {form: (kind, index) for form, (kind, index) in json.loads(path.read_text()).items()}
 
 
 def align_words(source: str, target: str, source_concepts: dict, target_concepts: dict) -> list[tuple[int, int]]:
@@ -68,11 +59,6 @@ def parallel_word_alignments(
 ) -> list[list[tuple[int, int]]]:
     """The word alignment of each (source, target) sentence pair of the synthetic languages ``src_lang`` and
     ``tgt_lang``."""
-    lexicon = _lexicon(str(Path(data_dir).resolve()))
-    for code in (src_lang, tgt_lang):
-        if code not in lexicon.forms:
-            raise XltError(
-                f"language {code!r} is not one of the generated languages in {data_dir}: {', '.join(lexicon.forms)}"
-            )
-    source_concepts, target_concepts = word_concepts(lexicon, src_lang), word_concepts(lexicon, tgt_lang)
+    folder = Path(data_dir).resolve()
+    source_concepts, target_concepts = word_concepts(folder, src_lang), word_concepts(folder, tgt_lang)
     return [align_words(s, t, source_concepts, target_concepts) for s, t in zip(sources, targets)]

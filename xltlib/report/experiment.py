@@ -19,7 +19,6 @@ from xltlib.config import PRETRAINED, RunConfig
 from xltlib.config.methods import dosed_params
 from xltlib.config.protocols import PROTOCOLS, protocol_settings
 from xltlib.data import tasks
-from xltlib.data.generated import language_distances
 from xltlib.errors import XltError, unknown
 from xltlib.methods import method_class
 from xltlib.models import resolve_device
@@ -27,6 +26,7 @@ from xltlib.quick_xtreme import quick_settings
 from xltlib.report.cells import label_configurations
 from xltlib.report.shipped import stored_runs
 from xltlib.store import load_results, stale_runs
+from xltlib.synthetic.generated import language_distances
 from xltlib.synthetic.recipe import (
     SOURCE_ACCURACY_FLOOR,
     default_draw,

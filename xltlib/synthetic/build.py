@@ -14,8 +14,6 @@ from typing import Any
 import torch
 
 from xltlib.config import SYNTHETIC_FINETUNING, RunConfig
-from xltlib.data.generated import data_sha256, ensure_data
-from xltlib.data.languages import BASE
 from xltlib.errors import XltError
 from xltlib.evaluation.accuracy import zero_shot_accuracy
 from xltlib.files import atomic_directory, atomic_write_text, build_once
@@ -24,6 +22,8 @@ from xltlib.pipeline import fine_tune, load_run_data
 from xltlib.store import env_info
 from xltlib.synthetic import shipped
 from xltlib.synthetic.detection import check_enough_pairs, detection_stage, warn_if_not_formed
+from xltlib.synthetic.generated import data_sha256, ensure_data
+from xltlib.synthetic.languages import BASE
 from xltlib.synthetic.pretraining import every_100, masked_lm_stage, warn_if_bf16_is_emulated
 from xltlib.synthetic.recipe import (
     ENCODER_RECIPE_VERSION,

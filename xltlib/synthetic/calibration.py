@@ -20,9 +20,9 @@ import pandas as pd
 from scipy import stats
 
 from xltlib.data import tasks
-from xltlib.data.generated import language_distances
-from xltlib.data.languages import BASE
 from xltlib.pipeline import ensure_runs
+from xltlib.synthetic.generated import language_distances
+from xltlib.synthetic.languages import BASE
 from xltlib.synthetic.recipe import SOURCE_ACCURACY_FLOOR
 from xltlib.synthetic.run_config import synthetic_run_config
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from xltlib.config.checks import check_number
 from xltlib.data import tasks
-from xltlib.data.examples import EXAMPLE_MAKERS
-from xltlib.data.generated import DataSpec
 from xltlib.errors import XltError
 from xltlib.files import canonical_sha256
 from xltlib.models import TinyXlmrSpec
 from xltlib.synthetic import shipped
+from xltlib.synthetic.examples import EXAMPLE_MAKERS
+from xltlib.synthetic.generated import DataSpec
 
 ENCODER_RECIPE_VERSION = 5
 """Bump when the pre-training code would build a different encoder from the same profile (it enters the recipe hash)."""

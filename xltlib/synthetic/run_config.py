@@ -10,11 +10,11 @@ from typing import Any
 from xltlib.config import SYNTHETIC_FINETUNING, RunConfig
 from xltlib.config.checks import check_number
 from xltlib.data import tasks
-from xltlib.data.examples import EXAMPLE_MAKERS
-from xltlib.data.generated import ensure_data
 from xltlib.errors import XltError, did_you_mean
 from xltlib.synthetic import shipped
 from xltlib.synthetic.build import ensure_encoder
+from xltlib.synthetic.examples import EXAMPLE_MAKERS
+from xltlib.synthetic.generated import ensure_data
 from xltlib.synthetic.recipe import SyntheticProfile, default_draw, default_synthetic_profile, encoder_path, with_draw
 
 

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from xltlib.data.generated import data_sha256
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, atomic_write_text, file_sha256
+from xltlib.synthetic.generated import data_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_ENCODERS = REPO / "data" / "synthetic-encoders"

@@ -1,7 +1,7 @@
 """The synthetic tasks' pairs: how a pair of frames is made and labelled (NLI, paraphrase).
 
 A label follows from the two frames alone (:func:`nli_label`, :func:`paws_label`), so it
-is the same in every language the pair is rendered into (:mod:`xltlib.data.languages`).
+is the same in every language the pair is rendered into (:mod:`xltlib.synthetic.languages`).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from xltlib.data.languages import Frame, LanguageRecipe, Lexicon, render, sample_frame
+from xltlib.data.tasks import get_task
 from xltlib.errors import XltError
+from xltlib.synthetic.languages import Frame, LanguageRecipe, Lexicon, render, sample_frame
 
-NLI_LABELS = ("entailment", "neutral", "contradiction")
+NLI_LABELS = get_task("syn-nli").labels
 
 
-PAWS_LABELS = ("0", "1")  # 0 = not a paraphrase, 1 = paraphrase (the PAWS-X convention)
+PAWS_LABELS = get_task("syn-paws").labels
 
 
 def _modifiers(frame: Frame) -> set[tuple[str, object]]:

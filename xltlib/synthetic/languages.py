@@ -184,6 +184,11 @@ class Lexicon:
         }
         return [(kind, i) for kind in KINDS for i in range(sizes[kind])] + [(word, 0) for word in FUNCTION_WORDS]
 
+    def word_concepts(self, code: str) -> dict[str, tuple[str, int]]:
+        """Every surface form of language ``code`` → the concept it expresses (forms never collide within a
+        language)."""
+        return {form: concept for concept, forms in self.forms[code].items() for form in forms}
+
 
 _CONSONANTS = "ptkbdgmnslrvz"
 

@@ -2,7 +2,7 @@
 
 :class:`DataSpec` fixes everything that is generated; :func:`ensure_data` writes it once
 into ``{cache}/synthetic/data-{hash}/`` (the languages themselves are
-:mod:`xltlib.data.languages`). Every file draws from its own random stream, so the files
+:mod:`xltlib.synthetic.languages`). Every file draws from its own random stream, so the files
 are the same on every machine.
 """
 
@@ -15,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from xltlib.data.examples import EXAMPLE_MAKERS, Example, render_examples
-from xltlib.data.languages import (
+from xltlib.data.word_alignment import CONCEPTS_FILE
+from xltlib.errors import XltError
+from xltlib.files import atomic_directory, atomic_write_text, build_once, canonical_sha256
+from xltlib.synthetic.examples import EXAMPLE_MAKERS, Example, render_examples
+from xltlib.synthetic.languages import (
     BASE,
     TARGETS,
     Fact,
@@ -29,10 +32,8 @@ from xltlib.data.languages import (
     render_words,
     sample_frame,
 )
-from xltlib.errors import XltError
-from xltlib.files import atomic_directory, atomic_write_text, build_once, canonical_sha256
 
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 """Bump when the same :class:`DataSpec` would generate different files, to retire old caches."""
 
 
@@ -286,6 +287,29 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+def _write_tables(folder: Path, spec: DataSpec, lexicon: Lexicon) -> None:
+    """The folder's descriptions: languages, spec, the base language's synonyms, every language's word concepts."""
+    languages = {r.code: {**asdict(r), "distance": r.distance()} for r in spec.recipes}
+    atomic_write_text(folder / "languages.json", json.dumps(languages, indent=2) + "\n")
+    atomic_write_text(folder / "spec.json", json.dumps(asdict(spec), indent=2) + "\n")
+    atomic_write_text(folder / "synonyms-base.json", json.dumps(synonym_table(lexicon), indent=1) + "\n")
+    for recipe in spec.recipes:
+        concepts = json.dumps(lexicon.word_concepts(recipe.code), indent=0, sort_keys=True)
+        atomic_write_text(folder / CONCEPTS_FILE.format(lang=recipe.code), concepts + "\n")
+
+
+def _write_task(folder: Path, spec: DataSpec, lexicon: Lexicon, task: str) -> None:
+    """A task's base training split and its dev and test splits in every language."""
+    folder.mkdir()
+    splits = task_examples(spec, lexicon, task)
+    _write_tsv(folder / "train-base.tsv", render_examples(splits["train"], lexicon, BASE, _rng(spec, task, "train")))
+    for recipe in spec.recipes:
+        dev_synonyms = _rng(spec, task, "dev") if recipe is BASE else None
+        _write_tsv(folder / f"dev-{recipe.code}.tsv", render_examples(splits["dev"], lexicon, recipe, dev_synonyms))
+        synonyms = _rng(spec, task, "test", recipe.code) if recipe is BASE else None
+        _write_tsv(folder / f"test-{recipe.code}.tsv", render_examples(splits["test"], lexicon, recipe, synonyms))
+
+
 def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Path:
     """Generate every file of the profile into ``out_dir`` (written whole or not at all).
 
@@ -293,6 +317,7 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
 
         languages.json                 recipes and distances of every language
         spec.json                      this DataSpec
+        concepts-{lang}.json           every surface form → its concept (word alignments)
         mono-{lang}.tsv                non-parallel pre-training text: two-sentence documents
         detect-base.tsv                base-language pairs with a new/stated label and a kind per word (detection stage)
         parallel-{lang}.txt            line-aligned sentences for alignment (Tatoeba analog)
@@ -305,10 +330,7 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
 
     with atomic_directory(out_dir, "use ensure_data() to reuse it") as tmp:
         lexicon = build_lexicon(spec.grammar, spec.recipes)
-        languages = {r.code: {**asdict(r), "distance": r.distance()} for r in spec.recipes}
-        atomic_write_text(tmp / "languages.json", json.dumps(languages, indent=2) + "\n")
-        atomic_write_text(tmp / "spec.json", json.dumps(asdict(spec), indent=2) + "\n")
-        atomic_write_text(tmp / "synonyms-base.json", json.dumps(synonym_table(lexicon), indent=1) + "\n")
+        _write_tables(tmp, spec, lexicon)
         steps = tqdm(spec.recipes, desc="synthetic data", unit="lang", disable=not progress)
         for recipe in steps:
             _write_tsv(tmp / f"mono-{recipe.code}.tsv", monolingual_corpus(spec, lexicon, recipe))
@@ -319,21 +341,7 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
             synonyms = _rng(spec, "parallel", recipe.code) if recipe is BASE else None
             _write_lines(tmp / f"parallel-{recipe.code}.txt", [render(f, lexicon, recipe, synonyms) for f in parallel])
         for task in EXAMPLE_MAKERS:
-            (tmp / task).mkdir()
-            splits = task_examples(spec, lexicon, task)
-            _write_tsv(
-                tmp / task / "train-base.tsv",
-                render_examples(splits["train"], lexicon, BASE, _rng(spec, task, "train")),
-            )
-            for recipe in spec.recipes:
-                dev_synonyms = _rng(spec, task, "dev") if recipe is BASE else None
-                _write_tsv(
-                    tmp / task / f"dev-{recipe.code}.tsv", render_examples(splits["dev"], lexicon, recipe, dev_synonyms)
-                )
-                synonyms = _rng(spec, task, "test", recipe.code) if recipe is BASE else None
-                _write_tsv(
-                    tmp / task / f"test-{recipe.code}.tsv", render_examples(splits["test"], lexicon, recipe, synonyms)
-                )
+            _write_task(tmp / task, spec, lexicon, task)
     return Path(out_dir)
 
 
