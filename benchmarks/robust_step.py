@@ -31,7 +31,7 @@ from xltlib.config import RunConfig
 from xltlib.methods import make_method
 from xltlib.methods.base import ModelCall
 from xltlib.models import autocast_for, build_tiny_xlmr, load_classifier
-from xltlib.synthetic import generated, languages
+from xltlib.synthetic import generated, grammar, languages
 from xltlib.synthetic.recipe import default_synthetic_profile
 from xltlib.training import OptimizerSettings, accumulate_gradients, make_optimizer
 
@@ -54,7 +54,7 @@ def pairs_frame(n: int, words: int) -> pd.DataFrame:
     def sentence() -> str:
         text = []
         while len(text) < words:
-            frame = languages.sample_frame(lexicon, rng, adjective_rate=1.0, place_rate=1.0)
+            frame = grammar.sample_frame(lexicon, rng, adjective_rate=1.0, place_rate=1.0)
             text += languages.render(frame, lexicon, languages.BASE, rng).split()
         return " ".join(text[:words])
 

@@ -614,14 +614,14 @@ def test_cli_runs_a_synthetic_task_without_model_or_data(quick_cache, tmp_path):
             "--out",
             str(tmp_path),
             "--langs",
-            "base,a0",
+            "base,a0svo",
         ],
         capture_output=True,
         text=True,
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "a0" in done.stdout and "base" in done.stdout
+    assert "a0svo" in done.stdout and "base" in done.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "xltlib", "run", "--task", "xnli", "--quick"], capture_output=True, text=True, cwd=REPO
     )

@@ -362,7 +362,7 @@ def test_the_synthetic_grammar_counts_in_the_code_version_of_synthetic_runs_only
     store._code_version.cache_clear()
     before = {profile: store.code_version(profile) for profile in ("synthetic", "xtreme", None)}
     assert before["synthetic"] != before["xtreme"] == before[None]
-    grammar = package / "data" / "languages.py"
+    grammar = package / "synthetic" / "grammar.py"
     grammar.write_text(grammar.read_text() + "\nEXTRA_NOUNS = 1\n")
     store._code_version.cache_clear()
     after = {profile: store.code_version(profile) for profile in ("synthetic", "xtreme", None)}

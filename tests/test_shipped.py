@@ -100,7 +100,7 @@ def test_generated_data_that_differ_from_the_shipped_sets_are_refused(tmp_path):
     root.mkdir()
     (root / shipped.MANIFEST).write_text(json.dumps({"data_sha256": generated.data_sha256(data_dir)}))
     shipped.check_data(data_dir, root)
-    with open(data_dir / "syn-nli" / "test-a0.tsv", "a", encoding="utf-8") as handle:
+    with open(data_dir / "syn-nli" / "test-a0svo.tsv", "a", encoding="utf-8") as handle:
         handle.write("one\tmore\tentailment\n")
     with pytest.raises(XltError, match="the data generator changed"):
         shipped.check_data(data_dir, root)

@@ -60,7 +60,14 @@ COMPUTE_CODE = ("config", "data", "methods", "evaluation", "models.py", "run_dat
 """The parts of ``xltlib`` whose source can change a run's numbers (the report, the store's
 bookkeeping, the grid and the synthetic encoder's builder cannot: shipped encoders and data
 files enter a run's identity by content)."""
-PROFILE_CODE = {"synthetic": ("synthetic/languages.py", "synthetic/examples.py", "synthetic/generated.py")}
+PROFILE_CODE = {
+    "synthetic": (
+        "synthetic/grammar.py",
+        "synthetic/languages.py",
+        "synthetic/examples.py",
+        "synthetic/generated.py",
+    )
+}
 """Compute code of one profile only: the synthetic world's grammar, examples and generator count in the code
 version of synthetic runs, and a change there leaves the other profiles' runs current."""
 

@@ -32,7 +32,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from xltlib.data import loading, tasks
-from xltlib.synthetic import generated, languages
+from xltlib.synthetic import generated, grammar, languages
 from xltlib.synthetic.build import ensure_encoder
 from xltlib.synthetic.recipe import default_synthetic_profile, without_detection_stage
 
@@ -91,7 +91,7 @@ def main() -> None:
     data_dir = generated.ensure_data(profile.data, args.cache)
     encoder_dir = args.encoder or ensure_encoder(without_detection_stage(profile), args.cache)
     lexicon = languages.build_lexicon(profile.data.grammar, profile.data.recipes)
-    function_words = {form for word in languages.FUNCTION_WORDS for form in lexicon.forms["base"][(word, 0)]}
+    function_words = {form for word in grammar.FUNCTION_WORDS for form in lexicon.forms["base"][(word, 0)]}
     dev = loading.load_split(tasks.get_task("syn-nli"), "base", "dev", str(data_dir))
     sentences = list(dict.fromkeys(dev.text_a))[: args.sentences]
     others = sentences[1:] + sentences[:1]

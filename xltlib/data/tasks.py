@@ -151,7 +151,18 @@ PARALLEL_SENTENCES = "parallel"
 """Parallel split made of `parallel-{lang}.txt` sentence files (Tatoeba-style), not of task pairs."""
 
 
-SYNTHETIC_LANGUAGES = ("base", "a80", "a50", "a20", "a0", "a20sov", "a0vso", "a0script")
+SYNTHETIC_LANGUAGES = (
+    "base",
+    "a100svo",
+    "a100sov-f",
+    "a100vso",
+    "a50svo-f",
+    "a50sov",
+    "a50vso-f",
+    "a0svo",
+    "a0sov-f",
+    "a0vso",
+)
 """The synthetic profile's languages, source first: the generator (:mod:`xltlib.synthetic.languages`) renders
 exactly these."""
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from xltlib.data.tasks import get_task
 from xltlib.errors import XltError
-from xltlib.synthetic.languages import Frame, LanguageRecipe, Lexicon, render, sample_frame
+from xltlib.synthetic.grammar import Frame, entails_noun, generalized, sample_frame
+from xltlib.synthetic.languages import LanguageRecipe, Lexicon, render
 
 NLI_LABELS = get_task("syn-nli").labels
 
@@ -30,21 +31,24 @@ def _modifiers(frame: Frame) -> set[tuple[str, object]]:
     return {fact for fact in facts if fact[1] is not None}
 
 
-def nli_label(premise: Frame, hypothesis: Frame) -> str:
+def nli_label(premise: Frame, hypothesis: Frame, lexicon: Lexicon) -> str:
     """The label of a ``syn-nli`` pair, by frame logic.
 
     The premise asserts one event (it is never negated). The hypothesis follows from it
-    (*entailment*) when it names the same event — same subject, verb and object in the
-    same roles — with no modifier the premise lacks; it denies it (*contradiction*) under
-    the same conditions but negated; anything else (another participant or verb, swapped
-    roles, a modifier the premise does not state) cannot be decided (*neutral*).
+    (*entailment*) when it names the same event — the same verb, and in each role the
+    premise's noun or its hypernym (*the poodle barks* ⊨ *the dog barks*,
+    :func:`xltlib.synthetic.grammar.entails_noun`) — with no modifier the premise lacks; it
+    denies it (*contradiction*) under the same conditions but negated; anything else
+    (another participant or verb, a hyponym or a wrong hypernym, swapped roles, a modifier
+    the premise does not state) cannot be decided (*neutral*). The hypernyms are lexical
+    facts: only source labels teach them, and only aligned words carry them to another language.
     """
     if premise.negated:
         raise XltError("syn-nli premises are assertions: a negated premise has no label by this logic")
-    same_event = (premise.subject, premise.verb, premise.object) == (
-        hypothesis.subject,
-        hypothesis.verb,
-        hypothesis.object,
+    same_event = (
+        premise.verb == hypothesis.verb
+        and entails_noun(lexicon, premise.subject, hypothesis.subject)
+        and entails_noun(lexicon, premise.object, hypothesis.object)
     )
     if not same_event or not _modifiers(hypothesis) <= _modifiers(premise):
         return "neutral"
@@ -72,7 +76,7 @@ def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generat
     """A hypothesis the premise neither entails nor contradicts (one undecidable change)."""
     spec = lexicon.spec
     hypothesis = _drop_modifiers(premise, rng)
-    change = rng.choice(("swap_roles", "other_noun", "other_verb", "add_modifier"))
+    change = rng.choice(("swap_roles", "other_noun", "other_verb", "add_modifier", "other_hypernym"))
     if change == "swap_roles" and premise.subject != premise.object:
         hypothesis = replace(
             hypothesis,
@@ -90,6 +94,11 @@ def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generat
         else:
             value = int(rng.integers(spec.adjectives))
         hypothesis = replace(hypothesis, **{slot: value})
+    elif change == "other_hypernym" and spec.hypernyms:
+        # a hypernym, but not the participant's: the relation has to be known, not guessed from the word
+        role = rng.choice(("subject", "object"))
+        hypernyms = np.flatnonzero(lexicon.hypernym_of < 0)
+        hypothesis = replace(hypothesis, **{role: int(hypernyms[rng.integers(len(hypernyms))])})
     else:
         role = rng.choice(("subject", "object"))
         hypothesis = replace(
@@ -139,8 +148,13 @@ class Example:
     front_second: bool = False
 
 
-def nli_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
-    """One ``syn-nli`` example; labels are drawn uniformly."""
+def nli_example(lexicon: Lexicon, rng: np.random.Generator, generalize_rate: float = 0.5) -> Example:
+    """One ``syn-nli`` example; labels are drawn uniformly.
+
+    An entailed or contradicted hypothesis names a participant by its hypernym with
+    probability ``generalize_rate``; neutral ones include wrong hypernyms as often as any
+    other change, so the label turns on which noun is a kind of which.
+    """
     while True:  # redraw when a change happened to be undone (e.g. a role swap of equal nouns)
         label = NLI_LABELS[int(rng.integers(3))]
         premise = sample_frame(lexicon, rng, negation_rate=0.0)
@@ -148,7 +162,9 @@ def nli_example(lexicon: Lexicon, rng: np.random.Generator) -> Example:
             hypothesis = _neutral_hypothesis(premise, lexicon, rng)
         else:
             hypothesis = replace(_drop_modifiers(premise, rng), negated=label == "contradiction")
-        if nli_label(premise, hypothesis) == label:
+            if rng.random() < generalize_rate:
+                hypothesis = generalized(hypothesis, lexicon, rng)
+        if nli_label(premise, hypothesis, lexicon) == label:
             return Example(premise, hypothesis, label)
 
 

@@ -19,21 +19,19 @@ from xltlib.data.word_alignment import CONCEPTS_FILE
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, atomic_write_text, build_once, canonical_sha256
 from xltlib.synthetic.examples import EXAMPLE_MAKERS, Example, render_examples
+from xltlib.synthetic.grammar import Frame, GrammarSpec, generalized, sample_frame
 from xltlib.synthetic.languages import (
     BASE,
     TARGETS,
     Fact,
-    Frame,
-    GrammarSpec,
     LanguageRecipe,
     Lexicon,
     build_lexicon,
     render,
     render_words,
-    sample_frame,
 )
 
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 """Bump when the same :class:`DataSpec` would generate different files, to retire old caches."""
 
 
@@ -153,7 +151,7 @@ def monolingual_corpus(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe)
     return documents
 
 
-CHANGES = ("subject", "object", "verb", "roles", "adjective", "negation")
+CHANGES = ("subject", "object", "verb", "roles", "adjective", "negation", "generalize")
 """The kinds of one-fact change in a detection pair (see :func:`detection_pairs`)."""
 
 
@@ -166,7 +164,9 @@ def changed_frame(frame: Frame, lexicon: Lexicon, rng: np.random.Generator) -> F
 
     Another subject, object or verb; subject and object swapped (with their adjectives);
     another adjective on the subject or object (or one added where there was none); the
-    negation added or removed. A swap of identical participants changes the subject instead.
+    negation added or removed; a participant named by its hypernym (which states less, so
+    only the hyponym's word is new). A swap of identical participants, or a generalization
+    where no participant has a hypernym, changes the subject instead.
     """
     spec = lexicon.spec
 
@@ -189,15 +189,28 @@ def changed_frame(frame: Frame, lexicon: Lexicon, rng: np.random.Generator) -> F
         return replace(frame, **{f"{role}_adjective": adjective})
     if change == "negation":
         return replace(frame, negated=not frame.negated)
+    if change == "generalize" and (general := generalized(frame, lexicon, rng)) != frame:
+        return general
     if change == "verb":
         return replace(frame, verb=other(frame.verb, spec.verbs))
-    role = "object" if change == "object" else "subject"
+    role = "object" if change == "object" else "subject"  # also a generalization without a hypernym
     return replace(frame, **{role: other(getattr(frame, role), spec.nouns)})
 
 
-def _new_fact_labels(words: list[tuple[str, Fact | None]], other: list[tuple[str, Fact | None]]) -> str:
-    """Per word: ``1`` if its fact is not stated by ``other``, ``0`` if it is, ``-`` for no fact."""
+def _new_fact_labels(
+    words: list[tuple[str, Fact | None]], other: list[tuple[str, Fact | None]], lexicon: Lexicon
+) -> str:
+    """Per word: ``1`` if its fact is not stated by ``other``, ``0`` if it is, ``-`` for no fact.
+
+    A participant's hypernym is stated by the participant (*the poodle* states *the dog*), as
+    in :func:`xltlib.synthetic.examples.nli_label`.
+    """
     stated = {fact for _, fact in other if fact is not None}
+    stated |= {
+        (role, int(lexicon.hypernym_of[noun]))
+        for role, noun in stated
+        if role in ("subject", "object") and lexicon.hypernym_of[noun] >= 0
+    }
     return " ".join("-" if fact is None else str(int(fact not in stated)) for _, fact in words)
 
 
@@ -243,8 +256,8 @@ def detection_pairs(spec: DataSpec, lexicon: Lexicon, recipe: LanguageRecipe = B
             (
                 " ".join(w for w, _ in a),
                 " ".join(w for w, _ in b),
-                _new_fact_labels(a, b),
-                _new_fact_labels(b, a),
+                _new_fact_labels(a, b, lexicon),
+                _new_fact_labels(b, a, lexicon),
                 _fact_kinds(a),
                 _fact_kinds(b),
             )

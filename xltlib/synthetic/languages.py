@@ -1,19 +1,15 @@
 """Synthetic languages at known distances from one base language (the offline profile).
 
-A small grammar generates *frames* — who does what to whom, with which properties, where,
-negated or not — and a *recipe* renders any frame into one language. Because every
+The grammar (:mod:`xltlib.synthetic.grammar`) generates *frames* — who does what to whom,
+with which properties, where, negated or not — and a *recipe* renders any frame into one
+language. Because every
 language renders the same frames, parallel data is exact by construction, and because a
 recipe is a handful of named settings, each language's distance from the base language is
 known before any model sees it (K et al., ICLR 2020; Dufter & Schütze, EMNLP 2020).
 
-Two lessons of the feasibility test are built in:
-
-- frames are not uniformly random: verbs prefer subjects and objects of certain noun
-  classes and adjectives prefer nouns of certain classes, so monolingual text reveals
-  which words play the same role in two languages;
-- lexical overlap uses *nested* anchor sets: concepts are ranked once, and a language with
-  anchor share p keeps the base-language form of the first p of them, so a language with
-  more overlap always contains the anchors of one with less.
+Lexical overlap uses *nested* anchor sets: content concepts are ranked once, and a language
+with anchor share p keeps the base-language form of the first p of them, so a language with
+more overlap always contains the anchors of one with less.
 """
 
 from __future__ import annotations
@@ -23,15 +19,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xltlib.errors import XltError, did_you_mean
+from xltlib.errors import XltError
+from xltlib.synthetic.grammar import (
+    CONTENT_KINDS,
+    FUNCTION_WORDS,
+    KINDS,
+    Frame,
+    GrammarSpec,
+    hypernyms,
+    slot_tables,
+)
 
 ORDERS = ("SVO", "SOV", "VSO", "OSV")
-
-
-KINDS = ("noun", "verb", "adjective", "preposition")
-
-
-SYNONYM_KINDS = ("noun", "verb", "adjective")
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,11 @@ class LanguageRecipe:
 
     Attributes:
         code: language code used in file names and result rows.
-        anchor_share: fraction of content and function concepts whose surface form is the
-            base language's (nested across languages; 1.0 for the base language itself).
+        anchor_share: fraction of content concepts (nouns, verbs, adjectives) whose surface
+            form is the base language's (nested across languages; 1.0 for the base language itself).
+        shared_function_words: the function words (determiner, negation, adpositions) are the
+            base language's; an explicit factor, apart from ``anchor_share`` (negation alone
+            decides a third of the ``syn-nli`` labels).
         order: clause order of subject, verb and object (``SVO``, ``SOV``, ``VSO``, ``OSV``).
         adjective_after: adjectives follow their noun (the base language puts them before).
         postpositions: adpositions follow their noun phrase (the base language uses prepositions).
@@ -51,6 +53,7 @@ class LanguageRecipe:
 
     code: str
     anchor_share: float
+    shared_function_words: bool = True
     order: str = "SVO"
     adjective_after: bool = False
     postpositions: bool = False
@@ -66,97 +69,63 @@ class LanguageRecipe:
         """Scalar distance from the base language, fixed by the recipe before any training.
 
         (1 − anchor share) + 0.5 if the clause order differs + 0.25 per other differing
-        axis (adjective position, adpositions, script). Weights are a documented choice, used
-        only to order languages in the analysis.
+        axis (own function words, adjective position, adpositions, script). Weights are a
+        documented choice, used only to order languages; the analysis also uses the factors
+        themselves (:func:`factors`).
         """
         return round(
             (1.0 - self.anchor_share)
             + 0.5 * (self.order != "SVO")
-            + 0.25 * (self.adjective_after + self.postpositions + self.own_script),
+            + 0.25 * ((not self.shared_function_words) + self.adjective_after + self.postpositions + self.own_script),
             4,
         )
+
+    def factors(self) -> dict[str, object]:
+        """The recipe's design factors, as the analysis reads them."""
+        return {
+            "anchor_share": self.anchor_share,
+            "order": self.order,
+            "shared_function_words": self.shared_function_words,
+        }
 
 
 BASE = LanguageRecipe("base", anchor_share=1.0)
 
 
-TARGETS = (
-    LanguageRecipe("a80", anchor_share=0.8),
-    LanguageRecipe("a50", anchor_share=0.5),
-    LanguageRecipe("a20", anchor_share=0.2),
-    LanguageRecipe("a0", anchor_share=0.0),
-    LanguageRecipe("a20sov", anchor_share=0.2, order="SOV", postpositions=True),
-    LanguageRecipe("a0vso", anchor_share=0.0, order="VSO", adjective_after=True),
-    LanguageRecipe("a0script", anchor_share=0.0, order="SOV", adjective_after=True, own_script=True),
-)
-"""The default target languages, from near to far."""
+ANCHOR_SHARES = (1.0, 0.5, 0.0)
 
 
-@dataclass(frozen=True)
-class GrammarSpec:
-    """Size and structure of the base grammar.
+FACTORIAL_ORDERS = ("SVO", "SOV", "VSO")
 
-    Attributes:
-        nouns, verbs, adjectives, prepositions: concepts of each kind.
-        classes: semantic noun classes that verbs and adjectives select for.
-        preference: weight of a slot's preferred class against all classes (a slot is filled
-            from its preferred class about this often); 1/classes would make classes carry nothing.
-        zipf: exponent of each kind's concept frequencies (rank ``r`` drawn with weight
-            ``r ** -zipf``, ranks shuffled per kind); 0 makes the concepts of a kind equally frequent.
-        selectivity: standard deviation of the log-normal weight each head gives each of its
-            dependents (a verb to every subject and object noun, a noun to every adjective, an
-            adposition to every place noun); 0 leaves only the class preference, under which
-            the words of one class are interchangeable and their translations unidentifiable
-            (the identifiability gate, ``book/probes/identifiability.py``).
-        synonym_share: fraction of base-language concepts of the ``synonym_kinds`` with a
-            second surface form (the synonym table of ``rs_da``).
-        synonym_kinds: the kinds of concept that may have synonyms (of ``noun``, ``verb``,
-            ``adjective``). Not verbs by default: with verb synonyms the synthetic encoder never
-            learned to tell a verb's synonym from another verb (the detection stage's recall of
-            changed verbs stayed 0.00 after 3,000 steps; 0.92 without them), so a hypothesis
-            with another verb was recognised as neutral 2–6% of the time (book, design notes, "Why no
-            verb synonyms").
-        seed: seeds the lexicon, the class assignment and the anchor ranking.
+
+def factorial_code(anchor_share: float, order: str, shared_function_words: bool) -> str:
+    """``a50sov-f``: anchor share in percent, clause order, ``-f`` when the function words are the base's."""
+    return f"a{round(anchor_share * 100)}{order.lower()}" + ("-f" if shared_function_words else "")
+
+
+def factorial_targets() -> tuple[LanguageRecipe, ...]:
+    """Anchor share {1, 0.5, 0} × clause order {SVO, SOV, VSO}, with shared function words in alternate cells.
+
+    Function-word sharing alternates over the 3 × 3 grid (shared where the two factor
+    levels' indices sum to an odd number): every anchor share and every order has languages
+    with and without it, so its effect is estimable beside the other two, and no cell copies
+    the base language (anchor 1 with SVO keeps its own function words). Only the clause
+    order changes word order; adjective position, adpositions and script stay the base's.
     """
-
-    nouns: int = 96
-    verbs: int = 32
-    adjectives: int = 32
-    prepositions: int = 6
-    classes: int = 4
-    preference: float = 0.9
-    zipf: float = 0.5
-    selectivity: float = 1.5
-    synonym_share: float = 0.3
-    synonym_kinds: tuple[str, ...] = ("noun", "adjective")
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.synonym_kinds, str):
-            raise XltError(f"GrammarSpec.synonym_kinds must be a tuple of kinds, got the string {self.synonym_kinds!r}")
-        for kind in self.synonym_kinds:
-            if kind not in SYNONYM_KINDS:
-                raise XltError(
-                    f"GrammarSpec.synonym_kinds: {kind!r} is not a kind with synonyms"
-                    f"{did_you_mean(kind, SYNONYM_KINDS)}; kinds: {', '.join(SYNONYM_KINDS)}"
-                )
+    return tuple(
+        LanguageRecipe(
+            factorial_code(share, order, (i + j) % 2 == 1),
+            anchor_share=share,
+            shared_function_words=(i + j) % 2 == 1,
+            order=order,
+        )
+        for i, share in enumerate(ANCHOR_SHARES)
+        for j, order in enumerate(FACTORIAL_ORDERS)
+    )
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One proposition, independent of any language. Nouns etc. are concept indices per kind."""
-
-    subject: int
-    verb: int
-    object: int
-    subject_adjective: int | None = None
-    object_adjective: int | None = None
-    negated: bool = False
-    place: tuple[int, int] | None = None  # (preposition, noun)
-
-
-# Function words every language has: determiner and negation marker.
-FUNCTION_WORDS = ("determiner", "negation")
+TARGETS = factorial_targets()
+"""The default target languages (:func:`factorial_targets`), from the most to the least shared words."""
 
 
 Fact = tuple[str, object]
@@ -172,7 +141,8 @@ class Lexicon:
     verb_subject_class: np.ndarray  # [verbs] preferred subject class
     verb_object_class: np.ndarray  # [verbs] preferred object class
     adjective_class: np.ndarray  # [adjectives] preferred noun class
-    slots: dict[str, np.ndarray] = field(default_factory=dict)  # slot → cumulative distribution, see _slot_tables
+    hypernym_of: np.ndarray = field(default_factory=lambda: np.empty(0, int))  # [nouns] hypernym noun, -1 for none
+    slots: dict[str, np.ndarray] = field(default_factory=dict)  # slot → cumulative distribution (slot_tables)
     forms: dict[str, dict[tuple[str, int], tuple[str, ...]]] = field(default_factory=dict)
 
     def concepts(self) -> list[tuple[str, int]]:
@@ -228,7 +198,8 @@ def build_lexicon(spec: GrammarSpec, recipes: tuple[LanguageRecipe, ...]) -> Lex
         verb_object_class=rng.integers(spec.classes, size=spec.verbs),
         adjective_class=rng.integers(spec.classes, size=spec.adjectives),
     )
-    lexicon.slots = _slot_tables(spec, lexicon)
+    lexicon.slots = slot_tables(spec, lexicon)
+    lexicon.hypernym_of = hypernyms(spec)
     concepts = lexicon.concepts()
     taken: set[str] = set()
     base_words = _pseudo_words(rng, len(concepts), taken)
@@ -237,92 +208,25 @@ def build_lexicon(spec: GrammarSpec, recipes: tuple[LanguageRecipe, ...]) -> Lex
     for i, concept in enumerate(concepts):
         has_synonym = concept[0] in spec.synonym_kinds and rng.random() < spec.synonym_share
         base[concept] = (base_words[i], synonyms[i]) if has_synonym else (base_words[i],)
-    rank_of = np.argsort(rng.permutation(len(concepts)))  # one ranking for all languages: nested anchors
+    content = [i for i, concept in enumerate(concepts) if concept[0] in CONTENT_KINDS]
+    rank_of = dict(zip(content, np.argsort(rng.permutation(len(content)))))  # one ranking: nested anchors
     for recipe in recipes:
-        if recipe.anchor_share == 1.0 and not recipe.own_script:
+        if recipe == BASE:  # only the base language has synonyms
             lexicon.forms[recipe.code] = dict(base)
             continue
         language_rng = np.random.default_rng([spec.seed, *map(ord, recipe.code)])
         fresh = iter(_pseudo_words(language_rng, len(concepts), taken))
-        anchors = round(recipe.anchor_share * len(concepts))
+        anchors = round(recipe.anchor_share * len(content))
         forms = {}
         for i, concept in enumerate(concepts):
-            if rank_of[i] < anchors:
+            shared = rank_of[i] < anchors if i in rank_of else recipe.shared_function_words
+            if shared:
                 forms[concept] = base[concept][:1]
             else:
                 word = next(fresh)
                 forms[concept] = ("".join(_OWN_LETTERS.get(c, c) for c in word) if recipe.own_script else word,)
         lexicon.forms[recipe.code] = forms
     return lexicon
-
-
-def _slot_tables(spec: GrammarSpec, lexicon: Lexicon) -> dict[str, np.ndarray]:
-    """Cumulative distributions of every slot of a frame, given its head: each concept's distributional signature.
-
-    ``verb`` [verbs]; ``subject`` and ``object`` [verbs, nouns]; ``adjective`` [nouns,
-    adjectives]; ``preposition`` [prepositions]; ``place`` [prepositions, nouns]. A dependent's
-    weight is its kind's Zipfian frequency × the class preference × its own log-normal weight
-    from the head, so no two concepts of a kind are used alike. Drawn from a stream of their
-    own, so the lexicon's forms do not depend on them.
-    """
-    rng = np.random.default_rng([spec.seed, 1])
-
-    def frequencies(count: int) -> np.ndarray:
-        return (1.0 + rng.permutation(count)) ** -spec.zipf
-
-    def preferring(classes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """[heads, dependents]: the preferred class's share is ``preference``, every class keeps some."""
-        match = (classes[None, :] == wanted[:, None]).astype(np.float64)
-        return spec.preference * match / np.maximum(match.sum(1, keepdims=True), 1) + (1 - spec.preference) / len(
-            classes
-        )
-
-    def selective(heads: int, dependents: int) -> np.ndarray:
-        return np.exp(spec.selectivity * rng.standard_normal((heads, dependents)))
-
-    noun, adjective = frequencies(spec.nouns), frequencies(spec.adjectives)
-    weights = {
-        "verb": frequencies(spec.verbs),
-        "subject": noun
-        * preferring(lexicon.noun_class, lexicon.verb_subject_class)
-        * selective(spec.verbs, spec.nouns),
-        "object": noun * preferring(lexicon.noun_class, lexicon.verb_object_class) * selective(spec.verbs, spec.nouns),
-        "adjective": adjective
-        * preferring(lexicon.adjective_class, lexicon.noun_class)
-        * selective(spec.nouns, spec.adjectives),
-        "preposition": frequencies(spec.prepositions),
-        "place": noun * selective(spec.prepositions, spec.nouns),
-    }
-    return {slot: np.cumsum(w / w.sum(-1, keepdims=True), axis=-1) for slot, w in weights.items()}
-
-
-def _draw(rng: np.random.Generator, cumulative: np.ndarray) -> int:
-    """An index drawn from a cumulative distribution."""
-    return min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(cumulative) - 1)
-
-
-def sample_frame(
-    lexicon: Lexicon,
-    rng: np.random.Generator,
-    adjective_rate: float = 0.4,
-    place_rate: float = 0.3,
-    negation_rate: float = 0.2,
-) -> Frame:
-    """One frame drawn from the grammar's slot distributions (:func:`_slot_tables`)."""
-    slots = lexicon.slots
-    verb = _draw(rng, slots["verb"])
-    subject, obj = _draw(rng, slots["subject"][verb]), _draw(rng, slots["object"][verb])
-
-    def adjective_for(noun: int) -> int | None:
-        return _draw(rng, slots["adjective"][noun]) if rng.random() < adjective_rate else None
-
-    place = None
-    if rng.random() < place_rate:
-        preposition = _draw(rng, slots["preposition"])
-        place = (preposition, _draw(rng, slots["place"][preposition]))
-    return Frame(
-        subject, verb, obj, adjective_for(subject), adjective_for(obj), bool(rng.random() < negation_rate), place
-    )
 
 
 def render_words(
