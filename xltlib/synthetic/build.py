@@ -49,8 +49,10 @@ def pretrain_encoder(
     progress: bool = True,
     detection_pairs: Sequence[tuple[str, ...]] = (),
     stages: Sequence[DetectionSpec] = (),
+    weights: str = "float32",
 ) -> Path:
-    """Train a tokenizer on ``corpus``, pre-train an ``XLMRobertaForMaskedLM`` on it, save both.
+    """Train a tokenizer on ``corpus``, pre-train an ``XLMRobertaForMaskedLM`` on it, save both (weights in
+    ``weights`` precision, see :attr:`SyntheticProfile.weights`).
 
     A document of ``corpus`` is one text or a pair of texts, encoded with XLM-R's pair
     template (``<s> a </s></s> b </s>``) like the pairs of the classification tasks. The
@@ -84,7 +86,7 @@ def pretrain_encoder(
         }
         report["stages"] = [_run_stage(model, tokenizer, detection_pairs, stage, device, progress) for stage in stages]
         report["seconds"] = round(time.perf_counter() - started, 1)
-        _save(model, tokenizer, report, tmp)
+        _save(model.to(getattr(torch, weights)), tokenizer, report, tmp)
     return Path(out_dir)
 
 
@@ -134,7 +136,7 @@ def ensure_encoder(
     return build_once(
         path,
         lambda out: pretrain_encoder(
-            out, corpus, profile.encoder, profile.pretraining, device, progress, pairs, profile.stages
+            out, corpus, profile.encoder, profile.pretraining, device, progress, pairs, profile.stages, profile.weights
         ),
     )
 
@@ -192,11 +194,11 @@ def build_encoder_set(
     passed, attempts = {}, []
     for draw in range(profile.pretraining.seed, profile.pretraining.seed + check.max_draws):
         folder = shipped.draw_folder(attempts_dir, draw)
-        pretraining = with_draw(profile, draw).pretraining
+        drawn = with_draw(profile, draw)
         build_once(
             folder,
             lambda out: pretrain_encoder(
-                out, corpus, profile.encoder, pretraining, device, progress, pairs, profile.stages
+                out, corpus, drawn.encoder, drawn.pretraining, device, progress, pairs, drawn.stages, drawn.weights
             ),
         )
         attempts.append(_checked(folder, draw, data_dir, check, device))
