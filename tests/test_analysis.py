@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from simulation import HIDDEN_LAYERS, simulate
+from simulation import HIDDEN_LAYERS, SOURCE, simulate
 
 from xltlib.errors import XltError
 from xltlib.report import analysis
+from xltlib.report.factors import factor_model
+from xltlib.store import RESULT_COLUMNS
 
 
 def slope_row(table: pd.DataFrame, fit: str = "ols") -> pd.Series:
@@ -303,3 +305,67 @@ def test_partial_r2_is_undefined_where_the_model_without_alignment_leaves_nothin
     data["accuracy"] += 0.05 * data["alignment"] + rng.normal(scale=0.01, size=18)
     _, rows = analysis._ols(data, "accuracy ~ alignment + C(language)", "accuracy ~ C(language)")
     assert 0.5 < rows[0]["r2_partial"] <= 1
+
+
+def factorial_store(rng: np.random.Generator, encoders: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Standard runs and pre-trained alignment of a 3 × 3 factorial of languages on several encoders, with known
+    factor effects and a shock per encoder."""
+    factors = pd.DataFrame(
+        [
+            {"language": f"l{i}{j}", "anchor_share": share, "order": order, "shared_function_words": (i + j) % 2 == 1}
+            for i, share in enumerate((1.0, 0.5, 0.0))
+            for j, order in enumerate(("SVO", "SOV", "VSO"))
+        ]
+    ).set_index("language")
+    effect = {"SVO": 0.0, "SOV": -0.10, "VSO": -0.20}
+    rows = []
+    for encoder in range(encoders):
+        shock = rng.normal(0, 0.03)
+        for method, seed in (("pretrained", 0), ("standard", 1)):
+            base = {"run_id": f"{method}-{encoder}", "config_id": f"c-{method}", "settings": "{}", "profile": "sim"}
+            base |= {"task": "sim-nli", "model": f"m{encoder}", "method": method, "seed": seed, "src_lang": SOURCE}
+            for language, f in factors.iterrows():
+                level = 0.4 + 0.3 * f.anchor_share + effect[f.order] + 0.05 * f.shared_function_words + shock
+                if method == "standard":
+                    value = level + rng.normal(0, 0.01)
+                    rows.append(base | {"tgt_lang": language, "metric": "accuracy", "value": value})
+                for layer in HIDDEN_LAYERS:
+                    value = level / 2 + rng.normal(0, 0.01)
+                    rows.append(
+                        base
+                        | {
+                            "tgt_lang": language,
+                            "metric": "cosine_gap",
+                            "layer": layer,
+                            "pooling": "mean",
+                            "value": value,
+                        }
+                    )
+    return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS), factors
+
+
+def test_factor_model_matches_least_squares_and_clusters_by_encoder():
+    rng = np.random.default_rng(11)
+    store, factors = factorial_store(rng)
+    table = factor_model(store, factors)
+    accuracy = table[table.outcome == "accuracy"].set_index("term")
+    assert list(accuracy.index) == ["order[SOV]", "order[VSO]", "anchor_share", "shared_function_words"]
+    assert set(accuracy.n_groups) == {6} and set(accuracy.n_obs) == {54}
+    cells = store[(store.metric == "accuracy")].merge(factors, left_on="tgt_lang", right_index=True)
+    design = np.column_stack(
+        [
+            np.ones(len(cells)),
+            cells.order == "SOV",
+            cells.order == "VSO",
+            cells.anchor_share,
+            cells.shared_function_words,
+        ]
+    ).astype(np.float64)
+    reference = np.linalg.lstsq(design, cells.value.to_numpy(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(accuracy.estimate.to_numpy(), reference[1:], rtol=1e-9)
+    assert np.allclose(reference[1:], [-0.10, -0.20, 0.3, 0.05], atol=0.02)  # the simulated effects
+    # clustered by encoder with t(5): the interval is the estimate ± t(5) · std_error
+    half = stats.t.ppf(0.975, 5) * accuracy.std_error
+    np.testing.assert_allclose(accuracy.ci_high - accuracy.estimate, half, rtol=1e-9)
+    alignment = table[table.outcome == "pretrained_alignment"].set_index("term")
+    assert alignment.loc["anchor_share", "estimate"] == pytest.approx(0.15, abs=0.02)

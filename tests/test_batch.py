@@ -13,6 +13,7 @@ from xltlib.config import RunConfig
 from xltlib.errors import XltError
 from xltlib.report import batch
 from xltlib.report.book import build_book, ensure_mathjax, write_reproducibility
+from xltlib.synthetic.shipped import shipped_draws
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = {
@@ -260,8 +261,11 @@ def test_the_project_experiment_files_load(name):
     profile, experiments = batch.load_experiments(REPO / "notebooks" / "experiments" / f"{name}.yaml")
     assert profile == name and experiments
     for experiment in experiments:
-        assert set(experiment.parameters["methods"]) == {"standard", "pgd", "freelb", "rs_rp", "rs_da"}
-        assert len(experiment.parameters["seeds"]) >= 3
+        parameters = experiment.parameters
+        assert set(parameters["methods"]) == {"standard", "pgd", "freelb", "rs_rp", "rs_da"}
+        draws = parameters.get("draws") or [None]
+        replicates = len(parameters["seeds"]) * len(shipped_draws() if draws == "shipped" else draws)
+        assert replicates >= 3  # every method effect has an interval over runs
 
 
 def test_a_missing_kernel_fails_before_execution(tmp_path):

@@ -63,6 +63,18 @@ def test_seed_budget_is_computed_over_the_languages_not_the_mixed_pairs():
     assert summary["95% CI half-width, two sets of n runs"] == pytest.approx(
         stats.t.ppf(0.975, 4) * sd * np.sqrt(2 / 3), rel=1e-12
     )
+    retrieval = results[(results.method == "pretrained") & (results.metric == "retrieval_cosine")]
+    worst = retrieval[retrieval.tgt_lang != "base"].groupby("tgt_lang")["value"].mean().min()
+    expected = worst - calibration.retrieval_chance_bound(500)
+    assert summary["worst target retrieval − chance bound"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("sentences", [100, 500, 1000])
+def test_the_retrieval_bound_is_exceeded_by_chance_less_than_once_in_a_hundred(sentences):
+    bound = calibration.retrieval_chance_bound(sentences)
+    hits = round(bound * sentences)
+    chance = stats.binom(sentences, 1 / sentences)
+    assert chance.sf(hits - 1) < 0.01 <= chance.sf(hits - 2)  # P(X ≥ hits) < 1% ≤ P(X ≥ hits − 1)
 
 
 def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
@@ -72,7 +84,7 @@ def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
         "best − worst target": 0.15,
         "ρ(distance, pre-trained cosine gap)": -0.7,
         "ρ(distance, pre-trained retrieval)": -0.95,
-        "95% CI half-width, two sets of n runs": 0.03,
+        "worst target retrieval − chance bound": 0.001,
     }
     failing = {
         "source accuracy": 0.899,
@@ -80,7 +92,7 @@ def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
         "best − worst target": 0.149,
         "ρ(distance, pre-trained cosine gap)": -0.69,
         "ρ(distance, pre-trained retrieval)": float("nan"),
-        "95% CI half-width, two sets of n runs": 0.031,
+        "worst target retrieval − chance bound": 0.0,
     }
     verdicts = calibration.acceptance({"pass": passing, "fail": failing})
     assert set(verdicts["figure"]) == set(calibration.ACCEPTANCE) == set(passing)

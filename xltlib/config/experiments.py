@@ -26,6 +26,10 @@ RESERVED_NAMES = ("synthesis", "calibration")  # chapters the batch writes itsel
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
+EVERY_SHIPPED_DRAW = "shipped"
+"""``draws: shipped`` in an experiments file: every pre-training draw of the shipped synthetic encoders."""
+
+
 class ExperimentSpec(BaseModel):
     """One chapter of the book.
 
@@ -137,10 +141,13 @@ def check_parameters(parameters: dict[str, Any], path: Path, where: str) -> None
             for dose in multipliers:
                 dosed_params(method, dose if dose != 0 else 1.0, (parameters.get("method_params") or {}).get(method))
         draws = parameters.get("draws")
-        if draws is not None and not (
+        if draws not in (None, EVERY_SHIPPED_DRAW) and not (
             isinstance(draws, list) and draws and all(isinstance(d, int) and d >= 0 for d in draws)
         ):
-            raise XltError(f"draws must be a list of pre-training draws (integers ≥ 0), e.g. [0, 2, 3]; got {draws!r}")
+            raise XltError(
+                f"draws must be {EVERY_SHIPPED_DRAW!r} (every shipped draw) or a list of pre-training draws "
+                f"(integers ≥ 0), e.g. [0, 2, 3]; got {draws!r}"
+            )
         fields = list(RunConfig.__dataclass_fields__)
         for key in parameters.get("overrides") or {}:
             if key not in fields:

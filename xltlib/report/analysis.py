@@ -11,7 +11,8 @@ language; a cell without accuracy or alignment (a failed or unfinished run) is l
 ``n_missing`` column and reported by a :class:`MissingCellsWarning`; :func:`missing_cells` lists them.
 
 Few languages make few clusters: cluster-robust intervals use Student t with (languages − 1) degrees of freedom, and
-method effects use paired t over seeds — honest, and wide, when seeds are few.
+method effects paired t over seeds (honest, and wide, when seeds are few); the language factors' model is in
+:mod:`xltlib.report.factors`.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def level_model(
             models.append(("mixed", mixed_rows))
         for fit, fit_rows in models:
             rows += [{**dict(zip(GROUP, key)), "fit": fit, **row, "n_missing": n_missing} for row in fit_rows]
-    table = _table(rows, [*GROUP, "fit"], [*FIT_STATISTICS, "r2_marginal", "r2_conditional"])
+    table = estimates_table(rows, [*GROUP, "fit"], [*FIT_STATISTICS, "r2_marginal", "r2_conditional"])
     return (table, fits) if return_fits else table
 
 
@@ -139,7 +140,7 @@ def paired_model(
         fit, fit_rows = _ols(data, f"gain ~ alignment{intercepts}", f"gain ~ 1{intercepts}", intercept=True)
         fits[(*key, "ols")] = fit
         rows += [{**dict(zip(GROUP, key)), "fit": "ols", **row, "n_missing": n_missing} for row in fit_rows]
-    table = _table(rows, [*GROUP, "fit"], FIT_STATISTICS)
+    table = estimates_table(rows, [*GROUP, "fit"], FIT_STATISTICS)
     return (table, fits) if return_fits else table
 
 
@@ -168,7 +169,7 @@ def method_effects(
             }
         )
     warn_missing(sum(row["n_missing"] for row in rows if row["language"] != ALL_LANGUAGES), "method effects")
-    return _table(rows, [*GROUP, "method", "outcome", "language"], ["n_obs", "n_missing"])
+    return estimates_table(rows, [*GROUP, "method", "outcome", "language"], ["n_obs", "n_missing"])
 
 
 def method_units(
@@ -180,11 +181,8 @@ def method_units(
     gains = paired.rename(columns={"d_accuracy": ACCURACY, "d_alignment": alignment}).melt(
         id_vars=CELL, value_vars=[ACCURACY, alignment], var_name="outcome", value_name="gain"
     )
-    overall = (
-        gains.groupby(["task", "model", "method", "seed", "outcome"])
-        .gain.agg(lambda g: g.mean(skipna=False))
-        .reset_index()
-    )
+    by_run = gains.groupby(["task", "model", "method", "seed", "outcome"])
+    overall = by_run.gain.agg(lambda g: g.mean(skipna=False)).reset_index()
     units = [gains, overall.assign(language=ALL_LANGUAGES), _generalized_gains(results, baseline)]
     return pd.concat(units, ignore_index=True)
 
@@ -233,9 +231,8 @@ def gain_by_language(
     over seeds) beside the language's alignment in the *pre-trained* encoder."""
     paired = deltas(results, alignment, layer, baseline).dropna(subset=["d_accuracy"])
     gains = paired.groupby([*GROUP, "method", "language"]).d_accuracy.agg(gain="mean", gain_sd="std", seeds="count")
-    return gains.reset_index().merge(
-        pretrained_alignment(results, alignment, layer), on=[*GROUP, "language"], how="left"
-    )
+    pretrained = pretrained_alignment(results, alignment, layer)
+    return gains.reset_index().merge(pretrained, on=[*GROUP, "language"], how="left")
 
 
 def distance_model(
@@ -256,8 +253,10 @@ def distance_model(
             rows.append({**names, "term": "pretrained_alignment", **nan_estimate(), "n_obs": len(data), "note": reason})
             continue
         fit = smf.ols("gain ~ pretrained_alignment", data).fit()
-        rows.append({**names, **_coefficient(fit, "pretrained_alignment"), "r2": fit.rsquared, "n_obs": int(fit.nobs)})
-    return _table(rows, [*GROUP, "method"], ["r2", "n_obs", "note"])
+        rows.append(
+            {**names, **coefficient_row(fit, "pretrained_alignment"), "r2": fit.rsquared, "n_obs": int(fit.nobs)}
+        )
+    return estimates_table(rows, [*GROUP, "method"], ["r2", "n_obs", "note"])
 
 
 def rank_correlations(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None) -> pd.DataFrame:
@@ -280,7 +279,7 @@ def rank_correlations(results: pd.DataFrame, alignment: str = "cosine_gap", laye
                     "n_missing": n_missing,
                 }
             )
-    return _table(rows, [*GROUP, "method"], ["n_obs", "n_missing"])
+    return estimates_table(rows, [*GROUP, "method"], ["n_obs", "n_missing"])
 
 
 def _baseline_first(data: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -299,7 +298,7 @@ def _term_name(name: str) -> str:
     return name
 
 
-def _coefficient(fit, name: str) -> dict:
+def coefficient_row(fit, name: str) -> dict:
     low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc[name]
     return {
         "term": _term_name(name),
@@ -353,7 +352,7 @@ def _ols(data: pd.DataFrame, formula: str, without_alignment: str, intercept: bo
         "n_obs": int(fit.nobs),
         "n_groups": len(set(languages)),
     }
-    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept)]
+    return fit, [{**coefficient_row(fit, name), **shared} for name in _reported_terms(fit, intercept)]
 
 
 def _mixed(data: pd.DataFrame, formula: str):
@@ -375,7 +374,7 @@ def _mixed(data: pd.DataFrame, formula: str):
         "r2_conditional": (var_fixed + var_language) / total,
         "note": "; ".join(notes),
     }
-    return fit, [{**_coefficient(fit, name), **shared} for name in _reported_terms(fit, intercept=False)]
+    return fit, [{**coefficient_row(fit, name), **shared} for name in _reported_terms(fit, intercept=False)]
 
 
 def _generalized_gains(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -393,7 +392,7 @@ def _generalized_gains(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return treated[[*GROUP, "method", "seed"]].assign(language=GENERALIZED, outcome=ACCURACY, gain=gain)
 
 
-def _table(rows: list[dict], front: list[str], statistics: list[str]) -> pd.DataFrame:
+def estimates_table(rows: list[dict], front: list[str], statistics: list[str]) -> pd.DataFrame:
     """Rows in a fixed column order; a statistic no row has (every fit failed) is NaN."""
     columns = [*front, "term", "estimate", "std_error", "ci_low", "ci_high", "p_value", *statistics]
     return pd.DataFrame(rows).reindex(columns=columns)

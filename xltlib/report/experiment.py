@@ -16,6 +16,7 @@ import pandas as pd
 
 from xltlib import e5
 from xltlib.config import PRETRAINED, RunConfig
+from xltlib.config.experiments import EVERY_SHIPPED_DRAW
 from xltlib.config.methods import dosed_params
 from xltlib.config.protocols import PROTOCOLS, protocol_settings
 from xltlib.data import tasks
@@ -50,7 +51,7 @@ def experiment_configs(
     quick: bool = False,
     device: str | None = None,
     doses: Mapping[str, Sequence[float]] | None = None,
-    draws: Sequence[int] | None = None,
+    draws: Sequence[int] | str | None = None,
     protocol: str | None = None,
     **overrides: Any,
 ) -> list[RunConfig]:
@@ -60,9 +61,9 @@ def experiment_configs(
     :data:`xltlib.config.SYNTHETIC_FINETUNING`, whatever its model; ``model=None`` on it means the profile's encoder;
     ``quick``, the tiny synthetic profile. ``method_params`` maps a method to its parameters; ``doses`` maps a method
     to multipliers of its strength (:func:`~xltlib.config.methods.dosed_params`; 0 is ``standard``), each one more
-    configuration; ``draws`` are pre-training draws of the synthetic profile's encoder to run every method on (None:
-    the default draw, or ``overrides["draw"]``); doses run on the first draw only (they ask what strength does, the
-    draws whether a method's effect replicates); ``overrides`` are RunConfig fields shared by all runs.
+    configuration; ``draws`` are the synthetic encoder's pre-training draws to run every method on (None: the default
+    draw or ``overrides["draw"]``; ``"shipped"``: every shipped one); doses run on the first draw only (they ask what
+    strength does, the draws whether a method's effect replicates); ``overrides``: RunConfig fields of every run.
     """
     method_params = dict(method_params or {})
     _check_methods(methods, seeds, method_params, doses or {})
@@ -73,7 +74,7 @@ def experiment_configs(
         )
     elif protocol is not None:
         raise XltError(f"protocols are recipes of the real profile; task {task} takes the synthetic profile's settings")
-    _check_draws(draws, synthetic_task and model is None and "draw" not in overrides)
+    draws = _resolved_draws(draws, synthetic_task and model is None and "draw" not in overrides)
 
     def config(method: str, params: Mapping[str, Any], seed: int, draw: int | None = None) -> RunConfig:
         fields = {"method": method, "method_params": dict(params), "seed": seed, **overrides}
@@ -159,9 +160,10 @@ def _check_methods(methods: Sequence[str], seeds: Sequence[int], method_params: 
         method_class(name)
 
 
-def _check_draws(draws: Sequence[int] | None, own_encoders: bool) -> None:
+def _resolved_draws(draws: Sequence[int] | str | None, own_encoders: bool) -> Sequence[int] | None:
+    """``draws`` checked, with ``"shipped"`` as the shipped draws."""
     if draws is None:
-        return
+        return None
     if not own_encoders:
         raise XltError(
             "draws picks the synthetic profile's own encoders: only for a synthetic task, without a model "
@@ -169,6 +171,7 @@ def _check_draws(draws: Sequence[int] | None, own_encoders: bool) -> None:
         )
     if not draws:
         raise XltError("draws, when given, needs at least one draw")
+    return shipped_draws() if draws == EVERY_SHIPPED_DRAW else draws
 
 
 def _dosed_arms(doses: Mapping[str, Sequence[float]], method_params: Mapping[str, Mapping[str, Any]]) -> list[tuple]:
