@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xltlib.data import loading, parallel, tasks, word_alignment
+from xltlib.data import loading, parallel, synthetic_tasks, tasks, word_alignment
 from xltlib.errors import XltError
 from xltlib.synthetic import examples, generated, grammar, languages
 from xltlib.synthetic.grammar import Frame, GrammarSpec, sample_frame
@@ -61,7 +61,7 @@ def test_the_default_targets_cross_anchor_share_order_and_function_words():
             assert {r.shared_function_words for r in TARGETS if getattr(r, factor) == level} == {True, False}
     assert all(r.factors() != BASE.factors() for r in TARGETS)  # no target copies the base language
     assert not any(r.adjective_after or r.postpositions or r.own_script for r in TARGETS)
-    assert [r.code for r in (BASE, *TARGETS)] == list(tasks.SYNTHETIC_LANGUAGES)
+    assert [r.code for r in (BASE, *TARGETS)] == list(synthetic_tasks.SYNTHETIC_LANGUAGES)
 
 
 def test_non_anchor_words_never_collide_across_languages():
@@ -461,7 +461,7 @@ def test_word_alignments_of_generated_parallel_files(data_dir):
 
 def test_the_generator_renders_exactly_the_registered_synthetic_languages():
     """The task registry declares the synthetic languages without importing the synthetic world; they must agree."""
-    assert tuple(recipe.code for recipe in generated.DataSpec().recipes) == tasks.SYNTHETIC_LANGUAGES
+    assert tuple(recipe.code for recipe in generated.DataSpec().recipes) == synthetic_tasks.SYNTHETIC_LANGUAGES
     assert examples.NLI_LABELS == tasks.get_task("syn-nli").labels and set(examples.EXAMPLE_MAKERS) == {
         name for name, task in tasks.TASKS.items() if task.profile == "synthetic"
     }

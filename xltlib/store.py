@@ -62,14 +62,18 @@ bookkeeping, the grid and the synthetic encoder's builder cannot: shipped encode
 files enter a run's identity by content)."""
 PROFILE_CODE = {
     "synthetic": (
+        "config/synthetic.py",
+        "data/synthetic_tasks.py",
+        "data/word_alignment.py",
         "synthetic/grammar.py",
         "synthetic/languages.py",
         "synthetic/examples.py",
         "synthetic/generated.py",
     )
 }
-"""Compute code of one profile only: the synthetic world's grammar, examples and generator count in the code
-version of synthetic runs, and a change there leaves the other profiles' runs current."""
+"""Compute code of one profile only: the synthetic world's grammar, examples and generator, its tasks, fine-tuning
+defaults and word alignments count in the code version of synthetic runs only (even where they sit inside a part of
+:data:`COMPUTE_CODE`), so a change there leaves the other profiles' runs current."""
 
 
 PACKAGE = Path(__file__).resolve().parent
@@ -101,9 +105,14 @@ def code_version(profile: str | None = None) -> str:
 
 @functools.cache
 def _code_version(package: Path, profile: str | None) -> str:
-    paths = [package / part for part in (*COMPUTE_CODE, *PROFILE_CODE.get(profile, ()))]
-    files = sorted(file for path in paths for file in (path.rglob("*.py") if path.is_dir() else [path]))
+    common = {file for part in COMPUTE_CODE for file in _python_files(package / part)}
+    common -= {package / part for parts in PROFILE_CODE.values() for part in parts}
+    files = sorted(common | {package / part for part in PROFILE_CODE.get(profile, ())})
     return canonical_sha256({file.relative_to(package).as_posix(): _syntax_tree(file) for file in files})[:12]
+
+
+def _python_files(path: Path) -> list[Path]:
+    return list(path.rglob("*.py")) if path.is_dir() else [path]
 
 
 def _syntax_tree(file: Path) -> str:

@@ -151,40 +151,6 @@ PARALLEL_SENTENCES = "parallel"
 """Parallel split made of `parallel-{lang}.txt` sentence files (Tatoeba-style), not of task pairs."""
 
 
-SYNTHETIC_LANGUAGES = (
-    "base",
-    "a100svo",
-    "a100sov-f",
-    "a100vso",
-    "a50svo-f",
-    "a50sov",
-    "a50vso-f",
-    "a0svo",
-    "a0sov-f",
-    "a0vso",
-)
-"""The synthetic profile's languages, source first: the generator (:mod:`xltlib.synthetic.languages`) renders
-exactly these."""
-
-
-for _name, _labels in (
-    ("syn-nli", ("entailment", "neutral", "contradiction")),
-    ("syn-paws", ("0", "1")),  # 0 = not a paraphrase, 1 = paraphrase (the PAWS-X convention)
-):
-    register_task(
-        Task(
-            name=_name,
-            languages=SYNTHETIC_LANGUAGES,
-            labels=_labels,
-            hub_id=None,
-            text_columns=("text_a", "text_b"),
-            parallel_split=PARALLEL_SENTENCES,
-            source_language=SYNTHETIC_LANGUAGES[0],
-            profile="synthetic",
-        )
-    )
-
-
 def get_task(name: str) -> Task:
     """The registered task called `name`, or an XltError suggesting the nearest name."""
     if name not in TASKS:
