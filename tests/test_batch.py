@@ -13,6 +13,7 @@ from xltlib.config import RunConfig
 from xltlib.errors import XltError
 from xltlib.report import batch
 from xltlib.report.book import build_book, ensure_mathjax, write_reproducibility
+from xltlib.report.experiment import experiment_configs
 from xltlib.synthetic.shipped import shipped_draws
 
 REPO = Path(__file__).resolve().parent.parent
@@ -358,3 +359,22 @@ def test_the_shipped_e5_results_become_chapters_without_computing_a_run(tmp_path
     toc = yaml.safe_load(batch.write_toc(root, [], manifest, parts={"e5": chapters}).read_text())
     files = [chapter["file"] for chapter in toc["chapters"]]
     assert files.index("book/e5-profile") + 1 == files.index("book/chapters/e5-xnli")
+
+
+@pytest.mark.parametrize("draws, accepted", [("shipped", True), ([0, 2], True), ("all", False), ([], False)])
+def test_draws_are_the_shipped_ones_or_a_list(tmp_path, draws, accepted):
+    path = tmp_path / "e.yaml"
+    parameters = {"task": "syn-nli", "methods": ["standard"], "seeds": [1], "draws": draws}
+    path.write_text(yaml.safe_dump({"profile": "synthetic", "experiments": {"x": {"parameters": parameters}}}))
+    if accepted:
+        assert batch.load_experiments(path)[1][0].parameters["draws"] == draws
+    else:
+        with pytest.raises(XltError, match="draws must be 'shipped'"):
+            batch.load_experiments(path)
+
+
+def test_shipped_draws_resolve_to_every_shipped_draw():
+    configs = experiment_configs("syn-nli", ["standard"], [1], draws="shipped")
+    assert sorted(config.draw for config in configs) == shipped_draws()
+    with pytest.raises(XltError, match="only for a synthetic task, without a model"):
+        experiment_configs("syn-nli", ["standard"], [1], model="elsewhere", draws="shipped")
