@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -97,3 +98,10 @@ def test_acceptance_compares_each_figure_with_its_target_on_the_right_side():
     verdicts = calibration.acceptance({"pass": passing, "fail": failing})
     assert set(verdicts["figure"]) == set(calibration.ACCEPTANCE) == set(passing)
     assert verdicts[verdicts.task == "pass"]["met"].all() and not verdicts[verdicts.task == "fail"]["met"].any()
+
+
+@pytest.mark.parametrize("lines, limit, expected", [(100, 500, 100), (1000, 500, 500), (80, None, 80)])
+def test_retrieval_chance_counts_the_sentences_alignment_was_measured_on(tmp_path, lines, limit, expected):
+    (tmp_path / "parallel-base.txt").write_text("".join(f"sentence {i}\n" for i in range(lines)))
+    config = SimpleNamespace(data_dir=str(tmp_path), max_align_sentences=limit)
+    assert calibration.alignment_sentences(config) == expected

@@ -34,7 +34,9 @@ def factor_model(
     grid = cells(results, alignment)
     accuracy = grid[grid.method == baseline].groupby([*GROUP, "language"])[ACCURACY].mean().reset_index()
     observed = accuracy.merge(pretrained_alignment(results, alignment), on=[*GROUP, "language"], how="outer")
-    columns = factors[["anchor_share", "order", "shared_function_words"]].astype({"shared_function_words": int})
+    columns = factors[["anchor_share", "order", "shared_function_words"]].astype(
+        {"anchor_share": float, "shared_function_words": int}
+    )
     orders = sorted(set(columns.order), key=lambda order: (order != "SVO", order))  # the base's order is the reference
     columns = columns.assign(order=pd.Categorical(columns.order, categories=orders))
     observed = observed.merge(columns, left_on="language", right_index=True)

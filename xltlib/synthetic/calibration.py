@@ -59,6 +59,13 @@ def layer_mean(rows: pd.DataFrame, metric: str) -> pd.Series:
     return chosen.groupby(["method", "seed", "tgt_lang"])["value"].mean()
 
 
+def alignment_sentences(config) -> int:
+    """How many parallel sentences a synthetic run's alignment is measured on: its data's, up to
+    ``max_align_sentences``."""
+    available = (Path(config.data_dir) / f"parallel-{BASE.code}.txt").read_text(encoding="utf-8").count("\n")
+    return min(available, config.max_align_sentences or available)
+
+
 def calibration_table(
     results: pd.DataFrame, task: str, distances: Mapping[str, float], sentences: int | None = None
 ) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -145,7 +152,8 @@ def encoder_acceptance(
         ]
         results = ensure_runs(configs, str(runs_dir), device)
         distances = language_distances(configs[0].data_dir)
-        summaries = {task: calibration_table(results, task, distances)[1] for task in task_names}
+        sentences = alignment_sentences(configs[0])
+        summaries = {task: calibration_table(results, task, distances, sentences)[1] for task in task_names}
         frames.append(acceptance(summaries).assign(encoder=label))
     return pd.concat(frames, ignore_index=True)
 
