@@ -19,7 +19,7 @@ DURATIONS = {
     "study": "about 1 h",
     "e5": "about 1 h 40 min",
     "quick": "a few minutes",
-    "rebuild": "about 1 h 50 min",
+    "rebuild": "about 2 h 30 min",
 }
 """How long the long commands take on a 2-core CPU (measured; the README and the book give the dates), as their help
 states it; a test checks that the README states the same."""
