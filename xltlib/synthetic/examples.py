@@ -12,7 +12,7 @@ import numpy as np
 
 from xltlib.data.tasks import get_task
 from xltlib.errors import XltError
-from xltlib.synthetic.grammar import Frame, entails_noun, generalized, sample_frame
+from xltlib.synthetic.grammar import Frame, entails_noun, generalized, sample_frame, swapped_roles
 from xltlib.synthetic.languages import LanguageRecipe, Lexicon, render
 
 NLI_LABELS = get_task("syn-nli").labels
@@ -78,13 +78,7 @@ def _neutral_hypothesis(premise: Frame, lexicon: Lexicon, rng: np.random.Generat
     hypothesis = _drop_modifiers(premise, rng)
     change = rng.choice(("swap_roles", "other_noun", "other_verb", "add_modifier", "other_hypernym"))
     if change == "swap_roles" and premise.subject != premise.object:
-        hypothesis = replace(
-            hypothesis,
-            subject=premise.object,
-            object=premise.subject,
-            subject_adjective=hypothesis.object_adjective,
-            object_adjective=hypothesis.subject_adjective,
-        )
+        hypothesis = swapped_roles(hypothesis)  # its participants are still the premise's
     elif change == "other_verb":
         hypothesis = replace(hypothesis, verb=int((premise.verb + rng.integers(1, spec.verbs)) % spec.verbs))
     elif change == "add_modifier":
@@ -111,15 +105,7 @@ def _scrambled(frame: Frame, rng: np.random.Generator) -> Frame | None:
     """Another frame with the same bag of concepts (PAWS' word swaps), or None if none exists."""
     options = []
     if (frame.subject, frame.subject_adjective) != (frame.object, frame.object_adjective):
-        options.append(
-            replace(
-                frame,
-                subject=frame.object,
-                object=frame.subject,
-                subject_adjective=frame.object_adjective,
-                object_adjective=frame.subject_adjective,
-            )
-        )
+        options.append(swapped_roles(frame))
     if (
         frame.subject_adjective is not None
         and frame.object_adjective is not None

@@ -19,7 +19,7 @@ from xltlib.data.word_alignment import CONCEPTS_FILE
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, atomic_write_text, build_once, canonical_sha256
 from xltlib.synthetic.examples import EXAMPLE_MAKERS, Example, render_examples
-from xltlib.synthetic.grammar import Frame, GrammarSpec, generalized, sample_frame
+from xltlib.synthetic.grammar import Frame, GrammarSpec, generalized, sample_frame, swapped_roles
 from xltlib.synthetic.languages import (
     BASE,
     TARGETS,
@@ -175,13 +175,7 @@ def changed_frame(frame: Frame, lexicon: Lexicon, rng: np.random.Generator) -> F
 
     change = CHANGES[int(rng.integers(len(CHANGES)))]
     if change == "roles" and frame.subject != frame.object:
-        return replace(
-            frame,
-            subject=frame.object,
-            object=frame.subject,
-            subject_adjective=frame.object_adjective,
-            object_adjective=frame.subject_adjective,
-        )
+        return swapped_roles(frame)
     if change == "adjective":
         role = ("subject", "object")[int(rng.integers(2))]
         current = getattr(frame, f"{role}_adjective")

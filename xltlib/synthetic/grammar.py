@@ -122,6 +122,17 @@ def hypernyms(spec: GrammarSpec) -> np.ndarray:
     return hypernym_of
 
 
+def swapped_roles(frame: Frame) -> Frame:
+    """``frame`` with subject and object exchanged, each keeping its adjective."""
+    return replace(
+        frame,
+        subject=frame.object,
+        object=frame.subject,
+        subject_adjective=frame.object_adjective,
+        object_adjective=frame.subject_adjective,
+    )
+
+
 def entails_noun(lexicon: Lexicon, stated: int, named: int) -> bool:
     """Whether naming noun ``stated`` also states noun ``named``: the same noun, or its hypernym."""
     return named == stated or named == lexicon.hypernym_of[stated]
