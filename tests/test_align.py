@@ -1,10 +1,12 @@
 """Alignment kernels against slow float64 references, plus invariants, plus encode()."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from xltlib.config import POOLINGS
+from xltlib.data.parallel import parallel_rows
 from xltlib.evaluation import alignment, kernels
 from xltlib.models import load_encoder
 
@@ -163,6 +165,37 @@ def test_encode_words_is_the_mean_of_each_words_subword_states(encoder):
             column += 1
     with pytest.raises(ValueError, match="word 5 was truncated away"):  # its translation would have no partner
         alignment.encode_words(model, tokenizer, sentences[1:2], [[0, 5]], max_length=4)
+
+
+def test_word_metrics_encode_the_source_once_and_match_a_pass_per_target(encoder):
+    """The source words are encoded once for every target; each target's word metrics are those of its own pass."""
+    model, tokenizer, corpus = encoder
+    rng = np.random.default_rng(148)
+    sentences = [s for s in corpus if len(s.split()) >= 4][:12]
+    frame = pd.DataFrame({"src": sentences, "near": sentences[::-1], "far": sentences[1:] + sentences[:1]})
+    frame.loc[2, "far"] = ""  # not a usable row for "far": its rows differ from "near"'s
+    alignments = {
+        lang: [list(zip(rng.permutation(4)[:3].tolist(), rng.permutation(4)[:3].tolist())) for _ in sentences]
+        for lang in ("near", "far")
+    }
+    measured = pd.DataFrame(
+        alignment.measure_alignment(
+            model, tokenizer, frame, "src", ["near", "far"], batch_size=5, word_alignments=alignments
+        )
+    )
+    for lang in ("near", "far"):
+        rows = parallel_rows(frame["src"], frame[lang])[: alignment.WORD_SENTENCES]
+        pairs = [alignments[lang][row] for row in rows]
+        sides = [
+            alignment.encode_words(
+                model, tokenizer, frame[column].iloc[rows].tolist(), [[p[side] for p in row] for row in pairs], 5
+            )
+            for side, column in ((0, "src"), (1, lang))
+        ]
+        expected = pd.DataFrame(alignment.alignment_metrics(*sides, tuple(alignment.WORD_METRICS), pooling="word"))
+        got = measured[(measured.tgt_lang == lang) & (measured.pooling == "word")]
+        np.testing.assert_allclose(got["value"].to_numpy(), expected["value"].to_numpy(), atol=1e-6)
+        assert len(got) == len(expected) > 0
 
 
 @pytest.mark.parametrize("debiased", [False, True])
