@@ -80,3 +80,22 @@ def simulate(
                     row(run_id, method, seed, lang, "cosine_gap", value, layer)
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     return frame.astype({"layer": "Int64", "pooling": "string"})
+
+
+def simulate_draws(
+    rng: np.random.Generator,
+    accuracy: dict[str, list[float]],
+    alignment: dict[str, float] | None = None,
+    seeds: int = 1,
+    slope: float = 0.5,
+    noise: float = 0.01,
+) -> pd.DataFrame:
+    """One :func:`simulate` store per pre-training draw (its own encoder ``m<d>``), method m's accuracy effect on
+    draw d being ``accuracy[m][d]``; ``alignment``: each method's alignment shift (default: none)."""
+    alignment = alignment or dict.fromkeys(accuracy, 0.0)
+    frames = []
+    for draw in range(len(next(iter(accuracy.values())))):
+        effects = {method: per_draw[draw] for method, per_draw in accuracy.items()}
+        frame = simulate(rng, slope, effects, alignment, seeds=seeds, noise=noise)
+        frames.append(frame.assign(model=f"m{draw}", draw=draw, run_id=f"d{draw}-" + frame.run_id))
+    return pd.concat(frames, ignore_index=True).astype({"draw": "Int64"})

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from simulation import simulate
+from simulation import simulate, simulate_draws
 
 from xltlib.report import analysis, draws
 
@@ -17,15 +17,9 @@ from xltlib.report import analysis, draws
 def study(
     rng: np.random.Generator, effects: list[float], seeds: int = 3, slope: float = 0.5, pgd_alignment: float = 0.02
 ):
-    """One simulated store per draw (its own encoder ``m<d>``), ``pgd``'s accuracy gain on draw d being
-    ``effects[d]``."""
-    frames = []
-    for draw, effect in enumerate(effects):
-        frame = simulate(
-            rng, slope, {"standard": 0.0, "pgd": effect}, {"standard": 0.0, "pgd": pgd_alignment}, seeds=seeds
-        )
-        frames.append(frame.assign(model=f"m{draw}", draw=draw, run_id=f"d{draw}-" + frame.run_id))
-    return pd.concat(frames, ignore_index=True).astype({"draw": "Int64"})
+    """One simulated store per draw, ``pgd``'s accuracy gain on draw d being ``effects[d]``."""
+    accuracy = {"standard": [0.0] * len(effects), "pgd": effects}
+    return simulate_draws(rng, accuracy, {"standard": 0.0, "pgd": pgd_alignment}, seeds=seeds, slope=slope)
 
 
 def pooled(effects: pd.DataFrame, method: str = "pgd", outcome: str = "accuracy") -> pd.Series:
@@ -98,7 +92,7 @@ def test_a_configuration_of_one_draw_only_is_left_out_and_changes_nothing():
         (0.01, 0.03, 3, "a gain, in 3 of 3 draws"),
         (0.01, 0.03, 2, "a gain, in 2 of 3 draws (depends on the draw)"),
         (-0.03, -0.01, 3, "a loss, in 3 of 3 draws"),
-        (-0.01, 0.03, 3, "no detectable effect"),
+        (-0.01, 0.03, 3, "inconclusive"),
         (np.nan, np.nan, 1, "no interval"),
     ],
 )
@@ -164,7 +158,16 @@ def test_the_power_probe_reports_each_sub_grids_widest_interval_and_run_time(tmp
         (tmp_path / run_id).mkdir()
         (tmp_path / run_id / "log.txt").write_text("2026-12-03 10:00:00,000 start\n2026-12-03 10:01:00,500 done\n")
     table = probe.sub_grids(results, tmp_path).set_index(["draws", "seeds"])
-    assert list(table.index) == [(1, 2), (1, 3), (2, 2), (2, 3), (3, 2), (3, 3)]
+    assert list(table.index) == [
+        (1, 2),
+        (1, 3),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+        (3, 1),
+        (3, 2),
+        (3, 3),
+    ]  # two draws need one seed
     assert table.loc[(3, 3), "runs"] == 3 + 3 * 2 * 3  # a pre-trained run per draw, two methods × three seeds per draw
     assert table.loc[(3, 3), "run minutes"] == round(21 * 60.5 / 2 / 60, 1)
     effects = draws.study_method_effects(results)

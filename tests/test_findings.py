@@ -71,7 +71,7 @@ def test_best_method_is_the_largest_accuracy_gain_of_the_task_and_setting():
     [
         (0.01, 0.03, "a gain"),
         (-0.03, -0.01, "a loss"),
-        (-0.01, 0.02, "no detectable effect"),
+        (-0.01, 0.02, "inconclusive"),
         (np.nan, np.nan, "single seed"),
     ],
 )

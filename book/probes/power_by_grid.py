@@ -40,7 +40,7 @@ def sub_grids(results: pd.DataFrame, runs: Path) -> pd.DataFrame:
     all_draws, all_seeds = sorted(tuned.draw.dropna().unique()), sorted(tuned.seed.unique())
     rows = []
     for k in range(1, len(all_draws) + 1):
-        for m in range(2, len(all_seeds) + 1):
+        for m in range(1 if k > 1 else 2, len(all_seeds) + 1):  # an interval needs two draws, or two seeds
             chosen = replicated[
                 replicated.draw.isin(all_draws[:k])
                 & ((replicated.method_name == "pretrained") | replicated.seed.isin(all_seeds[:m]))

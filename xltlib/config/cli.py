@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 DURATIONS = {
-    "study": "about 1 h",
+    "study": "about 32 min",
     "e5": "about 1 h 40 min",
     "quick": "a few minutes",
     "rebuild": "about 2 h 30 min",

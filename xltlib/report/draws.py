@@ -119,7 +119,7 @@ def holds_across_draws(row: pd.Series, signs: tuple[str, str] = ("a gain", "a lo
         direction = signs[0] if row.ci_low > 0 else signs[1]
         agreeing = f"{int(row.draws_agreeing)} of {int(row.n_draws)} draws"
         return f"{direction}, in {agreeing}" + ("" if row.draws_agreeing == row.n_draws else " (depends on the draw)")
-    return "no detectable effect" if signs[0] == "a gain" else "no detectable sign"
+    return "inconclusive"  # "no effect" needs an equivalence test (xltlib.report.preregistered)
 
 
 def primary_draw(results: pd.DataFrame) -> pd.DataFrame:

@@ -51,7 +51,7 @@ def verdict(row: pd.Series) -> str:
         return "the interval excludes zero: a gain"
     if row.ci_high < 0:
         return "the interval excludes zero: a loss"
-    return "the interval includes zero: no detectable effect"
+    return "the interval includes zero: inconclusive"
 
 
 def paper_relation(row: pd.Series, paper_points: float) -> str:
