@@ -108,9 +108,7 @@ def measure_alignment(
     source = encode(encoder, tokenizer, corpus[src_lang].tolist(), "all", pooling, batch_size, max_length, device)
     rows = []
     targets = [lang for lang in tgt_langs if lang != src_lang]
-    source_words = _SourceWords(
-        encoder, tokenizer, corpus[src_lang], word_alignments or {}, batch_size, max_length, device
-    )
+    words = _WordMetrics(encoder, tokenizer, corpus, src_lang, word_alignments or {}, batch_size, max_length, device)
     for lang in tqdm(targets, desc="alignment", unit="language", disable=len(targets) < 2):
         keep = parallel_rows(corpus[src_lang], corpus[lang])
         target = encode(
@@ -118,26 +116,13 @@ def measure_alignment(
         )
         measured = alignment_metrics(source[:, torch.as_tensor(keep)], target, metrics, pooling=pooling)
         if word_alignments and lang in word_alignments:
-            rows_used = keep[:WORD_SENTENCES]
-            pairs = [word_alignments[lang][row] for row in rows_used]
-            target_words = encode_words(
-                encoder,
-                tokenizer,
-                corpus[lang].iloc[rows_used].tolist(),
-                [[target for _, target in row] for row in pairs],
-                batch_size,
-                max_length,
-                device,
-            )
-            measured += alignment_metrics(
-                source_words.pick(rows_used, pairs), target_words, tuple(WORD_METRICS), pooling="word"
-            )
+            measured += words.measure(lang, keep[:WORD_SENTENCES])
         rows += [{"tgt_lang": lang, **row} for row in measured]
     return rows
 
 
-class _SourceWords:
-    """The source side of the word metrics, encoded once per set of rows rather than once per target language.
+class _WordMetrics:
+    """:data:`WORD_METRICS` of each target, with the source side encoded once per set of rows, not once per target.
 
     For each row it encodes every source word any target aligns (one pass over the rows, in
     :func:`encode_words`' batches), then picks each target's words from them. A word's vector
@@ -145,25 +130,32 @@ class _SourceWords:
     would give, at a ninth of the source's encoding time on the synthetic profile's nine targets.
     """
 
-    def __init__(self, encoder, tokenizer, sentences: pd.Series, word_alignments, batch_size, max_length, device):
-        self.encode = lambda rows, words: encode_words(
-            encoder, tokenizer, sentences.iloc[rows].tolist(), words, batch_size, max_length, device
+    def __init__(self, encoder, tokenizer, corpus, src_lang, word_alignments, batch_size, max_length, device):
+        self.encode = lambda lang, rows, words: encode_words(
+            encoder, tokenizer, corpus[lang].iloc[rows].tolist(), words, batch_size, max_length, device
         )
-        self.alignments = list(word_alignments.values())
-        self.encoded: dict[tuple[int, ...], tuple[torch.Tensor, list[dict[int, int]]]] = {}
+        self.src_lang, self.alignments = src_lang, word_alignments
+        self.source: dict[tuple[int, ...], tuple[torch.Tensor, list[dict[int, int]]]] = {}
 
-    def pick(self, rows: pd.Index, pairs: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:
+    def measure(self, lang: str, rows: pd.Index) -> list[dict]:
+        """The word metrics' rows of target ``lang`` on the corpus rows ``rows``."""
+        pairs = [self.alignments[lang][row] for row in rows]
+        target = self.encode(lang, rows, [[tgt for _, tgt in row] for row in pairs])
+        return alignment_metrics(self._source(rows, pairs), target, tuple(WORD_METRICS), pooling="word")
+
+    def _source(self, rows: pd.Index, pairs: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:
         """``[layers, Σ len(pairs[i]), d]``: the source word of every (source, target) pair of every row, in order."""
         key = tuple(rows)
-        if key not in self.encoded:
-            words = [sorted({source for alignment in self.alignments for source, _ in alignment[row]}) for row in rows]
+        if key not in self.source:
+            every = self.alignments.values()
+            words = [sorted({src for alignment in every for src, _ in alignment[row]}) for row in rows]
             slots, total = [], 0
             for row_words in words:
                 slots.append({word: total + i for i, word in enumerate(row_words)})
                 total += len(row_words)
-            self.encoded[key] = (self.encode(rows, words), slots)
-        vectors, slots = self.encoded[key]
-        return vectors[:, [slots[i][source] for i, row in enumerate(pairs) for source, _ in row]]
+            self.source[key] = (self.encode(self.src_lang, rows, words), slots)
+        vectors, slots = self.source[key]
+        return vectors[:, [slots[i][src] for i, row in enumerate(pairs) for src, _ in row]]
 
 
 @torch.no_grad()
