@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-PAGE_WIDTH_PX = 640
-"""The book's text column (sphinx-book-theme at a 1280-pixel window: 676 px, less a margin)."""
+PAGE_WIDTH_PX = 620
+"""The book's text column (sphinx-book-theme at a 1280-pixel window: 676 px), less a margin for the estimate's error."""
 CHARACTER_PX, CELL_PADDING_PX = 7.5, 14
 """Width of one character of a table cell, and a cell's padding, in the theme's table font."""
 
