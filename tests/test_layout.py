@@ -18,7 +18,7 @@ LAYERS = [
     {"store"},
     {"pipeline"},
     {"grid"},
-    {"synthetic", "quick_xtreme", "e5"},
+    {"synthetic", "profiles"},
     {"report"},
     {"__main__"},
 ]

@@ -256,7 +256,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from xltlib import e5
+    from xltlib.profiles import e5
 
     if args.action == "import-e5":
         path = e5.e5_model(args.cache)

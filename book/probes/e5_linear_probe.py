@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xltlib.e5 import e5_model
-from xltlib.quick_xtreme import real_data_folder
+from xltlib.profiles.e5 import e5_model
+from xltlib.profiles.quick_xtreme import real_data_folder
 
 LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}
 

@@ -62,7 +62,7 @@ E5_LADDERS = {  # a third of, once and three times the synthetic profile's defau
 
 def config_for(args, task: str, method: str, params: dict, seed: int) -> RunConfig:
     if args.profile == "e5":
-        from xltlib import e5
+        from xltlib.profiles import e5
         from xltlib.report.experiment import experiment_configs
 
         return experiment_configs(

@@ -9,7 +9,7 @@ into RunConfig fields and method parameters, under the experiment's own ``overri
   RS-DA as offline copies, 3 per XNLI pair and 10 per PAWS-X pair. They did not run XCOPA.
 - ``huang2021-cpu``: huang2021's structure (best English-dev checkpoint, RS-DA as offline copies,
   XNLI 1 epoch, PAWS-X and XCOPA several, XCOPA after a SocialIQa stage as in xtreme-r) at sizes a
-  2-core CPU computes for multilingual-e5-small (the e5 profile, :mod:`xltlib.e5`). Fixed before any
+  2-core CPU computes for multilingual-e5-small (the e5 profile, :mod:`xltlib.profiles.e5`). Fixed before any
   run, not tuned: batches of 16 with lr 1e-4 (a few dozen steps at 2e-5 leave a fresh head untrained),
   the word-embedding matrix frozen, batches grouped by length, one RS-DA copy, 512 (XNLI) or 256
   training items, 100 evaluation items per language and 100 sentences for alignment. At these sizes

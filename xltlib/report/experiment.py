@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from xltlib import e5
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.config.experiments import EVERY_SHIPPED_DRAW
 from xltlib.config.methods import dosed_params
@@ -23,7 +22,8 @@ from xltlib.data import tasks
 from xltlib.errors import XltError, unknown
 from xltlib.methods import method_class
 from xltlib.models import resolve_device
-from xltlib.quick_xtreme import quick_settings
+from xltlib.profiles import e5
+from xltlib.profiles.quick_xtreme import quick_settings
 from xltlib.report.cells import label_configurations
 from xltlib.report.shipped import stored_runs
 from xltlib.store import load_results, stale_runs
@@ -134,7 +134,7 @@ def _real_settings(
 ) -> tuple:
     """``(model, overrides, method_params)`` of a real task: the protocol's settings (:mod:`xltlib.config.protocols`)
     under the experiment's, then, with ``quick``, a small local model and the real text of ``../shared/data``
-    in place of the hub (:mod:`xltlib.quick_xtreme`)."""
+    in place of the hub (:mod:`xltlib.profiles.quick_xtreme`)."""
     if model is None:
         raise XltError(f"task {task} needs a model (a hub id such as xlm-roberta-base, or a local folder)")
     if protocol is not None:

@@ -338,7 +338,7 @@ MODEL_ID = f"{PACKAGE}:multilingual-e5-small"
 def profile_settings(task: str, cache_dir: str, overrides: dict, method_params: dict) -> tuple:
     """``(model, overrides, method_params)`` of an e5-profile run: the converted model and the real data of
     ``../shared/data``."""
-    from xltlib.quick_xtreme import DATA_FOLDERS, FIRST_STAGE_FILE, real_data_folder
+    from xltlib.profiles.quick_xtreme import DATA_FOLDERS, FIRST_STAGE_FILE, real_data_folder
 
     if task not in DATA_FOLDERS:
         raise XltError(f"the e5 profile covers {', '.join(DATA_FOLDERS)}; not {task}")

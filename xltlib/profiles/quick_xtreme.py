@@ -17,7 +17,7 @@ from typing import Any
 
 from xltlib.errors import XltError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 DATA_FOLDERS = {"xnli": "xnli", "pawsx": "pawsx", "xcopa": "xcopa"}
 """Task → its folder in the ``../shared/data`` layout."""
