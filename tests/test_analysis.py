@@ -158,6 +158,10 @@ def test_compare_alignment_ranks_the_layer_that_drives_accuracy_first():
     for analysis_kind, score in (("level", "r2_partial"), ("paired", "r2")):
         ranked = table[table.analysis == analysis_kind].sort_values(score, ascending=False)
         assert ranked.layer.iloc[0] == 2, ranked[["layer", score]]
+        fitted = ranked.dropna(subset=["p_value"])
+        ordered = fitted.sort_values("p_value")
+        steps = [min(1.0, (len(fitted) - i) * p) for i, p in enumerate(ordered.p_value)]  # Holm, by hand
+        assert ordered.p_holm.tolist() == pytest.approx(np.maximum.accumulate(steps).tolist())
 
 
 def test_distance_model_recovers_larger_gains_for_worse_aligned_languages():

@@ -11,6 +11,7 @@ from scipy import stats
 from simulation import simulate_draws
 
 from xltlib.report import preregistered
+from xltlib.report.intervals import holm
 
 
 def test_the_equivalence_p_value_is_the_larger_of_two_one_sided_t_tests():
@@ -48,7 +49,7 @@ def test_verdicts_use_the_registered_words(hypothesis, estimate, p_holm, equival
 
 
 def test_holm_adjusts_within_the_tests_that_exist():
-    adjusted = preregistered._holm(pd.Series([0.01, np.nan, 0.04, 0.03]))
+    adjusted = holm(pd.Series([0.01, np.nan, 0.04, 0.03]))
     assert np.isnan(adjusted[1])
     assert adjusted[[0, 2, 3]].tolist() == pytest.approx([0.03, 0.06, 0.06])  # 3·0.01, max(2·0.03, 3·0.01), 1·0.04
 

@@ -41,7 +41,7 @@ from xltlib.report.cells import (
     pretrained_alignment,
     warn_missing,
 )
-from xltlib.report.intervals import CONFIDENCE, describe, mean_ci, nan_estimate, spearman_ci
+from xltlib.report.intervals import CONFIDENCE, describe, holm, mean_ci, nan_estimate, spearman_ci
 
 __all__ = [
     "ACCURACY",
@@ -198,7 +198,8 @@ def compare_alignment(
     The level model (OLS with language fixed effects) and the paired model, refitted for
     every metric and layer (``layers=None``: each stored layer and the hidden-layer mean,
     ``layer`` NA in the table). Rank them by ``r2_partial`` (level: what alignment adds to
-    the language and method effects) or ``r2`` (paired), or by ``aic`` within a model.
+    the language and method effects) or ``r2`` (paired), or by ``aic`` within a model. ``p_holm``: the
+    slope's p-value, Holm-corrected over every metric and layer fitted for the same (task, model, analysis).
     """
     present = [metric for metric in metrics if (results.metric == metric).any()]
     for metric in metrics:
@@ -220,6 +221,7 @@ def compare_alignment(
     front = [*GROUP, "analysis", "metric", "layer"]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*front, "term"])
     table["layer"] = table["layer"].astype("Int64")
+    table["p_holm"] = table.groupby([*GROUP, "analysis"]).p_value.transform(holm) if len(table) else np.nan
     mixed_only = {"fit", "r2_marginal", "r2_conditional"}
     return table[front + [c for c in table.columns if c not in front and c not in mixed_only]].reset_index(drop=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 CONFIDENCE = 0.95
 
@@ -63,3 +64,12 @@ def describe(row: pd.Series, scale: float = 1.0, unit: str = "", digits: int = 1
 
     interval = "" if pd.isna(row["ci_low"]) else f" (95% CI {number(row['ci_low'])} to {number(row['ci_high'])})"
     return f"{number(row['estimate'])}{unit}{interval}"
+
+
+def holm(p_values: pd.Series) -> pd.Series:
+    """Holm-adjusted p-values of one family of tests; NaN entries (no test) stay NaN and do not count in it."""
+    adjusted = pd.Series(np.nan, index=p_values.index)
+    present = p_values.dropna()
+    if len(present):
+        adjusted[present.index] = multipletests(present.to_numpy(float), method="holm")[1]
+    return adjusted

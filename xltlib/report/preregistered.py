@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import DescrStatsW
 
 from xltlib.report import analysis
 from xltlib.report.cells import ACCURACY, pretrained_alignment
 from xltlib.report.draws import draw_of_model, on_every_draw
 from xltlib.report.factors import factor_model
-from xltlib.report.intervals import mean_ci
+from xltlib.report.intervals import holm, mean_ci
 
 PREREGISTRATION = "preregistration.md"
 ALPHA = 0.05
@@ -178,8 +177,8 @@ def hypotheses(results: pd.DataFrame, factors: pd.DataFrame | None, baseline: st
     table = pd.concat([test for test in tests if len(test)], ignore_index=True)
     if table.empty:
         return table
-    table["p_holm"] = table.groupby("hypothesis").p_value.transform(_holm)
-    table["equivalence_p_holm"] = table.groupby("hypothesis").equivalence_p.transform(_holm)
+    table["p_holm"] = table.groupby("hypothesis").p_value.transform(holm)
+    table["equivalence_p_holm"] = table.groupby("hypothesis").equivalence_p.transform(holm)
     table["verdict"] = table.apply(verdict, axis=1)
     signs = table.verdict.map({"gain": 1, "positive": 1, "loss": -1, "negative": -1, "no effect": 0})
     table["as_predicted"] = (signs == table.predicted).where(table.verdict != "inconclusive")
@@ -203,15 +202,6 @@ def counts(table: pd.DataFrame) -> pd.DataFrame:
     tally["as predicted"] = table.groupby("hypothesis").as_predicted.apply(lambda values: int(values.eq(True).sum()))
     tally["tests"] = table.groupby("hypothesis").size()
     return tally
-
-
-def _holm(p_values: pd.Series) -> pd.Series:
-    """Holm-adjusted p-values; NaN entries (no test) stay NaN and do not count in the family."""
-    adjusted = pd.Series(np.nan, index=p_values.index)
-    present = p_values.dropna()
-    if len(present):
-        adjusted[present.index] = multipletests(present.to_numpy(float), alpha=ALPHA, method="holm")[1]
-    return adjusted
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
