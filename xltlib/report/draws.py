@@ -52,6 +52,15 @@ def on_every_draw(results: pd.DataFrame) -> pd.DataFrame:
     return results[per_method.to_numpy() == results.task.map(per_task).to_numpy()]
 
 
+def draw_units(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+) -> pd.DataFrame:
+    """The gains of :func:`~xltlib.report.analysis.method_units` (complete ones only) of the configurations of
+    :func:`on_every_draw`, each with its ``draw``: what every estimate over draws averages."""
+    units = method_units(on_every_draw(results), alignment, layer, baseline).dropna(subset=["gain"])
+    return units.assign(draw=units.model.map(draw_of_model(results)))
+
+
 def method_effects_across_draws(
     results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
 ) -> pd.DataFrame:
@@ -62,8 +71,7 @@ def method_effects_across_draws(
     mean gain over its seeds, then :func:`across_draws`. ``model`` reads ``draws 0, 2, 3``;
     ``n_obs`` counts the (draw, seed) gains.
     """
-    units = method_units(on_every_draw(results), alignment, layer, baseline).dropna(subset=["gain"])
-    units = units.assign(draw=units.model.map(draw_of_model(results)))
+    units = draw_units(results, alignment, layer, baseline)
     rows = []
     for (task, method, outcome, language), group in units.groupby(
         ["task", "method", "outcome", "language"], sort=False

@@ -20,7 +20,7 @@ from statsmodels.stats.weightstats import DescrStatsW
 
 from xltlib.report import analysis
 from xltlib.report.cells import ACCURACY, pretrained_alignment
-from xltlib.report.draws import draw_of_model, on_every_draw
+from xltlib.report.draws import draw_of_model, draw_units, on_every_draw
 from xltlib.report.factors import factor_model
 from xltlib.report.intervals import holm, mean_ci
 
@@ -80,9 +80,8 @@ def over_draws(per_draw: pd.Series, margin: float = np.nan) -> dict:
 def method_tests(results: pd.DataFrame, baseline: str = "standard") -> pd.DataFrame:
     """H1 and H2: each method's gain over ``baseline`` (same draw and seed) in primary accuracy (mean over the
     targets) and in primary alignment, per draw, then over draws."""
-    units = analysis.method_units(on_every_draw(results), PRIMARY_ALIGNMENT, None, baseline)
-    units = units[units.language == analysis.ALL_LANGUAGES].dropna(subset=["gain"])
-    units = units.assign(draw=units.model.map(draw_of_model(results)))
+    units = draw_units(results, PRIMARY_ALIGNMENT, None, baseline)
+    units = units[units.language == analysis.ALL_LANGUAGES]
     margins = alignment_margin(results)
     rows = []
     for (task, method, outcome), group in units.groupby(["task", "method", "outcome"], sort=True):
@@ -105,20 +104,7 @@ def slope_tests(results: pd.DataFrame, baseline: str = "standard") -> pd.DataFra
     """H3: the paired slope (Δaccuracy on Δalignment over method × language cells) on each draw, then over
     draws. No smallest effect was registered for it, so it is never called "no effect"."""
     slopes = analysis.paired_model(on_every_draw(results), PRIMARY_ALIGNMENT, None, baseline)
-    slopes = slopes[slopes.term == "alignment"].assign(draw=lambda table: table.model.map(draw_of_model(results)))
-    return pd.DataFrame(
-        [
-            {
-                "hypothesis": "H3",
-                "task": task,
-                "term": "Δalignment",
-                "outcome": ACCURACY,
-                **over_draws(group.set_index("draw").estimate),
-                "predicted": 1,
-            }
-            for task, group in slopes.groupby("task", sort=True)
-        ]
-    )
+    return _slopes_over_draws(results, slopes[slopes.term == "alignment"].assign(term="Δalignment"), "H3", 1)
 
 
 def factor_tests(results: pd.DataFrame, factors: pd.DataFrame, baseline: str = "standard") -> pd.DataFrame:
@@ -147,18 +133,23 @@ def worst_aligned_tests(results: pd.DataFrame, baseline: str = "standard") -> pd
     """H5: per method, the slope of its per-language accuracy gain on the language's pre-trained alignment
     (:func:`~xltlib.report.analysis.distance_model`) on each draw, then over draws; predicted negative."""
     slopes = analysis.distance_model(on_every_draw(results), PRIMARY_ALIGNMENT, None, baseline)
+    return _slopes_over_draws(results, slopes.assign(term=slopes.method), "H5", -1)
+
+
+def _slopes_over_draws(results: pd.DataFrame, slopes: pd.DataFrame, hypothesis: str, predicted: int) -> pd.DataFrame:
+    """One test per (task, term) of per-draw slopes (one fit per encoder): their mean over the draws."""
     slopes = slopes.assign(draw=slopes.model.map(draw_of_model(results)))
     return pd.DataFrame(
         [
             {
-                "hypothesis": "H5",
+                "hypothesis": hypothesis,
                 "task": task,
-                "term": method,
+                "term": term,
                 "outcome": ACCURACY,
                 **over_draws(group.set_index("draw").estimate),
-                "predicted": -1,
+                "predicted": predicted,
             }
-            for (task, method), group in slopes.groupby(["task", "method"], sort=True)
+            for (task, term), group in slopes.groupby(["task", "term"], sort=True)
         ]
     )
 
