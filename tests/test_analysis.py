@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from simulation import HIDDEN_LAYERS, SOURCE, simulate
 
 from xltlib.errors import XltError
-from xltlib.report import analysis
+from xltlib.report import analysis, fits
 from xltlib.report.factors import factor_model
+from xltlib.report.simulation import HIDDEN_LAYERS, SOURCE, StudyDesign, simulate, simulate_study
 from xltlib.store import RESULT_COLUMNS
 
 
@@ -30,12 +30,12 @@ def covers(row: pd.Series, value: float) -> bool:
 def test_level_model_intervals_cover_the_true_slope(true_slope):
     rng = np.random.default_rng(7)
     method_accuracy = {"standard": 0.0, "pgd": 0.02, "rs_rp": -0.01}
-    hits = {"ols": 0, "mixed": 0}
+    hits = {"ols": 0, "mundlak": 0}
     for _ in range(50):
         table = analysis.level_model(simulate(rng, true_slope, method_accuracy))
         for fit in hits:
             hits[fit] += covers(slope_row(table, fit), true_slope)
-    assert hits["ols"] >= 45 and hits["mixed"] >= 45, hits
+    assert hits["ols"] >= 45 and hits["mundlak"] >= 45, hits
 
 
 def test_level_model_estimates_method_effects_at_equal_alignment():
@@ -44,8 +44,8 @@ def test_level_model_estimates_method_effects_at_equal_alignment():
     assert covers(ols.loc["method[pgd]"], 0.05) and ols.loc["method[pgd]"].ci_low > 0
     assert covers(ols.loc["method[rs_rp]"], 0.0)
     assert {"r2", "r2_partial", "aic"} <= set(ols.columns) and 0 < ols.loc["alignment"].r2_partial < 1
-    mixed = slope_row(table, "mixed")
-    assert 0 <= mixed.r2_marginal <= mixed.r2_conditional <= 1
+    mundlak = slope_row(table, "mundlak")
+    assert 0 <= mundlak.r2_marginal <= mundlak.r2_conditional <= 1
 
 
 @pytest.mark.parametrize("true_slope", [0.5, 0.0])
@@ -172,15 +172,16 @@ def test_distance_model_recovers_larger_gains_for_worse_aligned_languages():
     assert points.pretrained_alignment.notna().all() and (points.seeds == 3).all()
 
 
-def test_rank_correlations_match_scipy_and_pool_all_methods():
+def test_rank_correlations_average_each_runs_rho_over_its_languages_with_runs_as_the_unit():
     results = simulate(np.random.default_rng(13))
     table = analysis.rank_correlations(results).set_index("method")
     grid = analysis.cells(results)
-    assert table.loc["all"].estimate == pytest.approx(stats.spearmanr(grid.alignment, grid.accuracy)[0])
-    pgd = grid[grid.method == "pgd"]
-    assert table.loc["pgd"].estimate == pytest.approx(stats.spearmanr(pgd.alignment, pgd.accuracy)[0])
-    assert (table.ci_low <= table.estimate).all() and (table.estimate <= table.ci_high).all()
-    assert table.loc["all"].n_obs == len(grid)
+    per_run = grid.groupby(["method", "run_id"]).apply(lambda run: stats.spearmanr(run.alignment, run.accuracy)[0])
+    assert table.loc["all"].estimate == pytest.approx(per_run.mean())
+    assert table.loc["pgd"].estimate == pytest.approx(per_run["pgd"].mean())
+    half = stats.t.ppf(0.975, len(per_run) - 1) * stats.sem(per_run)
+    assert table.loc["all"].ci_high - table.loc["all"].estimate == pytest.approx(half)
+    assert table.loc["all"].n_obs == grid.run_id.nunique() == 9
 
 
 def test_describe_formats_an_estimate_with_its_interval():
@@ -220,8 +221,13 @@ def test_an_outcome_that_never_varies_is_named_not_fitted():
 def test_the_level_model_reports_slope_and_methods_and_the_paired_model_its_intercept():
     results = simulate(np.random.default_rng(16))
     level = analysis.level_model(results)
-    for fit in ("ols", "mixed"):
-        assert level[level.fit == fit].term.tolist() == ["alignment", "method[pgd]", "method[rs_rp]"]
+    assert level[level.fit == "ols"].term.tolist() == ["alignment", "method[pgd]", "method[rs_rp]"]
+    assert level[level.fit == "mundlak"].term.tolist() == [
+        "alignment",
+        "alignment_between",
+        "method[pgd]",
+        "method[rs_rp]",
+    ]
     assert analysis.paired_model(results).term.tolist() == ["alignment", "intercept"]
 
 
@@ -301,13 +307,13 @@ def test_one_configuration_on_several_encoders_keeps_one_name():
 def test_partial_r2_is_undefined_where_the_model_without_alignment_leaves_nothing_to_explain():
     rng = np.random.default_rng(3)
     languages = np.repeat(["a", "b", "c"], 6)
-    data = pd.DataFrame({"language": languages, "alignment": rng.normal(size=18)})
+    data = pd.DataFrame({"language": languages, "alignment": rng.normal(size=18), "run_id": np.tile(range(6), 3)})
     data["accuracy"] = pd.Series(languages).map({"a": 0.5, "b": 0.6, "c": 0.7}).to_numpy()  # the language explains all
     data.loc[0, "accuracy"] += 1e-12  # rounding-sized residual: the ratio would be noise over noise
-    _, rows = analysis._ols(data, "accuracy ~ alignment + C(language)", "accuracy ~ C(language)")
+    rows = fits.ols_rows(data, "accuracy ~ alignment + C(language)", "accuracy ~ C(language)")
     assert np.isnan(rows[0]["r2_partial"])
     data["accuracy"] += 0.05 * data["alignment"] + rng.normal(scale=0.01, size=18)
-    _, rows = analysis._ols(data, "accuracy ~ alignment + C(language)", "accuracy ~ C(language)")
+    rows = fits.ols_rows(data, "accuracy ~ alignment + C(language)", "accuracy ~ C(language)")
     assert 0.5 < rows[0]["r2_partial"] <= 1
 
 
@@ -373,3 +379,34 @@ def test_factor_model_matches_least_squares_and_clusters_by_encoder():
     np.testing.assert_allclose(accuracy.ci_high - accuracy.estimate, half, rtol=1e-9)
     alignment = table[table.outcome == "pretrained_alignment"].set_index("term")
     assert alignment.loc["anchor_share", "estimate"] == pytest.approx(0.15, abs=0.02)
+
+
+def test_run_clustered_intervals_cover_the_within_language_slope_when_runs_share_a_shock():
+    rng = np.random.default_rng(21)
+    design = StudyDesign(seeds=3, run_sd=0.02, draw_method_sd=0.0, item_method_sd=0.0)
+    hits = sum(
+        covers(slope_row(analysis.level_model(simulate_study(rng, design), mixed=False)), 0.5) for _ in range(60)
+    )
+    assert hits >= 53, hits
+
+
+def test_the_mundlak_model_separates_the_confounded_between_slope_from_the_within_slope():
+    """Distance raises a language's base accuracy with its alignment: the between slope is 0.5 + 0.4, not 0.5."""
+    design = StudyDesign(seeds=3, languages=12, item_method_sd=0.0)
+    level = analysis.level_model(simulate_study(np.random.default_rng(23), design))
+    mundlak = level[level.fit == "mundlak"].set_index("term")
+    assert covers(mundlak.loc["alignment"], 0.5) and covers(mundlak.loc["alignment_between"], 0.9)
+    assert mundlak.loc["alignment_between"].ci_low > 0.5
+
+
+def test_source_accuracy_as_a_covariate_removes_a_common_cause_of_both_gains():
+    """Runs that damage the source lose target accuracy and alignment together; alignment itself does nothing."""
+    design = StudyDesign(seeds=3, slope=0.0, run_sd=0.03, run_alignment_sd=0.0, item_method_sd=0.0)
+    results = simulate_study(np.random.default_rng(23), design)
+    source = results[(results.metric == "accuracy") & (results.tgt_lang == SOURCE)].set_index("run_id").value
+    aligned = results.metric == "cosine_gap"
+    damage = results.loc[aligned, "run_id"].map(source - 0.9).fillna(0.0)
+    results.loc[aligned, "value"] += 2 * damage
+    naive, adjusted = analysis.paired_model(results), analysis.paired_model(results, source_accuracy=True)
+    assert slope_row(naive).ci_low > 0
+    assert covers(slope_row(adjusted), 0.0) and "source_accuracy" in set(adjusted.term)

@@ -100,6 +100,18 @@ def test_dose_response_slopes_cover_the_true_slopes(slopes):
     assert set(table.distance.dropna()) == {0.1, 0.5, 0.9} and (table.n_doses == 4).all()
 
 
+def test_dose_contrasts_pair_each_dose_with_standard_on_its_seed_and_correct_over_doses():
+    results = simulate(np.random.default_rng(4), {"accuracy": -0.02, "alignment": 0.01})
+    contrasts = dose.dose_contrasts(results).query("outcome == 'accuracy'").set_index("dose")
+    assert list(contrasts.index) == pytest.approx([1 / 3, 1, 3]) and (contrasts.seeds == 4).all()
+    per_run = dose.dose_cells(results).groupby(["dose", "seed"]).accuracy.mean()
+    assert contrasts.loc[3].estimate == pytest.approx((per_run[3] - per_run[0]).mean())
+    assert contrasts.loc[3].ci_high < 0 and contrasts.loc[3].ci_low <= -0.06 <= contrasts.loc[3].ci_high
+    assert (contrasts.p_holm >= contrasts.p_value).all() and contrasts.p_holm.min() == pytest.approx(
+        3 * contrasts.p_value.min()
+    )
+
+
 def test_dose_means_give_one_row_per_dose_and_outcome_with_seed_intervals():
     means = dose.dose_means(simulate(np.random.default_rng(3), {"accuracy": -0.02, "alignment": 0.01}))
     accuracy = means[means.outcome == "accuracy"].set_index("dose")

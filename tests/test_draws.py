@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from simulation import simulate, simulate_draws
 
 from xltlib.report import analysis, draws
+from xltlib.report.simulation import simulate, simulate_draws
 
 
 def study(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from simulation import simulate
 
 from xltlib.report import analysis, findings
+from xltlib.report.simulation import simulate
 
 
 def effect_row(

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from simulation import simulate_draws
 
 from xltlib.report import preregistered
 from xltlib.report.intervals import holm
+from xltlib.report.simulation import simulate_draws
 
 
 def test_the_equivalence_p_value_is_the_larger_of_two_one_sided_t_tests():

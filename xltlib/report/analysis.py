@@ -10,9 +10,10 @@ Missing cells are never dropped silently. The grid of a (task, model) is every o
 language; a cell without accuracy or alignment (a failed or unfinished run) is left out of the fits, counted in the
 ``n_missing`` column and reported by a :class:`MissingCellsWarning`; :func:`missing_cells` lists them.
 
-Few languages make few clusters: cluster-robust intervals use Student t with (languages − 1) degrees of freedom, and
-method effects paired t over seeds (honest, and wide, when seeds are few); the language factors' model is in
-:mod:`xltlib.report.factors`.
+A run's cells are not independent (its languages share its initialisation and data order): regressions cluster
+by run with the CR2 small-sample correction (:mod:`xltlib.report.cluster`), and method effects are paired t over
+seeds (honest, and wide, when seeds are few). These intervals condition on the test items (the same in every run);
+the language factors' model is in :mod:`xltlib.report.factors`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from scipy import stats
 
 from xltlib.config import PRETRAINED
 from xltlib.report.cells import (
@@ -41,7 +43,8 @@ from xltlib.report.cells import (
     pretrained_alignment,
     warn_missing,
 )
-from xltlib.report.intervals import CONFIDENCE, describe, holm, mean_ci, nan_estimate, spearman_ci
+from xltlib.report.fits import coefficient_row, estimates_table, mundlak_rows, ols_rows
+from xltlib.report.intervals import describe, holm, mean_ci, nan_estimate
 
 __all__ = [
     "ACCURACY",
@@ -84,36 +87,36 @@ def level_model(
     method_terms: bool = True,
     baseline: str = "standard",
     mixed: bool = True,
-    return_fits: bool = False,
-):
+) -> pd.DataFrame:
     """Accuracy ~ alignment + C(language) (+ C(method)), two ways, per (task, model).
 
-    - ``fit == "ols"``: language fixed effects, standard errors clustered by language
-      (t with languages − 1 df). ``r2`` is the model's R²; ``r2_partial`` the share of the
-      residual variance of the model without alignment that alignment explains.
-    - ``fit == "mixed"``: a random intercept per language (statsmodels ``MixedLM``, REML);
-      ``r2_marginal`` / ``r2_conditional`` after Nakagawa & Schielzeth (2013).
+    - ``fit == "ols"``: language fixed effects, so the slope is *within* languages; CR2
+      standard errors clustered by run (:mod:`xltlib.report.cluster`: a run's languages share
+      its initialisation and data order), t with Bell–McCaffrey degrees of freedom. ``r2`` is
+      the model's R²; ``r2_partial`` the share of the residual variance of the model without
+      alignment that alignment explains.
+    - ``fit == "mundlak"``: a random intercept per language (statsmodels ``MixedLM``, REML)
+      with alignment split into its language mean (``alignment_between``) and the deviation
+      from it (``alignment``, the within slope): distance drives both a language's alignment
+      and its accuracy, so only the within slope compares like with like, and the gap between
+      the two measures that confounding. ``r2_marginal`` / ``r2_conditional`` after Nakagawa &
+      Schielzeth (2013).
 
-    The slope is the row with ``term == "alignment"``: accuracy (as a fraction) per unit
-    of the alignment metric. Method rows (``method[pgd]``…) are differences from
-    ``baseline`` at equal alignment. ``mixed=False`` skips the mixed model. With
-    ``return_fits`` the statsmodels results come too, keyed by (task, model, fit).
+    Method rows (``method[pgd]``…) are differences from ``baseline`` at equal alignment.
+    ``mixed=False`` skips the mixed model.
     """
     grid = cells(results, alignment, layer)
-    rows, fits = [], {}
+    rows = []
     for key, data, n_missing in complete_groups(grid, [ACCURACY, "alignment"], "level model"):
         data = _baseline_first(data, baseline)
         method = " + C(method)" if method_terms and data.method.nunique() > 1 else ""
-        ols, ols_rows = _ols(data, f"accuracy ~ alignment{method} + C(language)", f"accuracy ~ 1{method} + C(language)")
-        fits[(*key, "ols")] = ols
-        models = [("ols", ols_rows)]
+        fixed = ols_rows(data, f"accuracy ~ alignment{method} + C(language)", f"accuracy ~ 1{method} + C(language)")
+        models = [("ols", fixed)]
         if mixed:
-            fits[(*key, "mixed")], mixed_rows = _mixed(data, f"accuracy ~ alignment{method}")
-            models.append(("mixed", mixed_rows))
+            models.append(("mundlak", mundlak_rows(data, method)))
         for fit, fit_rows in models:
             rows += [{**dict(zip(GROUP, key)), "fit": fit, **row, "n_missing": n_missing} for row in fit_rows]
-    table = estimates_table(rows, [*GROUP, "fit"], [*FIT_STATISTICS, "r2_marginal", "r2_conditional"])
-    return (table, fits) if return_fits else table
+    return estimates_table(rows, [*GROUP, "fit"], [*FIT_STATISTICS, "n_clusters", "r2_marginal", "r2_conditional"])
 
 
 def paired_model(
@@ -122,26 +125,32 @@ def paired_model(
     layer: int | None = None,
     baseline: str = "standard",
     method_terms: bool = False,
-    return_fits: bool = False,
-):
+    source_accuracy: bool = False,
+) -> pd.DataFrame:
     """Δaccuracy ~ Δalignment against ``baseline`` on the same seed, language, task and model.
 
-    Does the alignment a method gains predict the accuracy it gains? OLS with standard
-    errors clustered by language (t with languages − 1 df); ``term == "alignment"`` is the
-    slope, ``"intercept"`` the accuracy gained at no alignment gain. ``method_terms`` adds
-    one intercept per method, so the slope comes from seed-to-seed and language-to-language
-    variation within a method only.
+    Does the alignment a method gains predict the accuracy it gains? OLS with CR2 standard
+    errors clustered by the treated run (t with Bell–McCaffrey degrees of freedom);
+    ``term == "alignment"`` is the slope, ``"intercept"`` the accuracy gained at no alignment
+    gain. ``method_terms`` adds one intercept per method, so the slope comes from seed-to-seed
+    and language-to-language variation within a method only. ``source_accuracy`` adds the
+    run's Δ source-language accuracy (term ``source_accuracy``): a method that damages the
+    source can lower target accuracy and alignment at once, a common cause the slope should
+    not be credited with.
     """
     paired = deltas(results, alignment, layer, baseline)
-    rows, fits = [], {}
+    rows = []
     for key, data, n_missing in complete_groups(paired, ["d_accuracy", "d_alignment"], "paired model"):
         data = data.rename(columns={"d_accuracy": "gain", "d_alignment": "alignment"})
+        terms = " + source_accuracy" if source_accuracy else ""
+        if source_accuracy:
+            data = data.rename(columns={"d_source_accuracy": "source_accuracy"}).dropna(subset=["source_accuracy"])
         intercepts = " + C(method) - 1" if method_terms and data.method.nunique() > 1 else ""
-        fit, fit_rows = _ols(data, f"gain ~ alignment{intercepts}", f"gain ~ 1{intercepts}", intercept=True)
-        fits[(*key, "ols")] = fit
+        fit_rows = ols_rows(
+            data, f"gain ~ alignment{terms}{intercepts}", f"gain ~ 1{terms}{intercepts}", intercept=True
+        )
         rows += [{**dict(zip(GROUP, key)), "fit": "ols", **row, "n_missing": n_missing} for row in fit_rows]
-    table = estimates_table(rows, [*GROUP, "fit"], FIT_STATISTICS)
-    return (table, fits) if return_fits else table
+    return estimates_table(rows, [*GROUP, "fit"], [*FIT_STATISTICS, "n_clusters"])
 
 
 def method_effects(
@@ -262,21 +271,25 @@ def distance_model(
 
 
 def rank_correlations(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None) -> pd.DataFrame:
-    """Spearman ρ between alignment and accuracy over cells, per method and over all methods.
+    """Spearman ρ between alignment and accuracy over a run's target languages, averaged over runs.
 
-    The interval is Fisher's z with the Fieller, Hartley & Pearson (1957) variance
-    1.06 / (n − 3); the p-value is scipy's. ``method == "all"`` pools every method's cells.
+    Per (task, model) and method, and over all methods (``method == "all"``): each run's ρ across
+    its languages (do the languages it aligns better transfer better?), then the mean over runs
+    with a t interval on runs − 1 degrees of freedom, since runs, not cells, vary independently.
+    ``n_obs`` counts runs; a run with fewer than three languages, or a flat outcome, has no ρ.
     """
     grid = cells(results, alignment, layer)
     rows = []
     for key, data, n_missing in complete_groups(grid, [ACCURACY, "alignment"], "rank correlations"):
-        for method, part in [("all", data), *data.groupby("method")]:
+        per_run = data.groupby(["method", "run_id"]).apply(_spearman, include_groups=False).dropna().reset_index()
+        per_run.columns = ["method", "run_id", "rho"]
+        for method, part in [("all", per_run), *per_run.groupby("method")]:
             rows.append(
                 {
                     **dict(zip(GROUP, key)),
                     "method": method,
                     "term": "spearman_rho",
-                    **spearman_ci(part.alignment.to_numpy(), part[ACCURACY].to_numpy()),
+                    **mean_ci(part.rho.to_numpy()),
                     "n_obs": len(part),
                     "n_missing": n_missing,
                 }
@@ -284,99 +297,17 @@ def rank_correlations(results: pd.DataFrame, alignment: str = "cosine_gap", laye
     return estimates_table(rows, [*GROUP, "method"], ["n_obs", "n_missing"])
 
 
+def _spearman(run: pd.DataFrame) -> float:
+    """One run's ρ over its languages; NaN below three languages or where either side never varies."""
+    if len(run) < 3 or np.ptp(run.alignment) == 0 or np.ptp(run[ACCURACY]) == 0:
+        return np.nan
+    return float(stats.spearmanr(run.alignment, run[ACCURACY])[0])
+
+
 def _baseline_first(data: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Methods as a categorical whose first level, the reference of ``C(method)``, is ``baseline``."""
     methods = sorted(set(data.method), key=lambda method: (method != baseline, method))
     return data.assign(method=pd.Categorical(data.method, categories=methods))
-
-
-def _term_name(name: str) -> str:
-    """``C(method)[T.pgd]`` → ``method[pgd]``; ``Intercept`` → ``intercept``."""
-    if name == "Intercept":
-        return "intercept"
-    if name.startswith("C("):
-        variable, level = name[2:].split(")", 1)
-        return f"{variable}[{level.strip('[]').removeprefix('T.')}]"
-    return name
-
-
-def coefficient_row(fit, name: str) -> dict:
-    low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc[name]
-    return {
-        "term": _term_name(name),
-        "estimate": fit.params[name],
-        "std_error": fit.bse[name],
-        "ci_low": low,
-        "ci_high": high,
-        "p_value": fit.pvalues[name],
-    }
-
-
-def _reported_terms(fit, intercept: bool) -> list[str]:
-    """The slope, the method terms and (where it means something) the intercept; not languages."""
-    keep = sorted(
-        (name for name in fit.params.index if name == "alignment" or name.startswith("C(method)")),
-        key=lambda name: name != "alignment",
-    )
-    return keep + ["Intercept"] if intercept and "Intercept" in fit.params.index else keep
-
-
-def _degenerate(data: pd.DataFrame, formula: str) -> str | None:
-    """Why a model cannot be fitted (an outcome or alignment that never varies), else None."""
-    outcome = formula.split("~")[0].strip()
-    for column, what in ((outcome, "the outcome"), ("alignment", "alignment")):
-        if column in data and np.ptp(data[column].to_numpy(dtype=float)) == 0:
-            return f"{what} ({column}) is the same in every cell: nothing to fit"
-    return None
-
-
-def _unfitted(data: pd.DataFrame, reason: str) -> list[dict]:
-    counts = {"n_obs": len(data), "n_groups": data.language.nunique()}
-    return [{"term": "alignment", **nan_estimate(), **counts, "note": reason}]
-
-
-def _ols(data: pd.DataFrame, formula: str, without_alignment: str, intercept: bool = False):
-    """OLS with language-clustered SEs; rows for the reported terms, fit statistics on each."""
-    if reason := _degenerate(data, formula):
-        return None, _unfitted(data, reason)
-    languages = pd.factorize(data.language)[0]
-    if len(set(languages)) > 1:
-        fit = smf.ols(formula, data).fit(cov_type="cluster", cov_kwds={"groups": languages}, use_t=True)
-    else:
-        fit = smf.ols(formula, data).fit(use_t=True)
-    reduced = smf.ols(without_alignment, data).fit()
-    # nested least squares stay in [0, 1] but for rounding; a reduced model leaving ~nothing leaves only rounding
-    partial = float(np.clip(1 - fit.ssr / reduced.ssr, 0, 1)) if reduced.ssr > 1e-9 * reduced.centered_tss else np.nan
-    shared = {
-        "r2": fit.rsquared,
-        "r2_partial": partial,
-        "aic": fit.aic,
-        "n_obs": int(fit.nobs),
-        "n_groups": len(set(languages)),
-    }
-    return fit, [{**coefficient_row(fit, name), **shared} for name in _reported_terms(fit, intercept)]
-
-
-def _mixed(data: pd.DataFrame, formula: str):
-    """Random intercept per language (REML); convergence problems go in ``note``, not stderr."""
-    if reason := _degenerate(data, formula) or ("fewer than 3 languages" if data.language.nunique() < 3 else None):
-        return None, _unfitted(data, reason)
-    shared = {"n_obs": len(data), "n_groups": data.language.nunique()}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit = smf.mixedlm(formula, data, groups=data.language).fit(reml=True)
-    notes = sorted({str(w.message).split("\n")[0] for w in caught})
-    if not fit.converged:
-        notes.insert(0, "did not converge")
-    fixed = np.asarray(fit.model.exog) @ np.asarray(fit.fe_params)
-    var_fixed, var_language, var_residual = float(np.var(fixed)), float(fit.cov_re.iloc[0, 0]), float(fit.scale)
-    total = var_fixed + var_language + var_residual
-    shared |= {
-        "r2_marginal": var_fixed / total,
-        "r2_conditional": (var_fixed + var_language) / total,
-        "note": "; ".join(notes),
-    }
-    return fit, [{**coefficient_row(fit, name), **shared} for name in _reported_terms(fit, intercept=False)]
 
 
 def _generalized_gains(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -392,9 +323,3 @@ def _generalized_gains(results: pd.DataFrame, baseline: str) -> pd.DataFrame:
     treated = per_run[per_run.method != baseline].merge(base, on=[*GROUP, "seed"], suffixes=("", "_base"))
     gain = treated[ACCURACY] - treated[f"{ACCURACY}_base"]
     return treated[[*GROUP, "method", "seed"]].assign(language=GENERALIZED, outcome=ACCURACY, gain=gain)
-
-
-def estimates_table(rows: list[dict], front: list[str], statistics: list[str]) -> pd.DataFrame:
-    """Rows in a fixed column order; a statistic no row has (every fit failed) is NaN."""
-    columns = [*front, "term", "estimate", "std_error", "ci_low", "ci_high", "p_value", *statistics]
-    return pd.DataFrame(rows).reindex(columns=columns)

@@ -156,9 +156,10 @@ def deltas(
 ) -> pd.DataFrame:
     """Each method's cell minus the ``baseline`` cell of the same seed, language, task and model.
 
-    Columns ``d_accuracy`` and ``d_alignment``; NaN where either side is missing.
+    Columns ``d_accuracy``, ``d_alignment`` and ``d_source_accuracy`` (the same difference in source-language
+    accuracy, one per run), and ``run_id`` (the treated run); NaN where either side is missing.
     """
-    grid = cells(results, alignment, layer)
+    grid = cells(results, alignment, layer).merge(source_accuracy(results), on="run_id", how="left")
     _check_baseline(grid, baseline)
     base = grid[grid.method == baseline].drop(columns=["method", "run_id"])
     treated = grid[grid.method != baseline].merge(
@@ -167,7 +168,14 @@ def deltas(
     return treated.assign(
         d_accuracy=treated[ACCURACY] - treated[f"{ACCURACY}_base"],
         d_alignment=treated.alignment - treated.alignment_base,
-    )[[*CELL, "d_accuracy", "d_alignment"]]
+        d_source_accuracy=treated.source_accuracy - treated.source_accuracy_base,
+    )[["run_id", *CELL, "d_accuracy", "d_alignment", "d_source_accuracy"]]
+
+
+def source_accuracy(results: pd.DataFrame) -> pd.DataFrame:
+    """Each fine-tuned run's accuracy on its source language: ``run_id``, ``source_accuracy``."""
+    source = results[(results.metric == ACCURACY) & (results.tgt_lang == results.src_lang)]
+    return source.groupby("run_id", as_index=False).value.mean().rename(columns={"value": "source_accuracy"})
 
 
 def check_metric(metric: str) -> None:

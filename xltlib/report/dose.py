@@ -19,7 +19,7 @@ import statsmodels.formula.api as smf
 from xltlib.config.methods import STRENGTHS, params_class
 from xltlib.report.analysis import ALL_LANGUAGES
 from xltlib.report.cells import ACCURACY, GROUP, cells
-from xltlib.report.intervals import CONFIDENCE, mean_ci, nan_estimate
+from xltlib.report.intervals import CONFIDENCE, holm, mean_ci, nan_estimate
 
 OUTCOMES = (ACCURACY, "alignment")
 
@@ -70,8 +70,12 @@ def dose_response(
 
     ``outcome`` is ``accuracy`` or ``alignment`` (the metric at ``layer``, or averaged over
     the hidden layers); ``language`` a target or ``"all targets"`` (each run's mean over
-    targets). OLS of the outcome on the dose over every run (seeds and doses), with a t
-    interval: change per one default strength. ``distances`` adds each language's distance.
+    targets). OLS of the outcome on the dose over every run (seeds and doses), with a fixed
+    effect per seed when several seeds ran (the runs of one seed share its data order and
+    initialisation at every dose), and a t interval: change per one default strength. It is a
+    straight line through unevenly spaced doses (0, 0.3, 1, 3 puts most of the leverage on the
+    largest), so :func:`dose_contrasts` gives each dose against dose 0 as well. ``distances``
+    adds each language's distance.
     """
     table = dose_cells(results, alignment, layer)
     per_run = table.groupby([*GROUP, "dosed", "dose", "seed", "run_id"])[list(OUTCOMES)].mean().reset_index()
@@ -114,11 +118,40 @@ def dose_means(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int 
     return pd.DataFrame(rows)
 
 
+def dose_contrasts(results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None) -> pd.DataFrame:
+    """Each dose against dose 0 (``standard``) of the same seed, over targets, per (task, model, dosed method,
+    dose, outcome): the mean difference with a paired t interval over seeds, and ``p_holm``, its p-value
+    Holm-corrected over the doses of the same (task, model, dosed method, outcome)."""
+    table = dose_cells(results, alignment, layer)
+    per_run = table.groupby([*GROUP, "dosed", "dose", "seed"])[list(OUTCOMES)].mean().reset_index()
+    rows = []
+    for key, group in per_run.groupby([*GROUP, "dosed"], sort=False):
+        baseline = group[group.dose == 0].set_index("seed")
+        for dose, treated in group[group.dose > 0].groupby("dose"):
+            treated = treated.set_index("seed")
+            for outcome in OUTCOMES:
+                difference = (treated[outcome] - baseline[outcome]).dropna()
+                rows.append(
+                    {
+                        **dict(zip([*GROUP, "dosed"], key)),
+                        "dose": dose,
+                        "outcome": outcome,
+                        **mean_ci(difference.to_numpy()),
+                        "seeds": len(difference),
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["p_holm"] = frame.groupby([*GROUP, "dosed", "outcome"]).p_value.transform(holm)
+    return frame
+
+
 def _slope(data: pd.DataFrame, outcome: str) -> dict:
     counts = {"n_obs": len(data), "n_doses": data.dose.nunique()}
     if data.dose.nunique() < 2 or len(data) < 3 or np.ptp(data[outcome].to_numpy(dtype=float)) == 0:
         return {**nan_estimate(), **counts}
-    fit = smf.ols(f"{outcome} ~ dose", data).fit()
+    seeds = " + C(seed)" if data.seed.nunique() > 1 and len(data) > data.seed.nunique() + 1 else ""
+    fit = smf.ols(f"{outcome} ~ dose{seeds}", data).fit()
     low, high = fit.conf_int(alpha=1 - CONFIDENCE).loc["dose"]
     return {
         "estimate": fit.params["dose"],

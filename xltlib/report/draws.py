@@ -98,10 +98,23 @@ def paired_slope_across_draws(
     """Per task: the paired model's slope (Δaccuracy on Δalignment against ``baseline``, same draw, seed and
     language; :func:`~xltlib.report.analysis.paired_model`) fitted on each draw, then :func:`across_draws`."""
     slopes = analysis.paired_model(on_every_draw(results), alignment, layer, baseline)
-    slopes = slopes[slopes.term == "alignment"].assign(draw=lambda t: t.model.map(draw_of_model(results)))
+    return _slopes_across_draws(slopes[slopes.term == "alignment"], results)
+
+
+def level_slope_across_draws(
+    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+) -> pd.DataFrame:
+    """Per task: the level model's within-language slope (accuracy on alignment with language and method fixed
+    effects; :func:`~xltlib.report.analysis.level_model`) fitted on each draw, then :func:`across_draws`."""
+    slopes = analysis.level_model(on_every_draw(results), alignment, layer, baseline=baseline, mixed=False)
+    return _slopes_across_draws(slopes[slopes.term == "alignment"], results)
+
+
+def _slopes_across_draws(slopes: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    slopes = slopes.assign(draw=slopes.model.map(draw_of_model(results)))
     rows = []
     for task, group in slopes.groupby("task", sort=False):
-        per_draw = group.set_index("draw").estimate.dropna()
+        per_draw = group.set_index("draw").estimate.dropna().sort_index()
         rows.append(
             {
                 "task": task,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from xltlib.report.analysis import coefficient_row, estimates_table
 from xltlib.report.cells import ACCURACY, GROUP, cells, check_metric, pretrained_alignment
+from xltlib.report.fits import coefficient_row, estimates_table
 from xltlib.report.intervals import nan_estimate
 
 LANGUAGE_FACTORS = "anchor_share + C(order) + shared_function_words"

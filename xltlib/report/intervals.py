@@ -37,22 +37,6 @@ def mean_ci(values: np.ndarray) -> dict:
     }
 
 
-def spearman_ci(x: np.ndarray, y: np.ndarray) -> dict:
-    """Spearman's ρ with a Fisher-z interval (Bonett-Wright variance 1.06 / (n − 3)); NaN below four values."""
-    if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return nan_estimate()
-    rho, p_value = stats.spearmanr(x, y)
-    half = stats.norm.ppf(0.5 + CONFIDENCE / 2) * np.sqrt(1.06 / (len(x) - 3))
-    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
-    return {
-        "estimate": float(rho),
-        "std_error": np.nan,
-        "ci_low": float(np.tanh(z - half)),
-        "ci_high": float(np.tanh(z + half)),
-        "p_value": float(p_value),
-    }
-
-
 def describe(row: pd.Series, scale: float = 1.0, unit: str = "", digits: int = 1) -> str:
     """``"+2.1 pts (95% CI −0.4 to +4.6)"``: an estimate and its interval for the book's prose."""
 
