@@ -18,6 +18,7 @@ from xltlib.data.loading import load_train_file
 from xltlib.data.tasks import TASKS
 from xltlib.errors import XltError
 from xltlib.evaluation import alignment
+from xltlib.evaluation.surgery import DOSES, SURGERY_METRICS
 from xltlib.methods.base import Standard
 from xltlib.models import TinyXlmrSpec, build_tiny_xlmr
 from xltlib.report import experiment
@@ -70,11 +71,15 @@ def test_run_trains_evaluates_every_language_and_writes_tidy_results(config, tmp
 
 
 def assert_alignment_rows(rows, config, layers):
-    """Every metric at every layer (0 = embeddings … L) for every target except the source."""
+    """Every metric at every layer (0 = embeddings … L) for every target except the source, and at the last layer's
+    ``<s>`` (``pooling="cls"``); the causal arm's rows are checked by tests/test_surgery.py."""
+    rows = rows[~rows["metric"].isin(SURGERY_METRICS)]
     targets = sorted(set(config.tgt_langs) - {config.src_lang})
-    assert len(rows) == len(targets) * layers * len(alignment.METRICS)
+    pooled, cls = rows[rows["pooling"] == config.align_pooling], rows[rows["pooling"] == "cls"]
+    assert len(pooled) == len(targets) * layers * len(alignment.METRICS) and len(pooled) + len(cls) == len(rows)
+    assert len(cls) == len(targets) * len(alignment.METRICS) and set(cls["layer"]) == {layers - 1}
     assert sorted(rows["tgt_lang"].unique()) == targets
-    assert set(rows["layer"]) == set(range(layers)) and set(rows["pooling"]) == {config.align_pooling}
+    assert set(pooled["layer"]) == set(range(layers))
     assert set(rows["metric"]) == set(alignment.METRICS)
     assert rows["value"].notna().all()
 
@@ -83,12 +88,14 @@ def test_run_measures_alignment_after_fine_tuning_and_before_once(config, tmp_pa
     results = pipeline.ensure_run(config, tmp_path, device="cpu")
     layers = TinyXlmrSpec().num_layers + 1
     assert_alignment_rows(results[results["metric"] != "accuracy"], config, layers)
+    surgery = results[results["metric"].isin(SURGERY_METRICS)]  # a standard run on parallel test sets: the causal arm
+    assert len(surgery) == len(set(config.tgt_langs) - {config.src_lang}) * len(DOSES) * len(SURGERY_METRICS)
 
     pretrained = pd.read_parquet(tmp_path / config.pretrained().run_id() / store.METRICS_FILE)
     assert (pretrained["method"] == "pretrained").all() and (pretrained["seed"] == 0).all()
     assert_alignment_rows(pretrained, config, layers)
     # Fine-tuning moved the encoder: some alignment number differs from the starting point.
-    merged = results.merge(pretrained, on=["tgt_lang", "layer", "metric"], suffixes=("", "_before"))
+    merged = results.merge(pretrained, on=["tgt_lang", "layer", "pooling", "metric"], suffixes=("", "_before"))
     assert (merged["value"] != merged["value_before"]).any()
 
     def refuse(*args, **kwargs):

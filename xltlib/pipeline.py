@@ -23,6 +23,7 @@ from xltlib.data.tatoeba import ENGLISH
 from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
 from xltlib.evaluation.alignment import measure_alignment
 from xltlib.evaluation.selection import BestOnSourceDev
+from xltlib.evaluation.surgery import surgery_rows
 from xltlib.files import LOCK_TIMEOUT, atomic_write_json
 from xltlib.methods import make_method
 from xltlib.models import load_classifier, load_encoder, resolve_device
@@ -197,7 +198,19 @@ def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_ba
     for lang, value in accuracies.items():
         log.info("accuracy %s: %.4f", lang, value)
     accuracy_rows = [{"tgt_lang": lang, "metric": "accuracy", "value": value} for lang, value in accuracies.items()]
-    return accuracy_rows + _alignment(config, data, model.base_model, tokenizer, device, eval_batch_size)
+    alignment_rows = _alignment(config, data, model.base_model, tokenizer, device, eval_batch_size)
+    return accuracy_rows + alignment_rows + _causal_arm(config, data, model, tokenizer, device, eval_batch_size)
+
+
+def _causal_arm(config, data, model, tokenizer, device, eval_batch_size) -> list[dict]:
+    """Procrustes surgery (:mod:`xltlib.evaluation.surgery`) on ``standard`` runs of a pair-classification task whose
+    source test set is there: alignment moved on purpose at the state the head reads."""
+    pairs = tasks.get_task(config.task).kind != "multiple_choice"
+    if config.method != "standard" or not pairs or config.src_lang not in data.eval_sets:
+        return []
+    log.info("causal arm: Procrustes surgery of the last-layer <s> states")
+    settings = (config.max_seq_length, device, eval_batch_size)
+    return surgery_rows(model, tokenizer, data.eval_sets, config.src_lang, config.tgt_langs, *settings)
 
 
 def _pretrained_alignment(config, data, device, eval_batch_size) -> list[dict]:

@@ -96,7 +96,8 @@ def measure_alignment(
     metrics: Sequence[str] = tuple(METRICS),
     word_alignments: dict[str, list[list[tuple[int, int]]]] | None = None,
 ) -> list[dict]:
-    """``{tgt_lang, layer, pooling, metric, value}`` rows: every layer, source vs each target language.
+    """``{tgt_lang, layer, pooling, metric, value}`` rows: every layer, source vs each target language, and the
+    last layer's ``<s>`` state (``pooling="cls"``: what the task head reads) beside ``pooling``.
 
     ``corpus`` has one column of line-aligned sentences per language
     (:func:`xltlib.data.parallel.parallel_corpus`). The source is encoded once; each target only on
@@ -105,16 +106,20 @@ def measure_alignment(
     (target → each row's (source word, target word) pairs) adds :data:`WORD_METRICS` rows for those targets,
     measured on the first :data:`WORD_SENTENCES` usable rows.
     """
-    source = encode(encoder, tokenizer, corpus[src_lang].tolist(), "all", pooling, batch_size, max_length, device)
+    settings = (batch_size, max_length, device)
+    source, source_cls = encode(encoder, tokenizer, corpus[src_lang].tolist(), "all", pooling, *settings, last_cls=True)
+    last = source.shape[0] - 1
     rows = []
     targets = [lang for lang in tgt_langs if lang != src_lang]
     words = _WordMetrics(encoder, tokenizer, corpus, src_lang, word_alignments or {}, batch_size, max_length, device)
     for lang in tqdm(targets, desc="alignment", unit="language", disable=len(targets) < 2):
         keep = parallel_rows(corpus[src_lang], corpus[lang])
-        target = encode(
-            encoder, tokenizer, corpus[lang].iloc[keep].tolist(), "all", pooling, batch_size, max_length, device
-        )
+        sentences = corpus[lang].iloc[keep].tolist()
+        target, target_cls = encode(encoder, tokenizer, sentences, "all", pooling, *settings, last_cls=True)
         measured = alignment_metrics(source[:, torch.as_tensor(keep)], target, metrics, pooling=pooling)
+        if pooling != "cls":  # and the last layer's <s>, the state the task head reads
+            pair = source_cls[None, torch.as_tensor(keep)], target_cls[None]
+            measured += alignment_metrics(*pair, metrics, layers=[last], pooling="cls")
         if word_alignments and lang in word_alignments:
             measured += words.measure(lang, keep[:WORD_SENTENCES])
         rows += [{"tgt_lang": lang, **row} for row in measured]
@@ -238,8 +243,10 @@ def encode(
     batch_size: int = 64,
     max_length: int = 128,
     device: torch.device | None = None,
-) -> torch.Tensor:
-    """Pooled sentence embeddings of the requested hidden layers (0 = embeddings … L), ``[layers, N, d]``.
+    last_cls: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Pooled sentence embeddings of the requested hidden layers (0 = embeddings … L), ``[layers, N, d]``;
+    with ``last_cls`` also the last layer's ``<s>`` states, ``[N, d]`` (from the same forward passes).
 
     One forward pass per batch gives every layer. Sentences are sorted by length so padding
     stays small and put back in input order; mean pooling ignores padding. Returned as
@@ -253,7 +260,7 @@ def encode(
     was_training = model.training
     model.eval()
     chosen = None
-    out = None
+    out = cls_out = None
     batches = length_sorted_batches(tokenizer, features, batch_size, device)
     total = -(-len(features) // batch_size)
     for rows, batch in tqdm(batches, total=total, desc="encode", unit="batch", disable=total < 10, mininterval=1.0):
@@ -262,6 +269,8 @@ def encode(
         if chosen is None:
             chosen = list(range(len(hidden))) if layers == "all" else list(layers)
             out = torch.empty(len(chosen), len(sentences), hidden[0].shape[-1])
+            cls_out = torch.empty(len(sentences), hidden[0].shape[-1])
+        cls_out[torch.as_tensor(rows)] = hidden[-1][:, 0].float().cpu()
         stacked = torch.stack([hidden[i] for i in chosen]).float()  # [layers, B, T, d]
         if pooling == "cls":
             pooled = stacked[:, :, 0]
@@ -270,4 +279,4 @@ def encode(
             pooled = (stacked * mask).sum(dim=2) / mask.sum(dim=2)
         out[:, torch.as_tensor(rows)] = pooled.cpu()
     model.train(was_training)
-    return out
+    return (out, cls_out) if last_cls else out

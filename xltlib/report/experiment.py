@@ -295,9 +295,9 @@ def generalized_matrix(results: pd.DataFrame, method: str, languages: Sequence[s
 
 def alignment_by_layer(results: pd.DataFrame, metric: str = "cosine_gap") -> pd.DataFrame:
     """Alignment ``metric`` per (method, language, layer), mean and sd over seeds (tidy); one method per
-    configuration."""
+    configuration. The last layer's ``<s>`` rows (``pooling="cls"``) are left out: one pooling per curve."""
     results = label_configurations(results)
-    rows = results[results.metric == metric]
+    rows = results[(results.metric == metric) & (results.pooling.fillna("") != "cls")]
     if rows.empty:
         raise unknown("alignment metric", metric, sorted(set(results.metric) - {"accuracy"}))
     table = rows.groupby(["method", "tgt_lang", "layer"]).value.agg(mean="mean", sd="std").reset_index()
