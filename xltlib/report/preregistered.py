@@ -1,4 +1,5 @@
-"""The pre-registered tests of ``preregistration.md``: hypotheses H1–H5 of the synthetic study, with their verdicts.
+"""The pre-registered tests of ``preregistration.md``: hypotheses H1–H5 of the synthetic study, and H6–H7 of its
+amendment 1 (the causal arm, registered for the e5 profile), with their verdicts.
 
 The file fixed, before the runs, the outcomes, the smallest effects of interest and the
 wording, which :func:`verdict` applies: **gain** or **loss** (for a slope: **positive** or
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.weightstats import DescrStatsW
 
-from xltlib.report import analysis
+from xltlib.report import analysis, causal
 from xltlib.report.cells import ACCURACY, pretrained_alignment
 from xltlib.report.draws import draw_of_model, draw_units, on_every_draw
 from xltlib.report.factors import factor_model
@@ -39,7 +40,11 @@ HYPOTHESES = {
     "H3": "the alignment a method gains predicts the accuracy it gains",
     "H4": "the designed factors drive transfer and alignment",
     "H5": "gains are largest where pre-trained alignment is worst (secondary)",
+    "H6": "moving alignment by Procrustes surgery raises accuracy (amendment 1, e5)",
+    "H7": "the causal slope of accuracy on the surgery's alignment is positive (amendment 1, e5)",
 }
+CAUSAL_SLOPE_MARGIN = 0.1
+"""H7's smallest effect of interest: one point of accuracy per 0.1 of ``<s>`` cosine gap."""
 PREDICTED_FACTOR_SIGNS = {"anchor_share": 1, "shared_function_words": 1, "order[SOV]": -1, "order[VSO]": -1}
 """H4's predictions: more shared words and shared function words raise both outcomes; another order lowers them."""
 
@@ -165,7 +170,11 @@ def hypotheses(results: pd.DataFrame, factors: pd.DataFrame | None, baseline: st
         factor_tests(results, factors, baseline) if factors is not None else pd.DataFrame(),
         worst_aligned_tests(results, baseline),
     ]
-    table = pd.concat([test for test in tests if len(test)], ignore_index=True)
+    return _with_verdicts(pd.concat([test for test in tests if len(test)], ignore_index=True))
+
+
+def _with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Holm within each hypothesis's family, the :func:`verdict` and whether it is the predicted one."""
     if table.empty:
         return table
     table["p_holm"] = table.groupby("hypothesis").p_value.transform(holm)
@@ -176,11 +185,34 @@ def hypotheses(results: pd.DataFrame, factors: pd.DataFrame | None, baseline: st
     return table
 
 
+def causal_tests(results: pd.DataFrame) -> pd.DataFrame:
+    """H6 and H7 of amendment 1, registered for the e5 profile (its rows only; empty without them): the surgery's
+    accuracy gain and causal slope per unit (:func:`xltlib.report.causal.per_unit`, the seed on one encoder),
+    tested over units, Holm within each."""
+    units = causal.per_unit(results[results.profile == "e5"])
+    rows = [
+        {
+            "hypothesis": hypothesis,
+            "task": task,
+            "term": term,
+            "outcome": ACCURACY,
+            **over_draws(group.set_index("unit")[term], margin),
+            "predicted": 1,
+        }  # fmt: skip
+        for hypothesis, term, margin in (
+            ("H6", "accuracy_gained", ACCURACY_MARGIN),
+            ("H7", "causal_slope", CAUSAL_SLOPE_MARGIN),
+        )
+        for task, group in units.groupby("task", sort=True)
+    ]
+    return _with_verdicts(pd.DataFrame(rows))
+
+
 def verdict(row: pd.Series) -> str:
     """The pre-registered word for one test: gain / loss (positive / negative for a slope or a factor), no effect,
     or inconclusive."""
     if row.p_holm < ALPHA:
-        words = ("gain", "loss") if row.hypothesis in ("H1", "H2") else ("positive", "negative")
+        words = ("gain", "loss") if row.hypothesis in ("H1", "H2", "H6") else ("positive", "negative")
         return words[0] if row.estimate > 0 else words[1]
     if row.equivalence_p_holm < ALPHA:
         return "no effect"
@@ -197,7 +229,7 @@ def counts(table: pd.DataFrame) -> pd.DataFrame:
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`hypotheses` as the book shows it: accuracy effects in points, alignment and slopes in their units."""
-    in_points = (table.outcome == ACCURACY) & table.hypothesis.isin(["H1", "H4"])
+    in_points = (table.outcome == ACCURACY) & table.hypothesis.isin(["H1", "H4", "H6"])
     scale = np.where(in_points, 100.0, 1.0)
     digits = np.where(in_points, 1, 4)
 
@@ -206,7 +238,7 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
         numbers = [
             f"{value * scale[i]:+.{digits[i]}f}".replace("-", "−") for value in row[["estimate", "ci_low", "ci_high"]]
         ]
-        return f"{numbers[0]} [{numbers[1]}, {numbers[2]}]"
+        return numbers[0] if pd.isna(row.ci_low) else f"{numbers[0]} [{numbers[1]}, {numbers[2]}]"
 
     return pd.DataFrame(
         {
