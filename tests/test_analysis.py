@@ -164,6 +164,16 @@ def test_compare_alignment_ranks_the_layer_that_drives_accuracy_first():
         assert ordered.p_holm.tolist() == pytest.approx(np.maximum.accumulate(steps).tolist())
 
 
+def test_cka_is_compared_as_a_negative_control_outside_the_holm_family():
+    results = simulate(np.random.default_rng(10), layer_slopes={1: 0.0, 2: 0.8}, noise=0.005)
+    results = pd.concat([results, results[results.metric == "cosine_gap"].assign(metric="cka")], ignore_index=True)
+    table = analysis.compare_alignment(results, metrics=["cosine_gap", "cka"])
+    control, candidate = table[table.metric == "cka"], table[table.metric == "cosine_gap"]
+    assert (control.role == "negative control").all() and control.p_holm.isna().all()
+    alone = analysis.compare_alignment(results, metrics=["cosine_gap"])
+    np.testing.assert_allclose(candidate.p_holm.to_numpy(float), alone.p_holm.to_numpy(float))
+
+
 def test_distance_model_recovers_larger_gains_for_worse_aligned_languages():
     results = simulate(np.random.default_rng(12), 0.0, gain_per_pretrained_alignment=-0.2, noise=0.002, languages=10)
     table = analysis.distance_model(results).set_index("method")

@@ -75,6 +75,10 @@ COMPARED_METRICS = (
     "word_retrieval",
     "word_retrieval_strong",
 )
+NEGATIVE_CONTROLS = ("cka",)
+"""Compared, never ranked: linear CKA is invariant to a rotation of either side, so it cannot tell whether a
+sentence's translation lands near it, the alignment in question. If it predicts accuracy as well as the
+candidates do, the comparison is measuring something other than alignment (e.g. how well either space is trained)."""
 ALL_LANGUAGES = "all targets"
 GENERALIZED = "generalized"
 FIT_STATISTICS = ["r2", "r2_partial", "aic", "n_obs", "n_groups", "n_missing", "note"]
@@ -87,6 +91,7 @@ def level_model(
     method_terms: bool = True,
     baseline: str = "standard",
     mixed: bool = True,
+    pooling: str = "mean",
 ) -> pd.DataFrame:
     """Accuracy ~ alignment + C(language) (+ C(method)), two ways, per (task, model).
 
@@ -103,9 +108,10 @@ def level_model(
       Schielzeth (2013).
 
     Method rows (``method[pgd]``…) are differences from ``baseline`` at equal alignment.
-    ``mixed=False`` skips the mixed model.
+    ``mixed=False`` skips the mixed model; ``pooling="cls"`` with the last ``layer`` reads the ``<s>`` state the
+    task head reads.
     """
-    grid = cells(results, alignment, layer)
+    grid = cells(results, alignment, layer, pooling)
     rows = []
     for key, data, n_missing in complete_groups(grid, [ACCURACY, "alignment"], "level model"):
         data = _baseline_first(data, baseline)
@@ -207,8 +213,9 @@ def compare_alignment(
     The level model (OLS with language fixed effects) and the paired model, refitted for
     every metric and layer (``layers=None``: each stored layer and the hidden-layer mean,
     ``layer`` NA in the table). Rank them by ``r2_partial`` (level: what alignment adds to
-    the language and method effects) or ``r2`` (paired), or by ``aic`` within a model. ``p_holm``: the
-    slope's p-value, Holm-corrected over every metric and layer fitted for the same (task, model, analysis).
+    the language and method effects) or ``r2`` (paired), or by ``aic`` within a model. ``role`` is
+    ``"negative control"`` for :data:`NEGATIVE_CONTROLS`, else ``"candidate"``; ``p_holm``: a candidate slope's
+    p-value, Holm-corrected over every candidate metric and layer fitted for the same (task, model, analysis).
     """
     present = [metric for metric in metrics if (results.metric == metric).any()]
     for metric in metrics:
@@ -230,7 +237,9 @@ def compare_alignment(
     front = [*GROUP, "analysis", "metric", "layer"]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*front, "term"])
     table["layer"] = table["layer"].astype("Int64")
-    table["p_holm"] = table.groupby([*GROUP, "analysis"]).p_value.transform(holm) if len(table) else np.nan
+    table["role"] = np.where(table.metric.isin(NEGATIVE_CONTROLS), "negative control", "candidate")
+    candidates = table.p_value.where(table.role == "candidate")
+    table["p_holm"] = candidates.groupby([table[key] for key in [*GROUP, "analysis"]]).transform(holm)
     mixed_only = {"fit", "r2_marginal", "r2_conditional"}
     return table[front + [c for c in table.columns if c not in front and c not in mixed_only]].reset_index(drop=True)
 

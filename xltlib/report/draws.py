@@ -102,11 +102,16 @@ def paired_slope_across_draws(
 
 
 def level_slope_across_draws(
-    results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
+    results: pd.DataFrame,
+    alignment: str = "cosine_gap",
+    layer: int | None = None,
+    baseline: str = "standard",
+    pooling: str = "mean",
 ) -> pd.DataFrame:
     """Per task: the level model's within-language slope (accuracy on alignment with language and method fixed
     effects; :func:`~xltlib.report.analysis.level_model`) fitted on each draw, then :func:`across_draws`."""
-    slopes = analysis.level_model(on_every_draw(results), alignment, layer, baseline=baseline, mixed=False)
+    replicated = on_every_draw(results)
+    slopes = analysis.level_model(replicated, alignment, layer, baseline=baseline, mixed=False, pooling=pooling)
     return _slopes_across_draws(slopes[slopes.term == "alignment"], results)
 
 
