@@ -173,3 +173,18 @@ def test_the_power_probe_reports_each_sub_grids_widest_interval_and_run_time(tmp
     effects = draws.study_method_effects(results)
     row = effects[(effects.outcome == "accuracy") & (effects.language == analysis.ALL_LANGUAGES)].iloc[0]
     assert table.loc[(3, 3), "±sim-nli"] == round(100 * (row.ci_high - row.estimate), 2)
+
+
+def test_the_across_draws_tables_carry_each_gain_and_slope_with_its_conclusion():
+    from xltlib.report import findings, tables
+
+    results = study(np.random.default_rng(120), [0.03, 0.04, 0.05, 0.035], seeds=1)
+    across = draws.slopes_across_draws(results)
+    assert across["within_cls"].empty and set(across["within"].task) == {"sim-nli"}
+    summary = findings.effect_summary(draws.study_method_effects(results))
+    gains, slopes = draws.across_draws_tables(summary, across)
+    assert gains.set_index("method").loc["pgd", "conclusion"] == "a gain, in 4 of 4 draws"
+    pgd = summary[(summary.method == "pgd") & (summary.setting == "accuracy, all targets")].iloc[0]
+    assert gains.set_index("method").loc["pgd", "gain"] == tables.brief(pgd)
+    assert list(slopes.slope) == ["within languages", "paired"] and slopes.n_draws.eq(4).all()
+    assert draws.slopes_across_draws(results[results.model == "m0"])["within"].empty  # one draw: nothing across

@@ -123,3 +123,21 @@ def test_a_simulated_gain_is_found_and_called_a_gain():
     assert set(summary.setting) == {"accuracy, all targets", "accuracy, generalized", "cosine_gap"}
     best = findings.best_method(summary, "sim-nli")
     assert best.method == "pgd" and findings.verdict(best) == "the interval excludes zero: a gain"
+
+
+def test_gain_grids_show_accuracy_in_points_and_settings_keep_the_books_order():
+    from xltlib.report import tables
+
+    rows = [
+        effect_row(estimate=0.021, ci_low=-0.004, ci_high=0.046),
+        effect_row(outcome="cosine_gap", estimate=0.0123, ci_low=0.01, ci_high=0.0146),
+        effect_row(language="a0", estimate=0.01, ci_low=0.0, ci_high=0.02),
+    ]
+    effects = pd.DataFrame(rows).assign(p_value=0.04)
+    summary = findings.effect_summary(effects)
+    assert findings.settings(summary, "cosine_gap") == ["accuracy, all targets", "cosine_gap"]
+    grid = tables.gains(summary, ["task", "method"], "setting", with_p=True)
+    assert grid.loc[("t", "pgd"), "accuracy, all targets"] == "+2.1 [−0.4, +4.6], p = 0.04"
+    assert grid.loc[("t", "pgd"), "cosine_gap"] == "+0.0123 [+0.0100, +0.0146], p = 0.04"
+    assert list(findings.per_language(effects).language) == ["a0"]
+    assert tables.tidy(pd.DataFrame({"a": ["x"], "b": [np.nan]})).loc["x", "b"] == "–"

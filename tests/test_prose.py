@@ -7,7 +7,8 @@ import pandas as pd
 
 from xltlib.report import analysis, findings, prose
 from xltlib.report.intervals import describe
-from xltlib.report.simulation import simulate
+from xltlib.report.simulation import simulate, simulate_draws
+from xltlib.report.study import load_study
 
 
 def level_tables(results: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -47,3 +48,37 @@ def test_best_method_lines_name_the_pick_its_verdict_and_the_paper_only_for_its_
     assert "Huang et al. (2021) report +1.6" in prose.best_method_lines(
         summary.assign(task="xnli"), ["xnli"], "standard", pd.DataFrame(), True, {"xnli": 1.6}
     )
+
+
+def test_the_comparison_prose_ranks_candidates_only_and_counts_the_holm_family():
+    results = simulate(np.random.default_rng(34), layer_slopes={1: 0.0, 2: 0.8}, noise=0.005)
+    results = pd.concat([results, results[results.metric == "cosine_gap"].assign(metric="cka")], ignore_index=True)
+    scored = analysis.scored_comparison(analysis.compare_alignment(results, metrics=["cosine_gap", "cka"]))
+    best = analysis.best_metrics(scored)
+    assert set(best.metric) == {"cosine_gap"} and set(best["where"]) == {"2"} and len(best) == 2
+    text = prose.best_metric_lines(scored)
+    assert "Holm-corrected over the 4 fits" in text and "the negative control, CKA, at best 98.4%" in text  # 4 layers
+
+
+def test_run_summary_units_and_gaps_say_what_was_read(tmp_path):
+    store = simulate_draws(np.random.default_rng(35), {"standard": [0.0] * 3, "pgd": [0.01, 0.02, 0.0]})
+    runs = tmp_path / "runs"
+    for run_id, rows in store.groupby("run_id"):
+        (runs / run_id).mkdir(parents=True)
+        rows.to_parquet(runs / run_id / "metrics.parquet")
+    study = load_study(str(runs), None, "", "task", "standard")
+    assert study.several_draws == ["sim-nli"] and prose.units(study) == "3 draws × 1 seed"
+    assert "Read **6 fine-tuned runs**" in prose.run_summary(study, "runs", "cosine_gap")
+    assert prose.gaps_note(0, 0, 6).startswith("Every (method, seed, language) cell")
+    assert "**2 cells have no result**" in prose.gaps_note(2, 1, 6) and "**1 of 6 runs" in prose.gaps_note(2, 1, 6)
+    registered = {
+        "file": "p.md",
+        "commit": "abc",
+        "date": "2026-12-01 10:00",
+        "amended": "def",
+        "amended_date": "2026-12-06",
+    }
+    assert prose.registration_line(registered) == (
+        "Registered in `p.md`, commit `abc` (2026-12-01), last amended in `def` (2026-12-06)."
+    )
+    assert prose.registration_line({**registered, "commit": None}).startswith("Not a git checkout")

@@ -244,6 +244,22 @@ def compare_alignment(
     return table[front + [c for c in table.columns if c not in front and c not in mixed_only]].reset_index(drop=True)
 
 
+def scored_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
+    """:func:`compare_alignment`'s fitted rows with ``score`` (the level model's partial R², the paired model's R²)
+    and ``where`` (the layer, or ``mean`` for the hidden layers' mean)."""
+    scored = comparison.assign(
+        score=comparison.r2_partial.where(comparison.analysis == "level", comparison.r2),
+        where=comparison.layer.astype("string").fillna("mean"),
+    )
+    return scored.dropna(subset=["score"])
+
+
+def best_metrics(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, analysis): the candidate metric and layer with the highest score (CKA, a control, never)."""
+    candidates = scored[scored.role == "candidate"]
+    return candidates.loc[candidates.groupby(["task", "analysis"]).score.idxmax()]
+
+
 def gain_by_language(
     results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
 ) -> pd.DataFrame:

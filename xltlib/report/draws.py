@@ -23,6 +23,7 @@ from xltlib.report import analysis
 from xltlib.report.analysis import method_units
 from xltlib.report.cells import label_configurations
 from xltlib.report.intervals import mean_ci
+from xltlib.report.tables import brief
 
 
 def across_draws(per_draw: pd.Series) -> dict:
@@ -113,6 +114,44 @@ def level_slope_across_draws(
     replicated = on_every_draw(results)
     slopes = analysis.level_model(replicated, alignment, layer, baseline=baseline, mixed=False, pooling=pooling)
     return _slopes_across_draws(slopes[slopes.term == "alignment"], results)
+
+
+def slopes_across_draws(
+    results: pd.DataFrame, alignment: str = "cosine_gap", baseline: str = "standard"
+) -> dict[str, pd.DataFrame]:
+    """The study's slopes across draws for the tasks run on several, by name: ``within`` (level model, alignment
+    mean-pooled over the hidden layers), ``paired``, and ``within_cls`` (level model on the last layer's ``<s>``,
+    where the task head reads; empty for runs stored before it was measured)."""
+    replicated = results[results.task.isin(tasks_with_several_draws(results))]
+    if replicated.empty:
+        return dict.fromkeys(("within", "paired", "within_cls"), pd.DataFrame())
+    at_cls = replicated.pooling.fillna("").eq("cls")
+    slopes = {
+        "within": level_slope_across_draws(replicated, alignment, baseline=baseline),
+        "paired": paired_slope_across_draws(replicated, alignment, baseline=baseline),
+        "within_cls": pd.DataFrame(),
+    }
+    if at_cls.any():
+        last = int(replicated.loc[at_cls, "layer"].max())
+        cls = level_slope_across_draws(replicated, alignment, last, baseline, pooling="cls")
+        slopes["within_cls"] = cls.assign(layer=last)
+    return slopes
+
+
+def across_draws_tables(summary: pd.DataFrame, across: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The book's two tables across draws: each method's accuracy gain over all targets (from
+    :func:`~xltlib.report.findings.effect_summary`) and the slopes of :func:`slopes_across_draws`, each with its
+    conclusion (:func:`holds_across_draws`)."""
+    several = set(next((table.task for table in across.values() if len(table)), []))
+    gains = summary[summary.task.isin(several) & (summary.setting == f"accuracy, {analysis.ALL_LANGUAGES}")]
+    gains = gains.assign(gain=gains.apply(brief, axis=1), conclusion=gains.apply(holds_across_draws, axis=1))
+    labels = {"within": "within languages", "paired": "paired", "within_cls": "within languages, last layer <s>"}
+    slopes = pd.concat([table.assign(slope=labels[name]) for name, table in across.items() if len(table)])
+    slopes = slopes.assign(conclusion=slopes.apply(holds_across_draws, axis=1, signs=("positive", "negative")))
+    return (
+        gains[["task", "method", "gain", "conclusion", "per_draw", "n_draws", "n_obs"]],
+        slopes[["task", "slope", "estimate", "ci_low", "ci_high", "p_value", "conclusion", "per_draw", "n_draws"]],
+    )
 
 
 def _slopes_across_draws(slopes: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:

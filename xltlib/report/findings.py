@@ -22,6 +22,17 @@ def effect_summary(effects: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def settings(summary: pd.DataFrame, metric: str) -> list[str]:
+    """The settings of :func:`effect_summary` present, in the book's order (no generalized rows: not scored)."""
+    wanted = [f"{ACCURACY}, {ALL_LANGUAGES}", f"{ACCURACY}, {GENERALIZED}", metric]
+    return [setting for setting in wanted if setting in set(summary.setting)]
+
+
+def per_language(effects: pd.DataFrame) -> pd.DataFrame:
+    """The method effects on single target languages (not averaged over targets, not generalized)."""
+    return effects[~effects.language.isin([ALL_LANGUAGES, GENERALIZED])]
+
+
 def within_language_sd(cells: pd.DataFrame) -> pd.Series:
     """Per task: the standard deviation of alignment around its language's mean.
 

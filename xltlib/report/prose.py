@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from xltlib.report import findings
+from xltlib.report.analysis import best_metrics
 from xltlib.report.draws import holds_across_draws
 from xltlib.report.intervals import describe
 from xltlib.report.preregistered import registered_verdict
@@ -162,6 +163,18 @@ def conclusion(found: Findings, task: str) -> str:
     return text + _across_draws(found, task) + "."
 
 
+def conclusions(found: Findings, study) -> str:
+    """The synthesis' closing paragraphs: one per task (:func:`conclusion`), then the seeds and draws."""
+    if found.level.empty:
+        return "No fine-tuned runs were found: there is nothing to conclude."
+    draws = f"; pre-training draws: {', '.join(map(str, study.draws))}" if study.draws else ""
+    closing = (
+        f"Seeds: {', '.join(map(str, study.seeds))}{draws}. Every interval above is 95%. A single seed gives "
+        "estimates without intervals."
+    )
+    return "\n\n".join([*(conclusion(found, task) for task in study.tasks), closing])
+
+
 def _across_draws(found: Findings, task: str) -> str:
     if not len(found.across_paired) or task not in set(found.across_paired.task):
         return ""
@@ -174,3 +187,99 @@ def _across_draws(found: Findings, task: str) -> str:
     )
     registered = registered_verdict(found.tests, "H3", task, "Δalignment")
     return text + (f"; **{registered}**" if registered else "")
+
+
+def run_summary(study, runs_dir: str, metric: str) -> str:
+    """What the chapter read (a :class:`~xltlib.report.study.StudyRuns`)."""
+    draws = f"; pre-training draws {', '.join(map(str, study.draws))}" if study.draws else ""
+    return (
+        f"Read **{study.tuned.run_id.nunique()} fine-tuned runs** from `{runs_dir}`: tasks "
+        f"{', '.join(study.tasks) or 'none'}; methods {', '.join(study.methods)}; seeds "
+        f"{', '.join(map(str, study.seeds))}{draws}. Alignment metric: `{metric}`."
+    )
+
+
+def units(study) -> str:
+    """What a method effect's interval is over: ``10 draws × 1 seed`` or ``3 seeds``."""
+    seeds = f"{len(study.seeds)} seed{'s' if len(study.seeds) != 1 else ''}"
+    return f"{len(study.draws)} draws × {seeds}" if study.several_draws else seeds
+
+
+def fit_notes(slopes: pd.DataFrame) -> str:
+    """The level model's fitting notes (a boundary fit, a model not estimated), one line per (task, fit)."""
+    noted = slopes[slopes.note.fillna("") != ""].drop_duplicates(["task", "fit"])
+    names = {"mundlak": "Mundlak model", "ols": "Fixed effects"}
+    return "\n\n".join(f"*{names[row.fit]}, {row.task}: {row.note.rstrip('.')}.*" for row in noted.itertuples())
+
+
+def gaps_note(missing: int, stale: int, runs: int) -> str:
+    """Cells without a result (or that every cell has one), and runs computed by other code."""
+    notes = [
+        f"**{missing} cells have no result** (failed or unfinished runs); they are left out of every model below."
+        if missing
+        else "Every (method, seed, language) cell has both accuracy and alignment."
+    ]
+    if stale:
+        notes.append(
+            f"**{stale} of {runs} runs were computed by other code** than this checkout's (their `code_version` "
+            "differs: training, method, data or metric code changed since). Their numbers may not be what this code "
+            "computes; recompute them with `python -m xltlib study --recompute-stale`."
+        )
+    return "\n\n".join(notes)
+
+
+def registration_line(registered: Mapping) -> str:
+    """Where and when the pre-registration was committed, and its latest amendment."""
+    if not registered["commit"]:
+        return "Not a git checkout: the registration's commit cannot be shown."
+    amended = (
+        ""
+        if registered["amended"] == registered["commit"]
+        else f", last amended in `{registered['amended']}` ({str(registered['amended_date'])[:10]})"
+    )
+    return (
+        f"Registered in `{registered['file']}`, commit `{registered['commit']}` ({str(registered['date'])[:10]})"
+        f"{amended}."
+    )
+
+
+def best_metric_lines(scored: pd.DataFrame) -> str:
+    """Per (task, analysis): the candidate metric and layer that explain most, its Holm-corrected p, and the negative
+    control's best share. ``scored``: :func:`~xltlib.report.analysis.compare_alignment` with a ``score``."""
+    candidates = scored[scored.role == "candidate"]
+    best = best_metrics(scored)
+    fits = candidates.p_value.notna().groupby([candidates.task, candidates.analysis]).sum()
+    control = scored[scored.role == "negative control"].groupby(["task", "analysis"]).score.max()
+    lines = []
+    for row in best.itertuples():
+        key = (row.task, row.analysis)
+        against = f"; the negative control, CKA, at best {100 * control[key]:.1f}%." if key in control.index else "."
+        lines.append(
+            f"- **{row.task}**, {row.analysis} model: `{row.metric}` at layer {row.where} explains most "
+            f"({100 * row.score:.1f}%; slope p = {row.p_value:.2g}, Holm-corrected over the {int(fits[key])} fits: "
+            f"{row.p_holm:.2g}){against}"
+        )
+    return "\n".join(lines) + (
+        "\n\nExploratory (not pre-registered): a best metric whose Holm-corrected p is above 0.05 may be the luck of "
+        "the draw. CKA is a negative control, never ranked: it is invariant to rotations of either space, so it cannot "
+        "see whether a translation lands near its source; when it explains as much as the candidates, the comparison "
+        "measures something other than alignment."
+    )
+
+
+def distance_lines(counts: Mapping, generalized: tuple[int, int]) -> str:
+    """The distance model's tally (:func:`~xltlib.report.findings.distance_counts`) and the generalized setting's
+    (:func:`~xltlib.report.findings.generalized_larger`)."""
+    unfitted = f"; {counts['unfitted']} could not be fitted ({counts['note']})." if counts["unfitted"] else "."
+    text = (
+        f"Of {counts['fitted']} fitted (task, method) pairs, {counts['falling']} have a slope below zero with an "
+        f"interval excluding zero (larger gains for worse-aligned languages) and {counts['rising']} a slope above "
+        f"zero{unfitted}"
+    )
+    larger, compared = generalized
+    if compared:
+        text += (
+            "\n\nThe paper also finds larger gains in the generalized setting. Here the mean gain is larger in the "
+            f"generalized setting for {larger} of {compared} (task, method) pairs."
+        )
+    return text

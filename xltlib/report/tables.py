@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from xltlib.report.intervals import describe
+
 PAGE_WIDTH_PX = 620
 """The book's text column (sphinx-book-theme at a 1280-pixel window: 676 px), less a margin for the estimate's error."""
 CHARACTER_PX, CELL_PADDING_PX = 7.5, 14
@@ -43,3 +45,24 @@ def fit_tables_to_page() -> None:
     shell = get_ipython()
     if shell is not None:
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, page_width_html)
+
+
+def brief(row: pd.Series, with_p: bool = False) -> str:
+    """A gain as ``+0.4 [−0.5, +1.3]``: accuracy (``row.outcome``) in points, alignment in its own units."""
+    accuracy = row.outcome == "accuracy"
+    text = describe(row, scale=100 if accuracy else 1, digits=1 if accuracy else 4)
+    text = text.replace(" (95% CI ", " [").replace(" to ", ", ").replace(")", "]")
+    return text + (f", p = {row.p_value:.2g}" if with_p and not pd.isna(row.p_value) else "")
+
+
+def tidy(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``table`` as the book shows it: rounded, its first column as the index (it names the rows), "–" for NaN."""
+    shown = table.round(digits).set_index(table.columns[0]).astype(object)
+    return shown.where(shown.notna(), "–")
+
+
+def gains(effects: pd.DataFrame, index: list[str], columns, with_p: bool = False) -> pd.DataFrame:
+    """Method effects as a grid of :func:`brief` gains, ``index`` down and ``columns`` across."""
+    return effects.assign(gain=effects.apply(brief, axis=1, with_p=with_p)).pivot(
+        index=index, columns=columns, values="gain"
+    )
