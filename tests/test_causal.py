@@ -8,7 +8,7 @@ import pytest
 
 from xltlib.evaluation.surgery import DOSES
 from xltlib.report import preregistered
-from xltlib.report.causal import LABELS, causal_effects, readable, sentence, surgery_cells
+from xltlib.report.causal import LABELS, causal_effects, readable, report_text, sentence, surgery_cells
 from xltlib.store import RESULT_COLUMNS
 
 
@@ -72,3 +72,10 @@ def test_the_book_shows_points_for_accuracy_and_says_causal_beside_observational
     assert shown.loc[LABELS["accuracy_gained"]].estimate == pytest.approx(100 * gained, abs=1e-3)
     text = sentence(effects, "sim-nli", "draws")
     assert "causal" in text and "observational" in text and "(8 draws)" in text and " pts" in text
+
+
+def test_the_report_text_announces_registered_tests_or_says_why_there_is_nothing():
+    effects = causal_effects(surgery_store(np.random.default_rng(6), 0.5, 0.0))
+    assert report_text(effects, "draws", 2).endswith("(seeds as units, Holm over the tasks):")
+    assert "registered" not in report_text(effects, "draws", 0)
+    assert report_text(effects.iloc[:0], "draws", 0).startswith("No run here carries the causal arm")

@@ -24,9 +24,9 @@ def results():
 def test_the_forest_has_a_panel_per_setting_and_a_point_per_method_with_its_interval(results):
     summary = findings.effect_summary(analysis.method_effects(results))
     palette = figures.method_palette(METHODS)
-    figure = figures.gain_forest(
-        summary, ["accuracy, all targets", "cosine_gap"], METHODS[1:], palette, "t", "cosine_gap"
-    )
+    settings = ["accuracy, all targets", "cosine_gap"]
+    figure = figures.gain_forest(summary, settings, METHODS[1:], palette, "standard", "seeds", "cosine_gap")
+    assert figure._suptitle.get_text() == "Gain over standard, mean and 95% CI over seeds"
     assert len(figure.axes) == 2 and [label.get_text() for label in figure.axes[0].get_yticklabels()] == METHODS[1:]
     pgd = summary[(summary.method == "pgd") & (summary.setting == "accuracy, all targets")].iloc[0]
     points = figure.axes[0].collections[-1].get_offsets()

@@ -3,6 +3,7 @@ read."""
 
 import ast
 import graphlib
+import json
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,16 @@ def test_modules_and_functions_stay_short(module):
 def test_the_layers_name_every_top_level_module():
     tops = {name.split(".")[1] for name in GRAPH if name.count(".")}
     assert tops == set().union(*LAYERS)
+
+
+def test_the_synthesis_notebook_only_calls_formats_and_plots():
+    """Its logic lives in tested functions of xltlib.report (issue 41): at most 120 lines of code in its cells."""
+    notebook = json.loads((PACKAGE.parent / "notebooks" / "synthesis.ipynb").read_text())
+    code = [
+        line
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+        for line in "".join(cell["source"]).splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert len(code) <= 120, f"the synthesis notebook has {len(code)} lines of code"

@@ -79,6 +79,8 @@ def test_run_summary_units_and_gaps_say_what_was_read(tmp_path):
         "amended_date": "2026-12-06",
     }
     assert prose.registration_line(registered) == (
-        "Registered in `p.md`, commit `abc` (2026-12-01), last amended in `def` (2026-12-06)."
+        "Registered in `p.md`, commit `abc` (2026-12-01), last amended in `def` (2026-12-06). Each test below, then "
+        "the verdicts per hypothesis (*as predicted*: in the registered direction)."
     )
+    assert prose.registration_line(None).endswith("so its tests are not run.")
     assert prose.registration_line({**registered, "commit": None}).startswith("Not a git checkout")

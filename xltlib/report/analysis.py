@@ -245,13 +245,12 @@ def compare_alignment(
 
 
 def scored_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
-    """:func:`compare_alignment`'s fitted rows with ``score`` (the level model's partial R², the paired model's R²)
-    and ``where`` (the layer, or ``mean`` for the hidden layers' mean)."""
-    scored = comparison.assign(
+    """:func:`compare_alignment` with ``score`` (the level model's partial R², the paired model's R²; NaN where the
+    fit failed, its ``note`` says why) and ``where`` (the layer, or ``mean`` for the hidden layers' mean)."""
+    return comparison.assign(
         score=comparison.r2_partial.where(comparison.analysis == "level", comparison.r2),
         where=comparison.layer.astype("string").fillna("mean"),
     )
-    return scored.dropna(subset=["score"])
 
 
 def best_metrics(scored: pd.DataFrame) -> pd.DataFrame:

@@ -136,3 +136,17 @@ def sentence(effects: pd.DataFrame, task: str, unit: str) -> str:
         f"{told('causal_slope')} (causal: within run and language); left as fine-tuning made it, the same gap goes "
         f"{across} across {unit} (observational)."
     )
+
+
+def report_text(effects: pd.DataFrame, unit: str, registered: int) -> str:
+    """The causal arm's paragraphs (:func:`sentence` per task), and the announcement of ``registered`` tests; or
+    why there is nothing to report."""
+    if effects.empty:
+        return (
+            "No run here carries the causal arm: only `standard` runs of pair tasks (not XCOPA), computed by code "
+            "that has it, do."
+        )
+    text = "\n\n".join(sentence(effects, task, unit) for task in effects.task.unique())
+    if registered:
+        text += "\n\nThe registered tests of amendment 1 (seeds as units, Holm over the tasks):"
+    return text

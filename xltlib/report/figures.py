@@ -15,14 +15,29 @@ PANEL = {"height": 3.8, "aspect": 1.1, "col_wrap": 2}
 FREE_AXES = {"sharex": False, "sharey": False}
 
 
+def book_style() -> None:
+    """The chapters' look: seaborn's white grid, and wide tables shown as several that fit the page."""
+    from xltlib.report.tables import fit_tables_to_page
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    fit_tables_to_page()
+
+
 def method_palette(methods: Sequence[str]) -> dict[str, tuple]:
     return dict(zip(methods, sns.color_palette("colorblind", len(methods))))
 
 
 def gain_forest(
-    summary: pd.DataFrame, settings: Sequence[str], treatments: Sequence[str], palette: Mapping, title: str, metric: str
+    summary: pd.DataFrame,
+    settings: Sequence[str],
+    treatments: Sequence[str],
+    palette: Mapping,
+    baseline: str,
+    over: str,
+    metric: str,
 ) -> plt.Figure:
-    """Each method's gain with its interval, one panel per (task, setting) of :func:`findings.effect_summary`."""
+    """Each method's gain over ``baseline`` with its interval (``over`` draws or seeds), one panel per (task,
+    setting) of :func:`findings.effect_summary`."""
     tasks = sorted(summary.task.unique())
     height = 0.5 + 0.55 * len(treatments) * len(tasks)
     figure, axes = plt.subplots(len(tasks), len(settings), figsize=(4.2 * len(settings), height), squeeze=False)
@@ -39,7 +54,7 @@ def gain_forest(
             axis.set_yticks(y, compared)
             axis.set_title(f"{task}: {setting}", fontsize="small")
             axis.set_xlabel("gain (points)" if scale == 100 else f"gain in {metric}")
-    figure.suptitle(title, y=1.0)
+    figure.suptitle(f"Gain over {baseline}, mean and 95% CI over {over}", y=1.0)
     figure.tight_layout()
     return figure
 
@@ -75,7 +90,8 @@ def paired_scatter(
 
 def metric_by_layer(scored: pd.DataFrame) -> sns.FacetGrid:
     """The share of accuracy each alignment metric explains, by layer: tasks in rows, the two models in columns."""
-    grid = sns.relplot(data=scored[scored.layer.notna()], x="layer", y="score", hue="metric", style="metric",
+    fitted = scored[scored.layer.notna() & scored.score.notna()]
+    grid = sns.relplot(data=fitted, x="layer", y="score", hue="metric", style="metric",
                        row="task", row_order=sorted(scored.task.unique()), col="analysis", kind="line", marker="o",
                        height=2.8, aspect=1.5, facet_kws={"sharey": False})  # fmt: skip
     grid.set_titles("{col_name} model, {row_name}")

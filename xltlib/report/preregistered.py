@@ -49,6 +49,13 @@ PREDICTED_FACTOR_SIGNS = {"anchor_share": 1, "shared_function_words": 1, "order[
 """H4's predictions: more shared words and shared function words raise both outcomes; another order lowers them."""
 
 
+def language_factors() -> pd.DataFrame:
+    """The synthetic target languages' design factors (H4), one row per language code."""
+    from xltlib.synthetic.languages import TARGETS
+
+    return pd.DataFrame({recipe.code: recipe.factors() for recipe in TARGETS}).T
+
+
 def registration(root: str | Path = ".") -> dict[str, str | None]:
     """The pre-registration's commit and date (its first commit) and its latest amendment's, from git.
 

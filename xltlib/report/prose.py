@@ -21,6 +21,28 @@ from xltlib.report.intervals import describe
 from xltlib.report.preregistered import registered_verdict
 
 SLOPE_WORDS = ("positive", "negative")
+NOTES = {
+    "gains": "Mean gain [95% CI] over {units}: accuracy in points, `{metric}` in its units. Per-language gains are in "
+    "the collapsed table below.",
+    "per_language": "Gain over `{baseline}` per target language, mean [95% CI] over {units}: accuracy in points, "
+    "`{metric}` in its units.",
+    "no_methods": "No method besides `{baseline}` was run: there is nothing to compare.",
+    "no_paired": "The paired model needs a method besides `{baseline}`.",
+    "no_distance": "No pre-trained alignment or no method besides the baseline: nothing to plot.",
+    "across": "Accuracy gains in points [95% CI over draws]; `per_draw`: each draw's own mean gain (accuracy, a "
+    "fraction) or slope (accuracy per unit of `{metric}`).",
+    "one_draw": "Every task ran on one pre-training draw: nothing here can say whether its conclusions replicate on "
+    "another pre-trained encoder.",
+    "factors": "Accuracy as a fraction; alignment in `{metric}` units. `order[SOV]` is the difference from SVO; "
+    "`shared_function_words` from languages with their own.",
+    "no_factors": "Not fitted: these runs are not on the synthetic profile's factorial languages.",
+}
+"""The chapter's fixed sentences, by name; ``{baseline}``, ``{metric}`` and ``{units}`` are filled in (:func:`note`)."""
+
+
+def note(name: str, **fields: str) -> str:
+    """One of :data:`NOTES`, its fields filled in."""
+    return NOTES[name].format(**fields)
 
 
 def in_points(row: pd.Series) -> str:
@@ -228,8 +250,13 @@ def gaps_note(missing: int, stale: int, runs: int) -> str:
     return "\n\n".join(notes)
 
 
-def registration_line(registered: Mapping) -> str:
-    """Where and when the pre-registration was committed, and its latest amendment."""
+def registration_line(registered: Mapping | None) -> str:
+    """Where and when the pre-registration was committed, and its latest amendment (None: its tests did not run)."""
+    if registered is None:
+        return (
+            "The pre-registration covers the synthetic study over several pre-training draws; these runs are not it, "
+            "so its tests are not run."
+        )
     if not registered["commit"]:
         return "Not a git checkout: the registration's commit cannot be shown."
     amended = (
@@ -239,7 +266,7 @@ def registration_line(registered: Mapping) -> str:
     )
     return (
         f"Registered in `{registered['file']}`, commit `{registered['commit']}` ({str(registered['date'])[:10]})"
-        f"{amended}."
+        f"{amended}. Each test below, then the verdicts per hypothesis (*as predicted*: in the registered direction)."
     )
 
 

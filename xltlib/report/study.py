@@ -9,7 +9,7 @@ import pandas as pd
 from xltlib.config import PRETRAINED
 from xltlib.report.cells import label_configurations, on_corpus
 from xltlib.report.draws import primary_draw, tasks_with_several_draws
-from xltlib.store import load_results
+from xltlib.store import load_results, stale_runs
 
 
 class StudyRuns(NamedTuple):
@@ -27,6 +27,10 @@ class StudyRuns(NamedTuple):
     draws: list
     several_draws: list[str]
     one_draw: pd.DataFrame
+
+    def stale(self) -> pd.DataFrame:
+        """The runs computed by other code than this checkout's (:func:`~xltlib.store.stale_runs`)."""
+        return stale_runs(self.results)
 
 
 def load_study(runs_dir: str, run_ids, profile: str, corpus: str, baseline: str) -> StudyRuns:
