@@ -31,7 +31,7 @@ import pandas as pd
 from xltlib.pipeline import ensure_run
 from xltlib.store import load_results
 from xltlib.synthetic import generated, recipe, run_config, shipped
-from xltlib.synthetic.calibration import acceptance, calibration_table
+from xltlib.synthetic.calibration import LABELS, acceptance, calibration_table
 
 
 def run_all(
@@ -108,10 +108,10 @@ def main() -> None:
             print(f"\n## {task}, draw {draw} (standard, seeds {args.seeds}, {args.eval_split} files)\n")
             print(table.to_markdown(floatfmt=".3f"))
     print("\n## acceptance figures\n")
-    print(pd.DataFrame(summaries).to_markdown(floatfmt=".3f"))
+    print(pd.DataFrame(summaries).rename(index=LABELS).to_markdown(floatfmt=".3f"))
     if args.summary:
         Path(args.summary).write_text(pd.DataFrame(summaries).to_json(indent=1))
-    verdicts = acceptance(summaries).pivot(index="figure", columns="task", values="met")
+    verdicts = acceptance(summaries).pivot(index="label", columns="task", values="met")
     print("\n## acceptance targets met\n")
     print(verdicts.to_markdown())
     print("\n## wall times of the runs computed now (this machine)\n")
