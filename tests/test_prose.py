@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from xltlib.report import analysis, findings, prose
+from xltlib.report import analysis, comparison, findings, prose
 from xltlib.report.intervals import describe
 from xltlib.report.simulation import simulate, simulate_draws
 from xltlib.report.study import load_study
@@ -50,14 +50,22 @@ def test_best_method_lines_name_the_pick_its_verdict_and_the_paper_only_for_its_
     )
 
 
-def test_the_comparison_prose_ranks_candidates_only_and_counts_the_holm_family():
+def test_the_comparison_prose_ranks_candidates_only_and_counts_the_holm_family_on_one_draw():
     results = simulate(np.random.default_rng(34), layer_slopes={1: 0.0, 2: 0.8}, noise=0.005)
     results = pd.concat([results, results[results.metric == "cosine_gap"].assign(metric="cka")], ignore_index=True)
-    scored = analysis.scored_comparison(analysis.compare_alignment(results, metrics=["cosine_gap", "cka"]))
-    best = analysis.best_metrics(scored)
-    assert set(best.metric) == {"cosine_gap"} and set(best["where"]) == {"2"} and len(best) == 2
-    text = prose.best_metric_lines(scored)
+    text = prose.best_metric_lines(comparison.scores_by_draw(results))
+    assert text.count("`cosine_gap` at layer 2 explains most") == 2 and "left out" not in text
     assert "Holm-corrected over the 4 fits" in text and "the negative control, CKA, at best 98.4%" in text  # 4 layers
+
+
+def test_the_comparison_prose_checks_the_pick_on_left_out_draws():
+    frames = []
+    for draw in range(3):
+        frame = simulate(np.random.default_rng(60 + draw), layer_slopes={1: 0.0, 2: 0.8}, noise=0.005)
+        frames.append(frame.assign(model=f"m{draw}", draw=draw, run_id=f"d{draw}-" + frame.run_id))
+    scores = comparison.scores_by_draw(pd.concat(frames, ignore_index=True).astype({"draw": "Int64"}))
+    text = prose.best_metric_lines(scores)
+    assert "first on 3 of 3 draws" in text and "the folds agree on 3 of 3" in text and "Kendall's W" in text
 
 
 def test_run_summary_units_and_gaps_say_what_was_read(tmp_path):

@@ -253,12 +253,6 @@ def scored_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def best_metrics(scored: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, analysis): the candidate metric and layer with the highest score (CKA, a control, never)."""
-    candidates = scored[scored.role == "candidate"]
-    return candidates.loc[candidates.groupby(["task", "analysis"]).score.idxmax()]
-
-
 def gain_by_language(
     results: pd.DataFrame, alignment: str = "cosine_gap", layer: int | None = None, baseline: str = "standard"
 ) -> pd.DataFrame:

@@ -89,7 +89,8 @@ def paired_scatter(
 
 
 def metric_by_layer(scored: pd.DataFrame) -> sns.FacetGrid:
-    """The share of accuracy each alignment metric explains, by layer: tasks in rows, the two models in columns."""
+    """The share of accuracy each alignment metric explains, by layer: tasks in rows, the two models in columns; with
+    several draws, their mean and seaborn's 95% band over draws."""
     fitted = scored[scored.layer.notna() & scored.score.notna()]
     grid = sns.relplot(data=fitted, x="layer", y="score", hue="metric", style="metric",
                        row="task", row_order=sorted(scored.task.unique()), col="analysis", kind="line", marker="o",

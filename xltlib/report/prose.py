@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from xltlib.report import findings
-from xltlib.report.analysis import best_metrics
+from xltlib.report import comparison, findings
 from xltlib.report.draws import holds_across_draws
 from xltlib.report.intervals import describe
 from xltlib.report.preregistered import registered_verdict
 
 SLOPE_WORDS = ("positive", "negative")
+SPLIT = ["task", "analysis"]
 NOTES = {
     "gains": "Mean gain [95% CI] over {units}: accuracy in points, `{metric}` in its units. Per-language gains are in "
     "the collapsed table below.",
@@ -270,27 +270,42 @@ def registration_line(registered: Mapping | None) -> str:
     )
 
 
-def best_metric_lines(scored: pd.DataFrame) -> str:
-    """Per (task, analysis): the candidate metric and layer that explain most, its Holm-corrected p, and the negative
-    control's best share. ``scored``: :func:`~xltlib.report.analysis.compare_alignment` with a ``score``."""
-    candidates = scored[scored.role == "candidate"]
-    best = best_metrics(scored)
-    fits = candidates.p_value.notna().groupby([candidates.task, candidates.analysis]).sum()
-    control = scored[scored.role == "negative control"].groupby(["task", "analysis"]).score.max()
+def best_metric_lines(scores: pd.DataFrame) -> str:
+    """Per (task, analysis): the candidate metric and layer that explain most on average over the draws, how often
+    it ranks first, the negative control's share, and (three draws or more) how the pick fares on a draw left out.
+    ``scores``: :func:`~xltlib.report.comparison.scores_by_draw`."""
+    ranked = comparison.ranking(scores)
+    checked = comparison.stability(scores).set_index(SPLIT) if scores.draw.nunique() >= 3 else pd.DataFrame()
     lines = []
-    for row in best.itertuples():
-        key = (row.task, row.analysis)
-        against = f"; the negative control, CKA, at best {100 * control[key]:.1f}%." if key in control.index else "."
-        lines.append(
-            f"- **{row.task}**, {row.analysis} model: `{row.metric}` at layer {row.where} explains most "
-            f"({100 * row.score:.1f}%; slope p = {row.p_value:.2g}, Holm-corrected over the {int(fits[key])} fits: "
-            f"{row.p_holm:.2g}){against}"
-        )
+    for (task, kind), group in ranked.groupby(SPLIT, sort=True):
+        candidates, control = group[group.role == "candidate"], group[group.role == "negative control"]
+        if candidates.empty:
+            continue
+        top = candidates.iloc[0]
+        line = f"- **{task}**, {kind} model: `{top.metric}` at layer {top['where']} explains most"
+        if top.n_draws > 1:
+            line += f" ({100 * top.mean_score:.1f}% on average; first on {top.wins} of {top.n_draws} draws)"
+        else:
+            row = scores[(scores.task == task) & (scores.analysis == kind) & (scores.metric == top.metric)]
+            row = row[row["where"] == top["where"]].iloc[0]
+            fits = int(scores[(scores.task == task) & (scores.analysis == kind)].p_holm.notna().sum())
+            line += (
+                f" ({100 * top.mean_score:.1f}%; slope p = {row.p_value:.2g}, Holm-corrected over the {fits} fits: "
+                f"{row.p_holm:.2g})"
+            )
+        line += f"; the negative control, CKA, at best {100 * control.mean_score.max():.1f}%" if len(control) else ""
+        if (task, kind) in checked.index:
+            fold = checked.loc[(task, kind)]
+            line += (
+                f". Picked on the other draws, the choice explains {100 * fold.held_out_score:.1f}% of the draw left "
+                f"out (each draw's own best: {100 * fold.oracle_score:.1f}%); the folds agree on "
+                f"{fold.same_pick} of {fold.n_draws}; Kendall's W over the draws' rankings {fold.kendall_w:.2f}"
+            )
+        lines.append(line + ".")
     return "\n".join(lines) + (
-        "\n\nExploratory (not pre-registered): a best metric whose Holm-corrected p is above 0.05 may be the luck of "
-        "the draw. CKA is a negative control, never ranked: it is invariant to rotations of either space, so it cannot "
-        "see whether a translation lands near its source; when it explains as much as the candidates, the comparison "
-        "measures something other than alignment."
+        "\n\nExploratory (not pre-registered). CKA is a negative control, never ranked: it is invariant to rotations "
+        "of either space, so it cannot see whether a translation lands near its source; when it explains as much as "
+        "the candidates, the comparison measures something other than alignment."
     )
 
 
