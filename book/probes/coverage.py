@@ -41,6 +41,8 @@ SCENARIOS = {
     "7 languages, run shock 2× the cell noise": replace(E5, languages=7, run_sd=0.03),
     "10 draws, 1 seed (as the synthetic study)": SYNTHETIC,
     "10 draws, test items drawn per draw": replace(SYNTHETIC, items_per_draw=True),
+    "10 draws, strong method × item effects": replace(SYNTHETIC, item_method_sd=0.15),
+    "… and test items drawn per draw": replace(SYNTHETIC, item_method_sd=0.15, items_per_draw=True),
     "doses 0, 0.3, 1, 3 × 3 seeds": replace(E5, languages=9, doses=(0.3, 1.0, 3.0)),
 }
 
@@ -83,7 +85,7 @@ def intervals(scenario: str, results: pd.DataFrame) -> list[tuple[str, str, tupl
             ("method effect (pgd)", "old = new", pgd_effect(analysis.method_effects(results))),
         ]
     effect = ("method effect (pgd)", "old = new", pgd_effect(draws.method_effects_across_draws(results)))
-    if design.items_per_draw:
+    if design.items_per_draw or design.item_method_sd > SYNTHETIC.item_method_sd:
         return [effect]
     first_draw = results[results.draw == 0]
     return [
