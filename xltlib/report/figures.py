@@ -120,6 +120,6 @@ def surgery_lines(cells: pd.DataFrame) -> sns.FacetGrid:
     moved = cells.groupby(["task", "language", "dose"])[["alignment", "accuracy"]].mean().reset_index()
     grid = sns.relplot(data=moved, x="alignment", y="accuracy", hue="language", col="task", col_wrap=2, kind="line",
                        marker="o", height=3.4, aspect=1.1, facet_kws=FREE_AXES)  # fmt: skip
-    grid.set_axis_labels("<s> cosine gap with the source (last layer)", "zero-shot accuracy (held-out half)")
+    grid.set_axis_labels("<s> cosine gap (last layer)", "zero-shot accuracy (held-out half)")
     grid.figure.suptitle("Procrustes surgery at doses 0, 0.5, 1: accuracy against the alignment it produces", y=1.04)
     return grid
