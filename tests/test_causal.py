@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from xltlib.evaluation.surgery import DOSES
+from xltlib.profiles.e5 import FOLDER_NAME
 from xltlib.report import preregistered
 from xltlib.report.causal import LABELS, causal_effects, readable, report_text, sentence, surgery_cells
 from xltlib.store import RESULT_COLUMNS
@@ -52,12 +53,14 @@ def test_the_causal_slope_ignores_a_confounder_that_the_observational_slope_pick
 
 def test_the_registered_causal_tests_take_the_seed_as_the_unit_on_one_encoder():
     store = surgery_store(np.random.default_rng(4), 0.5, 0.0, draws=4)
-    seeds = store.assign(model="e5", draw=pd.NA, seed=store.draw + 1, profile="e5")  # four seeds of one encoder
+    e5 = f"{FOLDER_NAME}@0123456789ab"  # the converted encoder, as a run names it
+    seeds = store.assign(model=e5, draw=pd.NA, seed=store.draw + 1, profile="xtreme")  # four seeds of one encoder
     tests = preregistered.causal_tests(seeds).set_index("hypothesis")
     assert surgery_cells(seeds).unit.nunique() == 4 and (tests.n_draws == 4).all()
     assert tests.loc["H6"].verdict == "gain" and tests.loc["H7"].verdict == "positive"
     assert tests.loc["H7"].ci_low <= 0.5 <= tests.loc["H7"].ci_high and tests.loc["H6"].margin == 0.01
-    assert preregistered.causal_tests(seeds.assign(profile="synthetic")).empty  # registered for e5 only
+    assert preregistered.causal_tests(seeds.assign(model="other")).empty  # registered for e5 only
+    assert preregistered.readable(preregistered.causal_tests(seeds.assign(model="other"))).empty
 
 
 def test_a_store_without_surgery_has_no_causal_rows():

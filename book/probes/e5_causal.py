@@ -1,7 +1,7 @@
 """The causal arm on the real encoder: e5's `standard` runs of XNLI and PAWS-X with Procrustes surgery, tested by
 amendment 1 of the pre-registration (H6, H7).
 
-    python book/probes/e5_causal.py                          # 6 runs into runs/ (about 15 min on 2 cores)
+    python book/probes/e5_causal.py                          # 6 runs into runs/ (15 min on 2 cores, 2026-12-06)
     python book/probes/e5_causal.py --runs runs --cache cache
 
 The runs are exactly the e5 study's `standard` runs (notebooks/experiments/e5.yaml, same

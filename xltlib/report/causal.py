@@ -130,7 +130,7 @@ def sentence(effects: pd.DataFrame, task: str, unit: str) -> str:
     units = f"{count} {unit if count > 1 else unit.removesuffix('s')}"
     across = f"with {told('observational_slope')}" if pd.notna(observed.estimate) else "unmeasured (too few units)"
     return (
-        f"**{task}.** Moving each target's last-layer `<s>` states fully onto the source's raises their cosine "
+        f"**{task}.** Moving each target's last-layer `<s>` states fully onto the source's changes their cosine "
         f"gap with the source by {told('alignment_gained')} and zero-shot accuracy by "
         f"{told('accuracy_gained', 100, ' pts')} ({units}). Per unit of gap moved, accuracy changes by "
         f"{told('causal_slope')} (causal: within run and language); left as fine-tuning made it, the same gap goes "
