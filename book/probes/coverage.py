@@ -1,6 +1,6 @@
 """Do the study's 95% intervals cover 95%? Old code (e258801) and new, on studies simulated with the real structure.
 
-    python book/probes/coverage.py                 # 500 simulated studies per scenario, two processes (~8 min)
+    python book/probes/coverage.py                 # 500 simulated studies per scenario, two processes (8 min)
     python book/probes/coverage.py --simulations 100 --out coverage.csv
 
 Each scenario is a :class:`~xltlib.report.simulation.StudyDesign`: run shocks shared by a run's
