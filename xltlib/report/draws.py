@@ -99,7 +99,7 @@ def paired_slope_across_draws(
     """Per task: the paired model's slope (Δaccuracy on Δalignment against ``baseline``, same draw, seed and
     language; :func:`~xltlib.report.analysis.paired_model`) fitted on each draw, then :func:`across_draws`."""
     slopes = analysis.paired_model(on_every_draw(results), alignment, layer, baseline)
-    return _slopes_across_draws(slopes[slopes.term == "alignment"], results)
+    return _averaged_over_draws(slopes[slopes.term == "alignment"], results)
 
 
 def level_slope_across_draws(
@@ -113,7 +113,7 @@ def level_slope_across_draws(
     effects; :func:`~xltlib.report.analysis.level_model`) fitted on each draw, then :func:`across_draws`."""
     replicated = on_every_draw(results)
     slopes = analysis.level_model(replicated, alignment, layer, baseline=baseline, mixed=False, pooling=pooling)
-    return _slopes_across_draws(slopes[slopes.term == "alignment"], results)
+    return _averaged_over_draws(slopes[slopes.term == "alignment"], results)
 
 
 def slopes_across_draws(
@@ -154,7 +154,7 @@ def across_draws_tables(summary: pd.DataFrame, across: dict[str, pd.DataFrame]) 
     )
 
 
-def _slopes_across_draws(slopes: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+def _averaged_over_draws(slopes: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     slopes = slopes.assign(draw=slopes.model.map(draw_of_model(results)))
     rows = []
     for task, group in slopes.groupby("task", sort=False):
