@@ -61,9 +61,20 @@ def gain_forest(
 
 def level_scatter(cells: pd.DataFrame, methods: Sequence[str], palette: Mapping, metric: str) -> sns.FacetGrid:
     """Accuracy against alignment, a point per run and target, a fit per method, a panel per task."""
-    grid = sns.lmplot(data=cells, x="alignment", y="accuracy", hue="method", hue_order=methods, palette=palette,
-                      col="task", col_order=sorted(cells.task.unique()), ci=95, scatter_kws={"s": 14, "alpha": 0.7},
-                      facet_kws=FREE_AXES, **PANEL)  # fmt: skip
+    grid = sns.lmplot(
+        data=cells,
+        x="alignment",
+        y="accuracy",
+        hue="method",
+        hue_order=methods,
+        palette=palette,
+        col="task",
+        col_order=sorted(cells.task.unique()),
+        ci=95,
+        scatter_kws={"s": 14, "alpha": 0.7},
+        facet_kws=FREE_AXES,
+        **PANEL,
+    )
     grid.set_axis_labels(f"{metric} (mean over hidden layers)", "zero-shot accuracy")
     grid.figure.suptitle("Accuracy against alignment, one point per run and target language; a fit per method", y=1.03)
     return grid
@@ -74,9 +85,20 @@ def paired_scatter(
 ) -> sns.FacetGrid:
     """Δaccuracy against Δalignment from the same-seed baseline, with the pooled fit per task."""
     tasks = sorted(differences.task.unique())
-    grid = sns.lmplot(data=differences, x="d_alignment", y="d_accuracy", col="task", col_order=tasks, hue="method",
-                      hue_order=treatments, palette=palette, fit_reg=False, scatter_kws={"s": 14, "alpha": 0.7},
-                      facet_kws=FREE_AXES, **PANEL)  # fmt: skip
+    grid = sns.lmplot(
+        data=differences,
+        x="d_alignment",
+        y="d_accuracy",
+        col="task",
+        col_order=tasks,
+        hue="method",
+        hue_order=treatments,
+        palette=palette,
+        fit_reg=False,
+        scatter_kws={"s": 14, "alpha": 0.7},
+        facet_kws=FREE_AXES,
+        **PANEL,
+    )
     for axis, task in zip(grid.axes.flat, tasks):
         part = differences[differences.task == task]
         sns.regplot(data=part, x="d_alignment", y="d_accuracy", scatter=False, color="black", ax=axis, ci=95)
@@ -92,9 +114,21 @@ def metric_by_layer(scored: pd.DataFrame) -> sns.FacetGrid:
     """The share of accuracy each alignment metric explains, by layer: tasks in rows, the two models in columns; with
     several draws, their mean and seaborn's 95% band over draws."""
     fitted = scored[scored.layer.notna() & scored.score.notna()]
-    grid = sns.relplot(data=fitted, x="layer", y="score", hue="metric", style="metric",
-                       row="task", row_order=sorted(scored.task.unique()), col="analysis", kind="line", marker="o",
-                       height=2.8, aspect=1.5, facet_kws={"sharey": False})  # fmt: skip
+    grid = sns.relplot(
+        data=fitted,
+        x="layer",
+        y="score",
+        hue="metric",
+        style="metric",
+        row="task",
+        row_order=sorted(scored.task.unique()),
+        col="analysis",
+        kind="line",
+        marker="o",
+        height=2.8,
+        aspect=1.5,
+        facet_kws={"sharey": False},
+    )
     grid.set_titles("{col_name} model, {row_name}")
     grid.set_axis_labels("layer", "share explained")
     title = "Share of accuracy explained by each alignment metric, by layer (level: partial R²; paired: R²)"
@@ -106,9 +140,19 @@ def gain_against_pretrained(
     gains: pd.DataFrame, treatments: Sequence[str], palette: Mapping, metric: str, baseline: str
 ) -> sns.FacetGrid:
     """A language's accuracy gain against its pre-trained alignment, a line per method, a panel per task."""
-    grid = sns.lmplot(data=gains, x="pretrained_alignment", y="gain", hue="method", hue_order=treatments,
-                      palette=palette, col="task", col_order=sorted(gains.task.unique()), ci=None, facet_kws=FREE_AXES,
-                      **PANEL)  # fmt: skip
+    grid = sns.lmplot(
+        data=gains,
+        x="pretrained_alignment",
+        y="gain",
+        hue="method",
+        hue_order=treatments,
+        palette=palette,
+        col="task",
+        col_order=sorted(gains.task.unique()),
+        ci=None,
+        facet_kws=FREE_AXES,
+        **PANEL,
+    )
     for axis in grid.axes.flat:
         axis.axhline(0, color="grey", linewidth=0.6)
     grid.set_axis_labels(f"pre-trained {metric}", f"accuracy gain over {baseline}")
@@ -118,8 +162,19 @@ def gain_against_pretrained(
 def surgery_lines(cells: pd.DataFrame) -> sns.FacetGrid:
     """Accuracy against the alignment Procrustes surgery produces, mean over units, a line per target language."""
     moved = cells.groupby(["task", "language", "dose"])[["alignment", "accuracy"]].mean().reset_index()
-    grid = sns.relplot(data=moved, x="alignment", y="accuracy", hue="language", col="task", col_wrap=2, kind="line",
-                       marker="o", height=3.4, aspect=1.1, facet_kws=FREE_AXES)  # fmt: skip
+    grid = sns.relplot(
+        data=moved,
+        x="alignment",
+        y="accuracy",
+        hue="language",
+        col="task",
+        col_wrap=2,
+        kind="line",
+        marker="o",
+        height=3.4,
+        aspect=1.1,
+        facet_kws=FREE_AXES,
+    )
     grid.set_axis_labels("<s> cosine gap (last layer)", "zero-shot accuracy (held-out half)")
     grid.figure.suptitle("Procrustes surgery at doses 0, 0.5, 1: accuracy against the alignment it produces", y=1.04)
     return grid

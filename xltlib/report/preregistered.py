@@ -207,7 +207,7 @@ def causal_tests(results: pd.DataFrame) -> pd.DataFrame:
             "outcome": ACCURACY,
             **over_draws(group.set_index("unit")[term], margin),
             "predicted": 1,
-        }  # fmt: skip
+        }
         for hypothesis, term, margin in (
             ("H6", "accuracy_gained", ACCURACY_MARGIN),
             ("H7", "causal_slope", CAUSAL_SLOPE_MARGIN),

@@ -75,8 +75,18 @@ def _row(run_id: str, method: str, seed: int, tgt: str, metric: str, value: floa
     identity = {"profile": "sim", "task": "sim-nli", "model": "m", "src_lang": SOURCE}
     config = {"config_id": f"c-{method}", "settings": f'{{"method":"{method}"}}'}
     pooling = None if layer is None else "mean"
-    return {"run_id": run_id, **identity, **config, "method": method, "seed": seed, "tgt_lang": tgt,
-            "layer": layer, "pooling": pooling, "metric": metric, "value": value}  # fmt: skip
+    return {
+        "run_id": run_id,
+        **identity,
+        **config,
+        "method": method,
+        "seed": seed,
+        "tgt_lang": tgt,
+        "layer": layer,
+        "pooling": pooling,
+        "metric": metric,
+        "value": value,
+    }
 
 
 def simulate_draws(
@@ -165,28 +175,37 @@ def simulate_study(rng: np.random.Generator, design: StudyDesign) -> pd.DataFram
         draw_effects = {method: rng.normal(0, design.draw_method_sd) for method in design.method_accuracy}
         draw_effects["standard"] = 0.0  # the baseline's draw-to-draw spread is the encoder's, in ``base``
         identity = {"profile": "sim", "task": "sim-nli", "model": model, "draw": draw, "src_lang": SOURCE}
-        for index, name in enumerate(names):
-            rows.append({**identity, "run_id": f"{model}-pre", "method": "pretrained", "seed": 0, "tgt_lang": name,
-                         "metric": "cosine_gap", "layer": 1, "value": pretrained[index]})  # fmt: skip
+        pretrained_run = {**identity, "run_id": f"{model}-pre", "method": "pretrained", "seed": 0, "layer": 1}
+        rows += [
+            {**pretrained_run, "tgt_lang": name, "metric": "cosine_gap", "value": value}
+            for name, value in zip(names, pretrained)
+        ]
         for method, params, dose in arms:
             config = f"{method}-{dose}" if dose is not None else method
             settings = json.dumps({"method": method, "method_params": params})
-            if dose is None:
-                accuracy_effect = design.method_accuracy[method] + draw_effects[method]
-                alignment_shift = design.method_alignment[method]
-                method_items = items["method"][method]
-            else:
-                accuracy_effect = design.dose_accuracy * dose
-                alignment_shift = design.dose_alignment * dose
-                method_items = items["method"]["pgd"] * dose
+            effects = _arm_effects(design, method, dose, draw_effects, items)
             for seed in range(1, design.seeds + 1):
-                run = {**identity, "run_id": f"{model}-{config}-s{seed}", "config_id": config, "settings": settings,
-                       "method": method, "seed": seed}  # fmt: skip
-                effects = (accuracy_effect, alignment_shift, method_items)
+                run = {
+                    **identity,
+                    "run_id": f"{model}-{config}-s{seed}",
+                    "config_id": config,
+                    "settings": settings,
+                    "method": method,
+                    "seed": seed,
+                }
                 rows += _run_rows(rng, design, run, names, (pretrained, base, items["difficulty"]), effects)
     frame = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
     frame["pooling"] = np.where(frame.layer.notna(), "mean", None)
     return frame.astype({"layer": "Int64", "draw": "Int64", "pooling": "string", "seed": int})
+
+
+def _arm_effects(design: StudyDesign, method: str, dose: float | None, draw_effects: dict, items: dict) -> tuple:
+    """An arm's effect on accuracy, its shift in alignment and its effects on the test items: the method's own (with
+    its draw's random part), or a dose's of ``pgd``."""
+    if dose is None:
+        accuracy = design.method_accuracy[method] + draw_effects[method]
+        return accuracy, design.method_alignment[method], items["method"][method]
+    return design.dose_accuracy * dose, design.dose_alignment * dose, items["method"]["pgd"] * dose
 
 
 def _run_rows(rng, design: StudyDesign, run: dict, names: list[str], languages: tuple, effects: tuple) -> list[dict]:
@@ -194,8 +213,12 @@ def _run_rows(rng, design: StudyDesign, run: dict, names: list[str], languages: 
     pretrained, base, difficulty = languages
     accuracy_effect, alignment_shift, method_items = effects
     shock = rng.normal(0, design.run_sd)
-    alignment = (pretrained + alignment_shift + rng.normal(0, design.run_alignment_sd)
-                 + rng.normal(0, design.cell_alignment_sd, design.languages))  # fmt: skip
+    alignment = (
+        pretrained
+        + alignment_shift
+        + rng.normal(0, design.run_alignment_sd)
+        + rng.normal(0, design.cell_alignment_sd, design.languages)
+    )
     chance = base[:, None] + (design.slope * alignment + accuracy_effect + shock)[:, None]
     chance = np.clip(chance + difficulty + method_items, 0.0, 1.0)
     accuracy = (rng.random(chance.shape) < chance).mean(axis=1)
