@@ -64,7 +64,7 @@ def local_metrics(quick_grid, tmp_path_factory):
 
 def metrics(runs: Path) -> pd.Series:
     table = load_results(runs)
-    return table.set_index(["run_id", "tgt_lang", "layer", "metric"])["value"].sort_index()
+    return table.set_index(["run_id", "tgt_lang", "layer", "pooling", "corpus", "metric"])["value"].sort_index()
 
 
 @pytest.fixture
