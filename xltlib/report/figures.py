@@ -13,6 +13,7 @@ import seaborn as sns
 PANEL = {"height": 3.8, "aspect": 1.1, "col_wrap": 2}
 """Two panels per row keep a three-task figure at least half its natural size on the book's page."""
 FREE_AXES = {"sharex": False, "sharey": False}
+POINTS = {"s": 14, "alpha": 0.7}
 
 
 def book_style() -> None:
@@ -61,20 +62,7 @@ def gain_forest(
 
 def level_scatter(cells: pd.DataFrame, methods: Sequence[str], palette: Mapping, metric: str) -> sns.FacetGrid:
     """Accuracy against alignment, a point per run and target, a fit per method, a panel per task."""
-    grid = sns.lmplot(
-        data=cells,
-        x="alignment",
-        y="accuracy",
-        hue="method",
-        hue_order=methods,
-        palette=palette,
-        col="task",
-        col_order=sorted(cells.task.unique()),
-        ci=95,
-        scatter_kws={"s": 14, "alpha": 0.7},
-        facet_kws=FREE_AXES,
-        **PANEL,
-    )
+    grid = _method_panels(cells, "alignment", "accuracy", methods, palette, ci=95, scatter_kws=POINTS)
     grid.set_axis_labels(f"{metric} (mean over hidden layers)", "zero-shot accuracy")
     grid.figure.suptitle("Accuracy against alignment, one point per run and target language; a fit per method", y=1.03)
     return grid
@@ -85,19 +73,8 @@ def paired_scatter(
 ) -> sns.FacetGrid:
     """Δaccuracy against Δalignment from the same-seed baseline, with the pooled fit per task."""
     tasks = sorted(differences.task.unique())
-    grid = sns.lmplot(
-        data=differences,
-        x="d_alignment",
-        y="d_accuracy",
-        col="task",
-        col_order=tasks,
-        hue="method",
-        hue_order=treatments,
-        palette=palette,
-        fit_reg=False,
-        scatter_kws={"s": 14, "alpha": 0.7},
-        facet_kws=FREE_AXES,
-        **PANEL,
+    grid = _method_panels(
+        differences, "d_alignment", "d_accuracy", treatments, palette, fit_reg=False, scatter_kws=POINTS
     )
     for axis, task in zip(grid.axes.flat, tasks):
         part = differences[differences.task == task]
@@ -140,19 +117,7 @@ def gain_against_pretrained(
     gains: pd.DataFrame, treatments: Sequence[str], palette: Mapping, metric: str, baseline: str
 ) -> sns.FacetGrid:
     """A language's accuracy gain against its pre-trained alignment, a line per method, a panel per task."""
-    grid = sns.lmplot(
-        data=gains,
-        x="pretrained_alignment",
-        y="gain",
-        hue="method",
-        hue_order=treatments,
-        palette=palette,
-        col="task",
-        col_order=sorted(gains.task.unique()),
-        ci=None,
-        facet_kws=FREE_AXES,
-        **PANEL,
-    )
+    grid = _method_panels(gains, "pretrained_alignment", "gain", treatments, palette, ci=None)
     for axis in grid.axes.flat:
         axis.axhline(0, color="grey", linewidth=0.6)
     grid.set_axis_labels(f"pre-trained {metric}", f"accuracy gain over {baseline}")
@@ -178,3 +143,23 @@ def surgery_lines(cells: pd.DataFrame) -> sns.FacetGrid:
     grid.set_axis_labels("<s> cosine gap (last layer)", "zero-shot accuracy (held-out half)")
     grid.figure.suptitle("Procrustes surgery at doses 0, 0.5, 1: accuracy against the alignment it produces", y=1.04)
     return grid
+
+
+def _method_panels(
+    data: pd.DataFrame, x: str, y: str, methods: Sequence[str], palette: Mapping, **options
+) -> sns.FacetGrid:
+    """seaborn's ``lmplot`` of ``y`` against ``x``, a colour per method and a panel per task (two to a row)."""
+    tasks = sorted(data.task.unique())
+    return sns.lmplot(
+        data=data,
+        x=x,
+        y=y,
+        hue="method",
+        hue_order=methods,
+        palette=palette,
+        col="task",
+        col_order=tasks,
+        facet_kws=FREE_AXES,
+        **PANEL,
+        **options,
+    )
