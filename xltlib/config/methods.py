@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
-from xltlib.data.synonyms import SYNONYMS_HELP
+from xltlib.data.synonyms import SYNONYMS_HELP, CopiesStyle
 from xltlib.errors import XltError, did_you_mean, unknown
 
 if typing.TYPE_CHECKING:
@@ -161,14 +161,21 @@ class SynonymAugmentationParams(MethodParams):
         synonyms_file: JSON ``word → [synonyms]`` (the counter-fitted neighbours format);
             empty: the profile's own table, ``{data_dir}/synonyms-base.json``.
         copies: 0: words are redrawn every time a batch is drawn (with ``rate``); N > 0:
-            Huang et al.'s offline augmentation, the training set plus N copies drawn once,
-            each word of a copy uniform over the word and its synonyms (their scripts: 3 per
-            XNLI pair, 10 per PAWS-X pair).
+            Huang et al.'s offline augmentation, N copies drawn once, each word of a copy
+            uniform over the word and its synonyms (their scripts: 3 per XNLI pair, 10 per
+            PAWS-X pair).
+        copies_style: how the offline copies are made (``copies > 0`` only):
+            ``robust-xlt``, as their ``perturb.py``: the training set is replaced by its
+            N copies; a word is what lies between single spaces, punctuation attached, looked
+            up case-sensitively. ``with-originals`` (the default, for the runs stored before
+            the choice existed): the training set plus its N copies; a word is a ``\\w+``
+            run, looked up lower-cased and replaced in its own case (substitutes more words).
     """
 
     rate: float = 0.9
     synonyms_file: str = ""
     copies: int = 0
+    copies_style: CopiesStyle = "with-originals"
 
     @field_validator("synonyms_file")
     @classmethod
@@ -180,6 +187,8 @@ class SynonymAugmentationParams(MethodParams):
         check_range("rate", self.rate, high=1.0)
         if self.copies < 0:
             raise ValueError(f"copies must be >= 0, got {self.copies}")
+        if self.copies == 0 and self.copies_style != "with-originals":  # a style of no copies would only rename the run
+            raise ValueError(f"copies_style={self.copies_style} needs copies > 0 (offline copies)")
         return self
 
     def synonyms_path(self, config: RunConfig) -> Path:

@@ -56,7 +56,7 @@ ALIGNMENT_FIELDS = (
 LATER_FIELDS = ("tatoeba_dir", "first_stage_file", "select_checkpoint", "group_by_length", "freeze_word_embeddings")
 """Fields added after runs were first stored: at their default they are left out of a run's identity,
 so adding them renamed no stored run."""
-LATER_METHOD_PARAMS = {"rs_da": {"copies": 0}}
+LATER_METHOD_PARAMS = {"rs_da": {"copies": 0, "copies_style": "with-originals"}}
 """Method parameters added after runs were first stored, with their defaults: left out of the identity likewise."""
 BUILD_REPORTS = ("pretraining.json",)
 """Files of a model folder that report how it was built (times included), not what it computes: not in its identity."""

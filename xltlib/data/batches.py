@@ -17,7 +17,7 @@ import torch
 from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
 from xltlib.data.loading import choice_columns, is_multiple_choice
-from xltlib.data.synonyms import Substituter, SynonymTable
+from xltlib.data.synonyms import CopiesStyle, Substituter, SynonymTable
 
 Batch = dict[str, torch.Tensor]
 Features = list[dict[str, Any]]
@@ -187,17 +187,25 @@ class SynonymAugmentedPairs:
         return pad_and_move(collator(self.tokenizer, features), features, self.device)
 
 
-def augmented_copies(frame, table: SynonymTable, copies: int, seed: int):
-    """``frame`` followed by ``copies`` rewritten copies of it, drawn once (Huang et al.'s offline RS-DA).
+def augmented_copies(frame, table: SynonymTable, copies: int, seed: int, style: CopiesStyle = "with-originals"):
+    """``copies`` rewritten copies of ``frame``, drawn once (Huang et al.'s offline RS-DA).
 
     In a copy each word with counter-fitted neighbours is drawn uniformly from the word and
-    its neighbours, as the released Robust-XLT augmentation does.
+    its neighbours, as the released Robust-XLT augmentation (``perturb.py``) does; every text
+    column (:func:`text_columns`) is rewritten. The ``style``:
+
+    - ``robust-xlt``: as ``perturb.py`` does, only the copies (``copies`` × the rows), words
+      split on single spaces and looked up case-sensitively (:class:`Substituter`'s ``exact``).
+    - ``with-originals``: ``frame`` followed by its copies, words looked up lower-cased.
+
+    The procedure is theirs, the draws are ours: ``perturb.py`` draws from numpy's unseeded
+    global generator, a copy here from one seeded by (``seed``, copy number).
     """
     import pandas as pd
 
-    columns = text_columns(frame)
-    substituter = Substituter([text for column in columns for text in frame[column]], table)
-    size, parts = len(frame), [frame]
+    columns, faithful = text_columns(frame), style == "robust-xlt"
+    substituter = Substituter([text for column in columns for text in frame[column]], table, exact=faithful)
+    size, parts = len(frame), [] if faithful else [frame]
     for copy in range(1, copies + 1):
         drawn = substituter.draw(
             np.arange(size * len(columns)), 1.0, np.random.default_rng([seed, copy]), keep_word=True

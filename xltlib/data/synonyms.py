@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -21,14 +22,26 @@ SYNONYMS_HELP = (
     f"{COUNTER_FITTED_URL} and pass rs_da synonyms_file=PATH; synthetic tasks use the generated synonyms-base.json"
 )
 
+CopiesStyle = Literal["with-originals", "robust-xlt"]
+"""How ``rs_da``'s offline copies are made (:func:`xltlib.data.batches.augmented_copies`)."""
+
 _WORD = re.compile(r"(\w+)")
+_SPACE_FREE = re.compile(
+    r"([^ ]+)"
+)  # str.split(' ')'s tokens but the empty ones (double spaces), which have no neighbours
 
 
 class SynonymTable:
-    """Lower-cased word → tuple of synonyms (words without synonyms are left out)."""
+    """Word → tuple of synonyms, as written (``exact``) and lower-cased (``synonyms``).
+
+    Words without synonyms are left out. Lower-casing merges keys that differ only in case
+    (the last one wins); ``exact`` keeps them apart, for a lookup as case-sensitive as the
+    released Robust-XLT code's.
+    """
 
     def __init__(self, synonyms: dict[str, Sequence[str]]):
-        self.synonyms = {word.lower(): tuple(options) for word, options in synonyms.items() if options}
+        self.exact = {word: tuple(options) for word, options in synonyms.items() if options}
+        self.synonyms = {word.lower(): options for word, options in self.exact.items()}
 
     @classmethod
     def from_json(cls, path: str | Path) -> SynonymTable:
@@ -58,14 +71,21 @@ class Substituter:
     Texts are split once into word and non-word pieces (punctuation and spaces are kept
     as they are); every draw then picks, for all substitutable words of the requested
     texts at once, whether to replace each (probability ``rate``) and by which synonym.
+
+    A word is a ``\\w+`` run, looked up lower-cased and replaced in its own case
+    (``Movie`` → ``Film``). With ``exact``, words are Robust-XLT's ``perturb.py`` tokens
+    instead: the pieces between single spaces, punctuation attached (``dog.`` is not
+    ``dog``), looked up as written and replaced by the neighbour as written.
     """
 
-    def __init__(self, texts: Sequence[str], table: SynonymTable):
-        self.pieces = [_WORD.split(text) for text in texts]  # odd positions are words
+    def __init__(self, texts: Sequence[str], table: SynonymTable, exact: bool = False):
+        self.exact = exact
+        splitter, lookup = (_SPACE_FREE, table.exact) if exact else (_WORD, table.synonyms)
+        self.pieces = [splitter.split(text) for text in texts]  # odd positions are words
         slot_text, slot_piece, self.slot_options = [], [], []
         for t, pieces in enumerate(self.pieces):
             for p in range(1, len(pieces), 2):
-                options = table.synonyms.get(pieces[p].lower())
+                options = lookup.get(pieces[p] if exact else pieces[p].lower())
                 if options:
                     slot_text.append(t), slot_piece.append(p), self.slot_options.append(options)
         self.slot_text = np.asarray(slot_text, dtype=np.int64)
@@ -95,5 +115,6 @@ class Substituter:
         pieces = {int(t): list(self.pieces[t]) for t in text_ids}
         for slot, pick in zip(slots[replace], chosen[replace]):
             text, piece = int(self.slot_text[slot]), int(self.slot_piece[slot])
-            pieces[text][piece] = _match_case(self.slot_options[slot][pick], pieces[text][piece])
+            option = self.slot_options[slot][pick]
+            pieces[text][piece] = option if self.exact else _match_case(option, pieces[text][piece])
         return ["".join(pieces[int(t)]) for t in text_ids]

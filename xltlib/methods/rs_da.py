@@ -21,7 +21,15 @@ class SynonymAugmentation(Standard):
     Each word of the source-language pair that has synonyms is replaced, with probability
     ``rate``, by one of them chosen uniformly; fresh choices every time an example is
     drawn (seeded by run seed and step, so a resumed run draws the same). With ``copies``,
-    the copies are drawn once before training instead (Huang et al.'s released scripts).
+    the copies are drawn once before training instead (Huang et al.'s released scripts),
+    in one of two modes (``copies_style``, :func:`~xltlib.data.batches.augmented_copies`):
+
+    - ``robust-xlt``: their ``perturb.py``'s procedure: training on the copies alone, each
+      space-separated token (punctuation attached) looked up case-sensitively and drawn
+      uniformly from itself and its neighbours. Their draws come from numpy's unseeded
+      global generator; ours are seeded by the run seed.
+    - ``with-originals`` (default, as the runs stored before the choice): the original
+      pairs plus the copies, words (``\\w+`` runs) looked up lower-cased and re-cased.
     """
 
     name = "rs_da"
@@ -33,7 +41,7 @@ class SynonymAugmentation(Standard):
         if self.params.copies:
             return TokenizedPairs(
                 tokenizer,
-                augmented_copies(frame, table, self.params.copies, config.seed),
+                augmented_copies(frame, table, self.params.copies, config.seed, self.params.copies_style),
                 config.max_seq_length,
                 device,
             )
