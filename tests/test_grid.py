@@ -1,5 +1,5 @@
 """The grid on its engines: Ray computes the same runs as one process does, survives a killed worker, fails fast on a
-bad address."""
+bad address; a run that raises is one failed run, under either engine."""
 
 import json
 import os
@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
+from xltlib import pipeline
 from xltlib.errors import XltError
-from xltlib.grid import Engine, run_grid
+from xltlib.grid import Engine, Outcome, run_grid
+from xltlib.report import batch
 from xltlib.report.experiment import experiment_configs
 from xltlib.store import load_results
 
@@ -138,3 +140,91 @@ def test_two_processes_sharing_a_pretrained_run_and_an_encoder_build_both_comple
     assert [process.returncode for process in processes] == [0, 0], errors
     assert len(list((tmp_path / "runs").glob("syn-paws-pretrained-*"))) == 1
     assert len(list((tmp_path / "cache" / "synthetic").glob("encoder-*/config.json"))) == 1
+
+
+CUDA_ERROR = "CUDA error: an illegal memory access was encountered"
+
+
+def failing_for_pgd(real_fit):
+    """``fit`` that raises a RuntimeError on ``pgd`` runs (a bug in a method, a CUDA error), once the run has logged
+    its first lines."""
+
+    def fit(model, tokenizer, train, config, *args, **kwargs):
+        if config.method == "pgd":
+            raise RuntimeError(f"{CUDA_ERROR}\nCUDA kernel errors might be asynchronously reported")
+        return real_fit(model, tokenizer, train, config, *args, **kwargs)
+
+    return fit
+
+
+def assert_only_pgd_failed(outcomes: list[Outcome], grid, runs: Path) -> None:
+    pgd = next(config.run_id() for config in grid if config.method == "pgd")
+    by_run = {outcome.run_id: outcome for outcome in outcomes}
+    failed = by_run.pop(pgd)
+    assert failed == Outcome(pgd, "failed", f"RuntimeError: {CUDA_ERROR} (traceback in {runs / pgd / 'log.txt'})")
+    log_text = (runs / pgd / "log.txt").read_text()
+    assert f"run {pgd} failed\nTraceback" in log_text and "in fit" in log_text  # after the run's own lines
+    assert log_text.count("Traceback") == 1  # raised once: not retried
+    assert [outcome.status for outcome in by_run.values()] == ["ok", "ok"]  # the pre-trained run and standard
+    assert set(load_results(runs).run_id) == set(by_run)
+
+
+def test_a_run_that_raises_is_one_failed_run_and_the_others_are_stored(quick_grid, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "fit", failing_for_pgd(pipeline.fit))
+    outcomes = run_grid(quick_grid, str(tmp_path), Engine("local"), "cpu")
+    assert_only_pgd_failed(outcomes, quick_grid, tmp_path)
+
+
+def test_a_failed_pretrained_run_fails_its_fine_tuned_runs_once(quick_grid, tmp_path, monkeypatch):
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise ValueError("the encoder's weights are NaN")
+
+    monkeypatch.setattr(pipeline, "_pretrained_alignment", broken)
+    outcomes = run_grid(quick_grid, str(tmp_path), Engine("local"), "cpu")
+    pretrained = quick_grid[0].pretrained().run_id()
+    error = f"ValueError: the encoder's weights are NaN (traceback in {tmp_path / pretrained / 'log.txt'})"
+    assert outcomes == [Outcome(pretrained, "failed", error)] + [
+        Outcome(config.run_id(), "failed", f"skipped: its pre-trained run {pretrained} failed: {error}")
+        for config in quick_grid
+    ]
+    assert len(calls) == 1  # not recomputed by each fine-tuned run
+
+
+def test_an_interrupt_stops_the_grid(quick_grid, tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_pretrained_alignment", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(quick_grid, str(tmp_path), Engine("local"), "cpu")
+
+
+def test_the_batch_records_the_runs_that_failed(tmp_path, monkeypatch):
+    outcomes = [Outcome("a", "ok"), Outcome("b", "failed", "RuntimeError: boom (traceback in runs/b/log.txt)")]
+    monkeypatch.setattr(batch, "run_grid", lambda *args, **kwargs: outcomes)
+    paws = batch.Experiment("paws", "PAWS", {"task": "syn-paws", "methods": ["standard"], "seeds": [1]})
+    batch._compute_runs(tmp_path, [paws], [paws], None, True, "runs", str(tmp_path / "cache"), Engine(), False)
+    recorded = json.loads((tmp_path / batch.STUDY_RUNS).read_text())
+    assert recorded["failed"] == {"b": "RuntimeError: boom (traceback in runs/b/log.txt)"}
+
+
+def test_a_run_that_raises_in_a_ray_worker_is_one_failed_run_not_retried(quick_grid, tmp_path):
+    ray = pytest.importorskip("ray")
+
+    def in_each_worker():
+        import xltlib.pipeline
+
+        xltlib.pipeline.fit = failing_for_pgd(xltlib.pipeline.fit)
+
+    this_module = sys.modules[__name__]
+    ray.cloudpickle.register_pickle_by_value(this_module)  # the workers cannot import this test module
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"worker_process_setup_hook": in_each_worker})
+    try:
+        outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray"), "cpu")
+    finally:
+        ray.shutdown()
+        ray.cloudpickle.unregister_pickle_by_value(this_module)
+    assert_only_pgd_failed(outcomes, quick_grid, tmp_path)

@@ -8,9 +8,20 @@ workers never oversubscribe cores), starting Ray locally or joining a cluster by
 notebooks then read: a run is computed once, whoever asks (locks make a second asker wait).
 
 Pre-trained alignment runs are dispatched first, because every fine-tuned run of their
-encoder needs one. A worker that dies is retried by Ray and its run resumes from its
-checkpoint; a run that fails for good (bad data, a NaN loss) is reported as failed with
-its error, and the other runs go on.
+encoder needs one; the fine-tuned runs of one that failed are reported as failed, naming it,
+without being started (each would only recompute it, to fail again).
+
+A run fails in one of two ways, and only one is retried. An exception its code raises
+(:class:`~xltlib.errors.XltError` for bad data or a NaN loss, or any other: a bug in a
+method, a CUDA error, an unhandled out-of-memory) is deterministic: the same config on the
+same data raises it again, so :func:`compute` turns it into a failed :class:`Outcome`
+(``"RuntimeError: <first line> (traceback in <run>/log.txt)"``), under either engine, and the
+other runs go on. A worker that dies (killed, out of host memory, a lost node) says nothing
+about the run: Ray retries it ``retries`` times (``retry_exceptions`` stays off, as raised
+exceptions are Outcomes anyway) and it resumes from its checkpoint. ``KeyboardInterrupt`` and
+``SystemExit`` are not run failures: they stop the grid. Under ``local``, a CUDA error that
+leaves the device unusable fails this process's later runs too, each one recorded (Ray starts
+a fresh worker for each GPU task).
 """
 
 from __future__ import annotations
@@ -22,11 +33,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
 from xltlib.config import PRETRAINED, RunConfig
+from xltlib.config.logistics import Logistics
 from xltlib.errors import XltError, unknown
 
 log = logging.getLogger(__name__)
@@ -89,21 +102,30 @@ def run_grid(
     ``recompute_stale`` also recomputes complete runs computed by other code (:func:`xltlib.store.is_stale`).
     """
     unique = {config.run_id(): config for config in configs}
-    stages = [
-        {c.pretrained().run_id(): c.pretrained() for c in unique.values() if c.method != PRETRAINED},
-        {run_id: c for run_id, c in unique.items()},
-    ]
-    progress = GridProgress(sum(len(stage) for stage in stages))
+    pretrained = {c.pretrained().run_id(): c.pretrained() for c in unique.values() if c.method != PRETRAINED}
+    pretrained |= {run_id: c for run_id, c in unique.items() if c.method == PRETRAINED}
+    fine_tuned = [c for c in unique.values() if c.method != PRETRAINED]
+    progress = GridProgress(len(pretrained) + len(fine_tuned))
     run = (
         _ray_runner(engine, runs_dir, device, recompute_stale)
         if engine.kind == "ray"
         else _local_runner(runs_dir, device, recompute_stale)
     )
-    outcomes = []
-    for stage in stages:
-        outcomes += run(list(stage.values()), progress)
+    outcomes = run(list(pretrained.values()), progress)
+    failed = {outcome.run_id: outcome.error for outcome in outcomes if outcome.status != "ok"}
+    for config in fine_tuned:
+        if config.pretrained().run_id() in failed:
+            outcomes.append(_skipped(config, failed))
+            progress.done(outcomes[-1])
+    outcomes += run([c for c in fine_tuned if c.pretrained().run_id() not in failed], progress)
     progress.close()
     return outcomes
+
+
+def _skipped(config: RunConfig, failed: dict[str, str | None]) -> Outcome:
+    """A fine-tuned run not started: its encoder's pre-trained run failed, and computing it would only retry that."""
+    pretrained = config.pretrained().run_id()
+    return Outcome(config.run_id(), "failed", f"skipped: its pre-trained run {pretrained} failed: {failed[pretrained]}")
 
 
 def _local_runner(runs_dir: str, device: str | None, recompute_stale: bool):
@@ -129,16 +151,32 @@ def compute(
         torch.set_num_threads(threads)
     run_config = RunConfig.from_dict(config)
     try:
-        ensure_run(run_config, runs_dir, device, recompute_stale=recompute_stale)
-    except XltError as error:  # bad data, a NaN loss: retrying cannot help
+        ensure_run(run_config, runs_dir, Logistics(device), recompute_stale=recompute_stale)
+    except XltError as error:  # bad data, a NaN loss: the message says it all
         return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {error}")
+    except Exception as error:  # a bug, a CUDA error: deterministic too, so a failed run, not a retry (module doc)
+        where = _log_traceback(Path(runs_dir) / run_config.run_id())
+        first_line = next(iter(str(error).splitlines()), "")
+        return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {first_line} (traceback in {where})")
     return Outcome(run_config.run_id(), "ok")
+
+
+def _log_traceback(run_dir: Path) -> Path:
+    """Log the exception being handled, traceback included, to the console and to the run's own ``log.txt``, after
+    the run's lines (a Ray worker's console reaches no one); return that file."""
+    from xltlib.pipeline import _log_to  # the run's log, in the format ensure_run writes it
+
+    run_dir.mkdir(parents=True, exist_ok=True)  # the run may have failed before its folder was made
+    with _log_to(run_dir / "log.txt"):
+        log.exception("run %s failed", run_dir.name)
+    return run_dir / "log.txt"
 
 
 def _ray_runner(engine: Engine, runs_dir: str, device: str | None, recompute_stale: bool):
     ray = _connect(engine)
     resources = _resources(ray, engine)
-    remote = ray.remote(**resources, max_retries=engine.retries)(compute)
+    # max_retries: a dead worker's run is retried; retry_exceptions off: an exception is deterministic (module doc)
+    remote = ray.remote(**resources, max_retries=engine.retries, retry_exceptions=False)(compute)
     threads = int(resources["num_cpus"])
     log.info("Ray: %s; each run takes %s", ray.cluster_resources(), resources)
 
@@ -249,3 +287,5 @@ class GridProgress:
 
     def close(self) -> None:
         self.bar.close()
+        if self.failed:  # the one line to read at the end of a long log
+            log.warning("%d of %d runs failed; each one's error is logged above", self.failed, self.finished)

@@ -6,8 +6,10 @@
 runs), then ``notebooks/synthesis.ipynb``, and writes ``_toc.yml``. Each execution is
 recorded in ``book/chapters/manifest.json`` (status, duration, parameters, error), and the
 study's run ids in ``book/chapters/runs.json``: the synthesis analyses exactly the experiments'
-runs and the reproducibility page lists the study's, whatever else the runs folder holds. A failing
-notebook does not stop the others: its chapter opens with the failure. A finished experiment
+runs and the reproducibility page lists the study's, whatever else the runs folder holds. A run
+that failed does not stop the others: ``runs.json`` lists it under ``failed`` with its error (a
+chapter that reads it fails in turn, saying why). A failing notebook does not stop the others:
+its chapter opens with the failure. A finished experiment
 with the same parameters is skipped unless ``force``; one left ``running`` by a killed batch
 is executed again (its runs resume from the run cache, so finished runs cost nothing).
 """
@@ -225,15 +227,17 @@ def run_batch(
 
 
 def _compute_runs(root, chosen, experiments, calibration, quick, runs_dir, cache_dir, engine, recompute_stale) -> list:
-    """Compute the chosen experiments' runs and the calibration's on ``engine``; record and return the run ids the
-    synthesis reads (every experiment's)."""
+    """Compute the chosen experiments' runs and the calibration's on ``engine``; record the study's run ids and
+    those that failed (with their errors), and return the run ids the synthesis reads (every experiment's)."""
     # the notebooks run in root: the grid resolves the same folders, so it computes the runs they will ask for
     calibrating = calibration_grid(calibration, str(root / cache_dir))
     chosen_runs = grid_configs(chosen, quick, runs_dir, str(root / cache_dir))
-    run_grid(chosen_runs + calibrating, str(root / runs_dir), engine, recompute_stale=recompute_stale)
+    outcomes = run_grid(chosen_runs + calibrating, str(root / runs_dir), engine, recompute_stale=recompute_stale)
     analysed = run_ids(grid_configs(experiments, quick, runs_dir, str(root / cache_dir)))
+    failed = {outcome.run_id: outcome.error for outcome in outcomes if outcome.status != "ok"}
     (root / STUDY_RUNS).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(root / STUDY_RUNS, {"runs_dir": runs_dir, "study": sorted({*analysed, *run_ids(calibrating)})})
+    study = sorted({*analysed, *run_ids(calibrating)})
+    atomic_write_json(root / STUDY_RUNS, {"runs_dir": runs_dir, "study": study, "failed": failed})
     return analysed
 
 
