@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from xltlib.data.fetch import SOURCES
 from xltlib.data.label_checks import check_evaluation_split, checked_training_split
 from xltlib.data.loading import load_split, pair_frame, read_choices_jsonl
 from xltlib.data.parallel import parallel_corpus
+from xltlib.data.synonyms import COUNTER_FITTED_URL
 from xltlib.data.tasks import TASKS
 from xltlib.data.tatoeba import ISO_639_3, tatoeba_pairs
-from xltlib.data.verify import ITEMS, verify
+from xltlib.data.verify import ITEMS, detect_layout, verify
 from xltlib.errors import XltError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,26 +135,47 @@ def test_verify_finds_files_that_list_different_items(shared_data, tmp_path):
     ]
 
 
-def test_fetch_offline_says_what_is_missing_in_one_line_per_item(tmp_path):
+def test_fetch_offline_says_what_is_missing_in_one_line_per_file(tmp_path):
     result = cli("data", "fetch", "synonyms", "--data-dir", str(tmp_path / "real"))
     lines = [line for line in result.stdout.splitlines() if line.startswith("missing")]
     assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stdout + result.stderr
-    assert "uclanlp/Robust-XLT" in lines[0]
-    assert "data fetch synonyms" in lines[0]
+    assert lines[0].startswith(f"missing synonyms/counterfitted_neighbors.json (from {COUNTER_FITTED_URL}): URLError")
+    assert "the source could not be reached: rerun `python -m xltlib data fetch synonyms" in lines[0]
+    assert "1 file(s) missing" in result.stdout
 
 
-def test_fetch_and_verify_know_the_same_items():
-    assert set(SOURCES) == set(ITEMS)
-    fetched = {source.path for item in SOURCES for source in SOURCES[item]()}
-    verified = {spec.path for item in ITEMS for spec in ITEMS[item]()}
-    assert verified - fetched <= {
-        "xcopa/siqa/socialIQa_v1.4_dev.jsonl",
-        "xcopa/siqa/socialIQa_v1.4_tst.jsonl",
-        "xcopa/copa-en/test-en.jsonl",
-        "pawsx/paws-wiki-en/train-source.tsv",
-        *(f"xnli/xtreme/test-{lang}.tsv" for lang in TASKS["xnli"].languages),
-        *(f"pawsx/xtreme/test-{lang}.tsv" for lang in PAWSX.languages),
+def test_verify_checks_the_shared_layout_which_has_no_training_sets(shared_data):
+    assert detect_layout(shared_data) == "shared"
+    reports, problems = verify(shared_data, layout="shared")
+    assert all(report.ok for report in reports) and not problems
+    paths = {report.spec.path for report in reports}
+    assert {"xnli/xtreme/test-de.tsv", "pawsx/xtreme/test-de.tsv", "pawsx/paws-wiki-en/train-source.tsv"} <= paths
+    reports, _ = verify(shared_data, ["xnli", "pawsx", "xcopa"], layout="fetched")
+    missing = {report.spec.path: report.problem for report in reports if not report.ok}
+    assert set(missing) == {"xnli/train-en.tsv", "pawsx/train-en.tsv", "xcopa/siqa/train.jsonl"} | {
+        f"pawsx/test-labeled/test-{lang}.tsv" for lang in ("es", "fr", "ja", "ko")
     }
+    assert (
+        "`python -m xltlib data fetch xcopa` gets it from hub lighteval/siqa (default, train)"
+        in missing["xcopa/siqa/train.jsonl"]
+    )
+    with pytest.raises(XltError, match="unknown data layout 'fetch' \\(did you mean 'fetched'\\?\\)"):
+        verify(shared_data, layout="fetch")
+
+
+def test_the_fetched_layout_is_what_fetch_writes_and_every_file_is_in_a_layout():
+    specs = [spec for item in ITEMS for spec in ITEMS[item]()]
+    assert all(spec.in_layout("fetched") or spec.in_layout("shared") for spec in specs)
+    fetched = {spec.path for spec in specs if spec.in_layout("fetched")}
+    assert fetched == {spec.path for spec in specs if spec.source is not None}
+    assert {"xnli/train-en.tsv", "pawsx/train-en.tsv", "xcopa/siqa/train.jsonl"} <= fetched
+    assert not any("/xtreme/test-" in path or path.endswith("_tst.jsonl") for path in fetched)  # no hub serves them
+    rows = {spec.path: spec.rows for spec in specs}
+    assert (rows["xnli/train-en.tsv"], rows["pawsx/train-en.tsv"], rows["xcopa/siqa/train.jsonl"]) == (
+        392_702,
+        49_401,
+        33_410,
+    )
 
 
 def test_socialiqa_is_a_first_stage_not_a_study_task(tmp_path):

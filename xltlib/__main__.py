@@ -227,20 +227,25 @@ REAL_DATA = Path("data/real")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    import os
+
     from xltlib.data.fetch import fetch
-    from xltlib.data.verify import print_report, verify, xcopa_agreement
+    from xltlib.data.verify import LAYOUTS, detect_layout, print_report, verify, xcopa_agreement
 
     items = [args.item] if args.item else None
     if args.action == "fetch":
-        failures = fetch(args.data_dir, items)
+        # a copy of ../shared/data, where there is one, vouches for the hub's SocialIQa before its training set is kept
+        shared = os.environ.get("XLT_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+        failures = fetch(args.data_dir, items, reference=shared if Path(shared).is_dir() else None)
         for line in failures:
             print(line)
         print(
-            f"data in {args.data_dir}: {'complete' if not failures else f'{len(failures)} item(s) missing'}; "
+            f"data in {args.data_dir}: {'complete' if not failures else f'{len(failures)} file(s) missing'}; "
             f"checksums in {Path(args.data_dir) / 'CHECKSUMS.json'}"
         )
         return 1 if failures else 0
     reports, problems = verify(args.data_dir, items)
+    print(f"layout: {detect_layout(args.data_dir)} ({LAYOUTS[detect_layout(args.data_dir)]})")
     passed = print_report(reports, problems)
     if passed and (items is None or "xcopa" in items):
         agreement = xcopa_agreement(args.data_dir)

@@ -134,10 +134,13 @@ register_task(
         name="siqa",
         languages=("en",),
         labels=("answerA", "answerB", "answerC"),
-        hub_id="allenai/social_i_qa",
+        # allenai/social_i_qa is a loading script, which datasets >= 4 refuses; lighteval/siqa is its Parquet mirror
+        # (train 33,410, validation 1,954; `data fetch` checks its dev set against ../shared/data's)
+        hub_id="lighteval/siqa",
         text_columns=("context", "question"),
         kind="multiple_choice",
         parallel_columns=(),  # English only: XTREME-R's first stage before COPA, never a target
+        source_hub_id=("lighteval/siqa", "default"),  # one config, not one per language
         local_files=(
             ("train", ("siqa/train.jsonl",)),
             ("dev", ("siqa/socialIQa_v1.4_dev.jsonl",)),
