@@ -263,7 +263,9 @@ def test_the_project_experiment_files_load(name):
     assert profile == name and experiments
     for experiment in experiments:
         parameters = experiment.parameters
-        assert set(parameters["methods"]) == {"standard", "pgd", "freelb", "rs_rp", "rs_da"}
+        five = {"standard", "pgd", "freelb", "rs_rp", "rs_da"}
+        arms = five | ({"standard_matched"} if parameters.get("protocol") == "huang2021" else set())
+        assert set(parameters["methods"]) == arms  # huang2021's rs_da copies come with a step-matched standard arm
         draws = parameters.get("draws") or [None]
         replicates = len(parameters["seeds"]) * len(shipped_draws() if draws == "shipped" else draws)
         assert replicates >= 3  # every method effect has an interval over runs

@@ -143,7 +143,7 @@ def test_a_run_is_identified_by_what_it_computes_not_where_its_files_live(tiny_x
 
 def test_a_hub_model_is_identified_by_id_and_revision(tmp_path):
     assert make(model_revision="abc123").run_id() != make().run_id()
-    assert make(model_revision="abc123").model_name == "xlm-roberta-base@abc123"
+    assert make(model_revision="abc123").model_name == "FacebookAI/xlm-roberta-base@abc123"
     (tmp_path / "local").mkdir()
     with pytest.raises(XltError, match="model_revision names a hub revision"):
         make(model=str(tmp_path / "local"), model_revision="abc123")

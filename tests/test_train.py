@@ -1,5 +1,8 @@
 """The loop's building blocks: data plan, gradient accumulation, optimizer groups."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +13,17 @@ from xltlib.data.batches import TokenizedPairs
 from xltlib.methods import make_method
 from xltlib.methods.base import ModelCall
 from xltlib.models import autocast_for, load_classifier
-from xltlib.training import OptimizerSettings, StepPlan, accumulate_gradients, make_optimizer
+from xltlib.training import (
+    Checkpointing,
+    OptimizerSettings,
+    StepPlan,
+    accumulate_gradients,
+    fit,
+    make_optimizer,
+    train_loop,
+)
+
+CPU = torch.device("cpu")
 
 
 def test_every_epoch_visits_every_example_once_in_a_seeded_order():
@@ -84,3 +97,48 @@ def test_cpu_autocast_is_bf16_only_when_asked():
         assert (x @ x.T).dtype == torch.float32
     with autocast_for(torch.device("cpu"), cpu_bf16=True):
         assert (x @ x.T).dtype == torch.bfloat16
+
+
+def _regression_loop(plan: StepPlan, out_of_memory_above: int | None = None) -> tuple[list[float], torch.Tensor]:
+    """Least squares on fixed data through :func:`train_loop`; with ``out_of_memory_above``, any micro-batch larger
+    than that raises the GPU's out-of-memory error, as a too-large batch would."""
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(32, 5), torch.randn(32)
+    module = torch.nn.Linear(5, 1)
+
+    def backward(rows, step, weight):
+        if out_of_memory_above is not None and len(rows) > out_of_memory_above:
+            torch.nn.functional.mse_loss(module(inputs[rows]).squeeze(-1), targets[rows]).backward()  # a partial pass
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        loss = torch.nn.functional.mse_loss(module(inputs[rows]).squeeze(-1), targets[rows])
+        (loss * weight).backward()
+        return loss.detach()
+
+    settings = OptimizerSettings(learning_rate=0.05, weight_decay=0.0, warmup_ratio=0.0)
+    losses = train_loop(module, plan, settings, backward, torch.device("cpu"), "regression", progress=False)
+    return losses, module.weight.detach().clone()
+
+
+def test_out_of_memory_splits_the_step_into_micro_batches_and_trains_the_same():
+    whole, whole_weights = _regression_loop(StepPlan(32, 16, seed=1, epochs=2))
+    plan = StepPlan(32, 16, seed=1, epochs=2)
+    split, split_weights = _regression_loop(plan, out_of_memory_above=4)
+    assert plan.grad_accum_steps == 4  # 16 → 8 → 4 rows per micro-batch, kept for the steps after
+    assert split == pytest.approx(whole, rel=1e-5)  # the half-done pass left no gradient behind
+    assert torch.allclose(split_weights, whole_weights, atol=1e-6)
+
+
+def test_out_of_memory_with_single_row_micro_batches_is_raised():
+    with pytest.raises(torch.OutOfMemoryError):
+        _regression_loop(StepPlan(32, 16, seed=1, epochs=1, grad_accum_steps=16), out_of_memory_above=0)
+
+
+def test_the_step_matched_standard_arm_takes_epochs_factor_times_the_steps(tiny):
+    path, corpus = tiny
+    pairs = pd.DataFrame({"text_a": corpus[:32], "text_b": corpus[32:64], "label": [i % 2 for i in range(32)]})
+    steps = {}
+    for method, params in (("standard", {}), ("standard_matched", {"epochs_factor": 3.0})):
+        model, tokenizer = load_classifier(path, 2)
+        config = RunConfig(task="pawsx", model=str(path), method=method, method_params=params, batch_size=8)
+        steps[method] = len(fit(model, tokenizer, pairs, config, Checkpointing(Path(tempfile.mkdtemp()) / "c.pt"), CPU))
+    assert steps == {"standard": 8, "standard_matched": 24}  # 32 rows in batches of 8, 2 epochs; then 3 × that

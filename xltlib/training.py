@@ -203,14 +203,14 @@ class LossLog:
         self.values += values
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
@@ -218,34 +218,47 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, step: int, module, optimizer, scheduler) -> None:
-    """Write the full training state atomically: a crash mid-write keeps the previous one."""
+def save_checkpoint(path: Path, step: int, module, optimizer, scheduler, weights_only: bool = False) -> None:
+    """Write the training state atomically (a crash mid-write keeps the previous one); ``weights_only`` leaves out
+    AdamW's moments, two thirds of the bytes."""
     state = {
         "step": step,
         "model": module.state_dict(),
-        "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": _rng_state(),
+        "rng": rng_state(),
     }
+    if not weights_only:
+        state["optimizer"] = optimizer.state_dict()
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path, module, optimizer, scheduler, device: torch.device) -> int:
-    """Restore the training state from ``path``; return the number of steps already done."""
+    """Restore the training state from ``path``; return the number of steps already done.
+
+    A weights-only checkpoint restarts AdamW's moments at zero: the resumed run then differs
+    from an uninterrupted one, which the log says.
+    """
     state = torch.load(path, map_location=device, weights_only=False)
     module.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    if "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    else:
+        log.warning("%s holds weights only: AdamW's moments restart at zero (not an exact resume)", path)
     scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     return state["step"]
 
 
 @dataclass(frozen=True)
 class Checkpointing:
-    """Where a stage's training state is saved, and how often (optimizer steps)."""
+    """Where a stage's training state is saved, how often (optimizer steps), and whether without AdamW's moments.
+
+    Logistics, not part of a run's identity: a resumed run is exact only from full checkpoints.
+    """
 
     path: Path
     every: int = 200
+    weights_only: bool = False
 
 
 def train_loop(
@@ -279,7 +292,7 @@ def train_loop(
         range(start, plan.total_steps), desc, plan.total_steps, initial=start, disable=not progress, mininterval=1
     )
     for step in bar:
-        losses.add(step, accumulate_gradients(backward, plan.micro_batches(step), step, device))
+        losses.add(step, _step_gradients(module, plan, backward, step, device))
         _optimizer_step(module, optimizer, scheduler, settings.max_grad_norm)
         if not losses.pending:
             bar.set_postfix(loss=f"{losses.values[-1]:.4f}", refresh=False)
@@ -288,12 +301,34 @@ def train_loop(
             after_step(done)
         if checkpoint is not None and done % checkpoint.every == 0 and done < plan.total_steps:
             losses.flush()
-            save_checkpoint(checkpoint.path, done, module, optimizer, scheduler)
+            save_checkpoint(checkpoint.path, done, module, optimizer, scheduler, checkpoint.weights_only)
             log.info("checkpoint at step %d/%d", done, plan.total_steps)
     losses.flush()
     if checkpoint is not None and start < plan.total_steps:
-        save_checkpoint(checkpoint.path, plan.total_steps, module, optimizer, scheduler)
+        save_checkpoint(checkpoint.path, plan.total_steps, module, optimizer, scheduler, checkpoint.weights_only)
     return losses.values
+
+
+def _step_gradients(module: torch.nn.Module, plan: StepPlan, backward: Backward, step: int, device) -> torch.Tensor:
+    """One step's gradients. Out of GPU memory, the step is split into more micro-batches and run again; the
+    split is kept for the steps after (the gradient is the same: micro-batches are weighted by their rows)."""
+    while True:
+        try:
+            return accumulate_gradients(backward, plan.micro_batches(step), step, device)
+        except torch.OutOfMemoryError:
+            finer = [n for n in range(2 * plan.grad_accum_steps, plan.batch_size + 1) if plan.batch_size % n == 0]
+            if not finer:
+                raise
+            module.zero_grad(set_to_none=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            log.warning(
+                "out of GPU memory at step %d with micro-batches of %d: splitting each step into %d",
+                step + 1,
+                plan.batch_size // plan.grad_accum_steps,
+                finer[0],
+            )
+            plan.grad_accum_steps = finer[0]
 
 
 def _optimizer_step(module: torch.nn.Module, optimizer, scheduler, max_grad_norm: float) -> None:
@@ -303,23 +338,34 @@ def _optimizer_step(module: torch.nn.Module, optimizer, scheduler, max_grad_norm
     optimizer.zero_grad(set_to_none=True)
 
 
+def selection_steps(plan: StepPlan, every: int | None) -> set[int]:
+    """The optimizer steps (counted from 1) after which the model is scored on source dev.
+
+    Every ``every`` steps, as the published scripts score each checkpoint they save; ``None``: each epoch's last
+    step (and the last step of a fractional last epoch). A run too short to reach ``every`` scores its last model,
+    so that there is always one to keep.
+    """
+    if every is not None:
+        return set(range(every, plan.total_steps + 1, every)) or {plan.total_steps}
+    ends = set(range(plan.steps_per_epoch, plan.total_steps + 1, plan.steps_per_epoch))
+    return ends | {plan.total_steps}
+
+
 def fit(
     model,
     tokenizer,
     train: pd.DataFrame | TrainingData,
     config: RunConfig,
-    checkpoint_path: Path,
+    checkpoint: Checkpointing,
     device: torch.device,
-    checkpoint_every: int = 200,
-    on_epoch_end: Callable[[int], None] | None = None,
+    on_select: Callable[[int], None] | None = None,
 ) -> list[float]:
-    """Fine-tune ``model`` in place on the ``train`` pairs by ``config.method``; resume from ``checkpoint_path`` if
-    present.
+    """Fine-tune ``model`` in place on the ``train`` pairs by ``config.method``; resume from ``checkpoint`` if present.
 
     ``train`` is a frame of pairs (the method turns it into batches: tokenized once, or
     rewritten on the fly by ``rs_da``) or ready :class:`~xltlib.data.batches.TrainingData`.
-    ``on_epoch_end(epoch)`` runs after each epoch's last step (and after the last step of a
-    fractional last epoch), epochs counted from 1. Returns the loss of every optimizer step run in this call.
+    ``on_select(step)`` runs after each step of :func:`selection_steps` (``config.select_every_steps``), steps
+    counted from 1. Returns the loss of every optimizer step run in this call.
     """
     method = make_method(config.method, config.method_params)
     data = method.training_data(train, tokenizer, config, device) if isinstance(train, pd.DataFrame) else train
@@ -327,18 +373,19 @@ def fit(
         len(data),
         config.batch_size,
         config.seed,
-        epochs=config.epochs,
+        epochs=config.epochs * method.epochs_factor,
         grad_accum_steps=config.grad_accum_steps,
         lengths=data.lengths() if config.group_by_length else None,
     )
     call = ModelCall(model, lambda: autocast_for(device))
+    chosen = selection_steps(plan, config.select_every_steps) if on_select is not None else set()
 
     def backward(rows: np.ndarray, step: int, weight: float) -> torch.Tensor:
         return method.backward(call, data.batch(rows, step), scale=weight)
 
     def after_step(done: int) -> None:
-        if on_epoch_end is not None and (done % plan.steps_per_epoch == 0 or done == plan.total_steps):
-            on_epoch_end(math.ceil(done / plan.steps_per_epoch))
+        if done in chosen:
+            on_select(done)
 
     return train_loop(
         model,
@@ -347,6 +394,6 @@ def fit(
         backward,
         device,
         f"train {config.method}",
-        Checkpointing(checkpoint_path, checkpoint_every),
+        checkpoint,
         after_step=after_step,
     )

@@ -3,6 +3,8 @@
 - :mod:`xltlib.config.run`: :class:`RunConfig`;
 - :mod:`xltlib.config.synthetic`: the synthetic profile's fine-tuning defaults;
 - :mod:`xltlib.config.methods`: each training method's parameters;
+- :mod:`xltlib.config.protocols` and :mod:`xltlib.config.hub_models`: the published recipes and the hub encoders they
+  fine-tune, at pinned commits;
 - :mod:`xltlib.config.experiments`: the schema of an experiments file;
 - :mod:`xltlib.config.checks`: the type and range checks they share.
 """

@@ -81,7 +81,7 @@ class PGDParams(MethodParams):
         perturb_layer: ``None`` for the input embeddings, else the encoder layer whose output is perturbed.
     """
 
-    # Defaults of eps / sigma / rate: by the rule of `book/probes/robust_sweep.py`, fixed before it ran
+    # Defaults of eps / sigma / rate: by the rule of `xltlib/sweep.py` (`python -m xltlib sweep`), fixed before it ran
     # on the shipped encoders: the strongest rung with it and every weaker rung within 1 point of
     # `standard`'s base-language dev accuracy on both synthetic tasks (seeds 1-2); design notes, table.
     steps: int = 3
@@ -205,8 +205,27 @@ class SynonymAugmentationParams(MethodParams):
             raise XltError(f"rs_da: synonym table {path} not found; {SYNONYMS_HELP}")
 
 
+class StepMatchedParams(MethodParams):
+    """
+    Attributes:
+        epochs_factor: ``standard`` trained for this many times the run's epochs, so that it takes as many
+            optimizer steps, over the same schedule, as ``rs_da`` over its offline copies (the protocols set it
+            from the copies: :func:`xltlib.config.protocols.step_matched_params`). It separates the effect of the
+            substitutions from that of training longer.
+    """
+
+    epochs_factor: float = 1.0
+
+    @model_validator(mode="after")
+    def _in_range(self) -> StepMatchedParams:
+        if not self.epochs_factor >= 1:
+            raise ValueError(f"epochs_factor must be >= 1, got {self.epochs_factor}")
+        return self
+
+
 METHOD_PARAMS: dict[str, type[MethodParams]] = {
     "standard": MethodParams,
+    "standard_matched": StepMatchedParams,
     "pgd": PGDParams,
     "freelb": FreeLBParams,
     "rs_rp": RandomPerturbationParams,

@@ -1,8 +1,9 @@
-"""Checkpoint selection on the source language's dev split (Huang et al.'s scripts keep the best epoch).
+"""Checkpoint selection on the source language's dev split (the published scripts keep the best checkpoint).
 
-At the end of every epoch the model is scored on the source language's dev split; the best
+At the steps :func:`xltlib.training.selection_steps` names (every ``select_every_steps``
+steps, or each epoch's end) the model is scored on the source language's dev split; the best
 weights so far are kept in ``best.pt`` beside the run's checkpoint (written atomically, so a
-resumed run still knows its best epoch), and :meth:`BestOnSourceDev.restore` loads them when
+resumed run still knows its best), and :meth:`BestOnSourceDev.restore` loads them when
 training ends. Only the source language is looked at: choosing on target-language data would
 no longer be zero-shot.
 """
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class BestOnSourceDev:
-    """Keeps the end-of-epoch weights with the best source-dev accuracy (ties: the earlier epoch)."""
+    """Keeps the weights with the best source-dev accuracy among those scored (ties: the earlier step)."""
 
     def __init__(
         self,
@@ -41,23 +42,23 @@ class BestOnSourceDev:
             torch.load(self.path, mmap=True, weights_only=False)["accuracy"] if self.path.exists() else float("-inf")
         )
 
-    def __call__(self, epoch: int) -> None:
+    def __call__(self, step: int) -> None:
         score = accuracy(
             predict(self.model, self.tokenizer, self.dev, self.max_length, self.device, self.batch_size), self.dev
         )
-        log.info("epoch %d: source dev accuracy %.4f (best so far %.4f)", epoch, score, max(score, self.best))
+        log.info("step %d: source dev accuracy %.4f (best so far %.4f)", step, score, max(score, self.best))
         if score > self.best:
             self.best = score
             state = {
-                "epoch": epoch,
+                "step": step,
                 "accuracy": score,
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             }
             atomic_write(self.path, lambda tmp: torch.save(state, tmp))
 
     def restore(self) -> int:
-        """Load the best epoch's weights into the model; return that epoch."""
+        """Load the best weights into the model; return the step they were scored at."""
         state = torch.load(self.path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
-        log.info("selected epoch %d (source dev accuracy %.4f)", state["epoch"], state["accuracy"])
-        return state["epoch"]
+        log.info("selected the model of step %d (source dev accuracy %.4f)", state["step"], state["accuracy"])
+        return state["step"]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from xltlib.config.methods import params_class, validated_params
-from xltlib.methods.base import Batch, ModelCall, Predictor, Standard, TrainingMethod
+from xltlib.methods.base import Batch, ModelCall, Predictor, Standard, StepMatchedStandard, TrainingMethod
 from xltlib.methods.freelb import FreeLB
 from xltlib.methods.pgd import PGD
 from xltlib.methods.rs_da import SynonymAugmentation
@@ -21,7 +21,7 @@ from xltlib.methods.rs_rp import RandomPerturbation
 __all__ = ["METHODS", "Batch", "ModelCall", "Predictor", "TrainingMethod", "make_method", "method_class"]
 
 METHODS: dict[str, type[TrainingMethod]] = {
-    cls.name: cls for cls in (Standard, PGD, FreeLB, RandomPerturbation, SynonymAugmentation)
+    cls.name: cls for cls in (Standard, StepMatchedStandard, PGD, FreeLB, RandomPerturbation, SynonymAugmentation)
 }
 
 

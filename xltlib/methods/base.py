@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from xltlib.config.methods import MethodParams
+from xltlib.config.methods import MethodParams, StepMatchedParams
 from xltlib.data.batches import TokenizedPairs, TrainingData
 
 if TYPE_CHECKING:
@@ -56,6 +56,11 @@ class TrainingMethod:
         """Accumulate ``scale`` × d(loss)/d(weights) into ``.grad``; return the detached loss."""
         raise NotImplementedError
 
+    @property
+    def epochs_factor(self) -> float:
+        """The run's epochs are multiplied by this (1 but for the step-matched ``standard`` arm)."""
+        return 1.0
+
     def training_data(self, frame, tokenizer, config: RunConfig, device: torch.device) -> TrainingData:
         """Where the loop's batches come from: the training pairs, tokenized once."""
         return TokenizedPairs(tokenizer, frame, config.max_seq_length, device)
@@ -74,3 +79,19 @@ class Standard(TrainingMethod):
         loss = call(batch).loss
         (loss * scale).backward()
         return loss.detach()
+
+
+class StepMatchedStandard(Standard):
+    """``standard`` for as many optimizer steps as ``rs_da`` takes over its offline copies (``epochs_factor``).
+
+    RS-DA's copies multiply the training set, hence its steps; this arm trains as long on the
+    original pairs, so that a gain of ``rs_da`` over it is the substitutions', not the extra steps'.
+    """
+
+    name = "standard_matched"
+
+    Params = StepMatchedParams
+
+    @property
+    def epochs_factor(self) -> float:
+        return self.params.epochs_factor
