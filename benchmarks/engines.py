@@ -15,6 +15,7 @@ import logging
 import time
 from pathlib import Path
 
+from xltlib.config.logistics import Logistics
 from xltlib.grid import Engine, run_grid
 from xltlib.report.experiment import experiment_configs
 
@@ -32,7 +33,7 @@ def main() -> None:
         "syn-paws", ["standard", "pgd", "freelb", "rs_rp", "rs_da"], [1, 2, 3], cache_dir=args.cache, device="cpu"
     )
     start = time.perf_counter()
-    outcomes = run_grid(configs, args.runs, Engine(args.engine), "cpu")
+    outcomes = run_grid(configs, args.runs, Engine(args.engine), Logistics("cpu"))
     failed = sum(outcome.status != "ok" for outcome in outcomes)
     print(f"{args.engine}: {len(outcomes)} runs ({failed} failed) in {time.perf_counter() - start:.0f} s")
 

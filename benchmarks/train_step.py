@@ -27,7 +27,7 @@ from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, 
 from xltlib.config import RunConfig
 from xltlib.data.batches import TokenizedPairs
 from xltlib.models import autocast_for
-from xltlib.training import fit
+from xltlib.training import Checkpointing, fit
 
 SHAPES = {  # hidden, layers, heads, intermediate
     "tiny": (64, 2, 2, 128),
@@ -97,7 +97,7 @@ def main() -> None:
             for ids, label in zip(batch["input_ids"].cpu(), batch["labels"].cpu())
         ] * steps
         data = TokenizedPairs.from_features(tokenizer, features, device)
-        fit(model, tokenizer, data, config, Path(tempfile.mkdtemp()) / "none.pt", device, checkpoint_every=10**9)
+        fit(model, tokenizer, data, config, Checkpointing(Path(tempfile.mkdtemp()) / "none.pt", every=10**9), device)
 
     tokenizer = XLMRobertaTokenizer(vocab=[(t, 0.0) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")])
     t_plain = time_steps(plain, args.steps, device)

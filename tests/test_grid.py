@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from xltlib import pipeline
+from xltlib.config.logistics import Logistics
 from xltlib.errors import XltError
 from xltlib.grid import Engine, Outcome, run_grid
 from xltlib.report import batch
@@ -58,7 +59,9 @@ def local_metrics(quick_grid, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert all(outcome.status == "ok" for outcome in run_grid(quick_grid, str(runs), Engine("local"), "cpu"))
+        assert all(
+            outcome.status == "ok" for outcome in run_grid(quick_grid, str(runs), Engine("local"), Logistics("cpu"))
+        )
     finally:
         torch.set_num_threads(threads)
     return metrics(runs)
@@ -86,7 +89,7 @@ def two_node_cluster():
 def test_a_simulated_two_node_cluster_computes_the_same_runs_in_several_workers(
     quick_grid, local_metrics, two_node_cluster, tmp_path
 ):
-    outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray", address=two_node_cluster.address), "cpu")
+    outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray", address=two_node_cluster.address), Logistics("cpu"))
     assert [outcome.status for outcome in outcomes] == ["ok"] * 3  # the pre-trained run, then standard and pgd
     pd.testing.assert_series_equal(metrics(tmp_path), local_metrics)
     pids = {json.loads(path.read_text())["pid"] for path in tmp_path.glob("*/env.json")}
@@ -109,7 +112,7 @@ def test_a_worker_killed_mid_run_is_retried_to_the_same_metrics(quick_grid, loca
 
     killer = threading.Thread(target=kill_the_first_worker_that_holds_a_run, daemon=True)
     killer.start()
-    outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray", address=two_node_cluster.address), "cpu")
+    outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray", address=two_node_cluster.address), Logistics("cpu"))
     assert killed and all(outcome.status == "ok" for outcome in outcomes)
     pd.testing.assert_series_equal(metrics(tmp_path), local_metrics)
 
@@ -171,7 +174,7 @@ def assert_only_pgd_failed(outcomes: list[Outcome], grid, runs: Path) -> None:
 
 def test_a_run_that_raises_is_one_failed_run_and_the_others_are_stored(quick_grid, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "fit", failing_for_pgd(pipeline.fit))
-    outcomes = run_grid(quick_grid, str(tmp_path), Engine("local"), "cpu")
+    outcomes = run_grid(quick_grid, str(tmp_path), Engine("local"), Logistics("cpu"))
     assert_only_pgd_failed(outcomes, quick_grid, tmp_path)
 
 
@@ -183,7 +186,7 @@ def test_a_failed_pretrained_run_fails_its_fine_tuned_runs_once(quick_grid, tmp_
         raise ValueError("the encoder's weights are NaN")
 
     monkeypatch.setattr(pipeline, "_pretrained_alignment", broken)
-    outcomes = run_grid(quick_grid, str(tmp_path), Engine("local"), "cpu")
+    outcomes = run_grid(quick_grid, str(tmp_path), Engine("local"), Logistics("cpu"))
     pretrained = quick_grid[0].pretrained().run_id()
     error = f"ValueError: the encoder's weights are NaN (traceback in {tmp_path / pretrained / 'log.txt'})"
     assert outcomes == [Outcome(pretrained, "failed", error)] + [
@@ -199,14 +202,17 @@ def test_an_interrupt_stops_the_grid(quick_grid, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "_pretrained_alignment", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_grid(quick_grid, str(tmp_path), Engine("local"), "cpu")
+        run_grid(quick_grid, str(tmp_path), Engine("local"), Logistics("cpu"))
 
 
 def test_the_batch_records_the_runs_that_failed(tmp_path, monkeypatch):
     outcomes = [Outcome("a", "ok"), Outcome("b", "failed", "RuntimeError: boom (traceback in runs/b/log.txt)")]
-    monkeypatch.setattr(batch, "run_grid", lambda *args, **kwargs: outcomes)
     paws = batch.Experiment("paws", "PAWS", {"task": "syn-paws", "methods": ["standard"], "seeds": [1]})
-    batch._compute_runs(tmp_path, [paws], [paws], None, True, "runs", str(tmp_path / "cache"), Engine(), False)
+
+    def grid(configs, runs_dir):  # the grid's outcomes, without computing
+        return outcomes
+
+    batch._compute_runs(tmp_path, [paws], [paws], None, True, "runs", str(tmp_path / "cache"), grid)
     recorded = json.loads((tmp_path / batch.STUDY_RUNS).read_text())
     assert recorded["failed"] == {"b": "RuntimeError: boom (traceback in runs/b/log.txt)"}
 
@@ -223,7 +229,7 @@ def test_a_run_that_raises_in_a_ray_worker_is_one_failed_run_not_retried(quick_g
     ray.cloudpickle.register_pickle_by_value(this_module)  # the workers cannot import this test module
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"worker_process_setup_hook": in_each_worker})
     try:
-        outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray"), "cpu")
+        outcomes = run_grid(quick_grid, str(tmp_path), Engine("ray"), Logistics("cpu"))
     finally:
         ray.shutdown()
         ray.cloudpickle.unregister_pickle_by_value(this_module)

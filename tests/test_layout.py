@@ -20,7 +20,7 @@ LAYERS = [
     {"pipeline"},
     {"grid"},
     {"synthetic", "profiles"},
-    {"report"},
+    {"report", "sweep"},
     {"__main__"},
 ]
 """Top-level modules and packages, lowest first: a module imports only from its own layer or below."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from xltlib.config.logistics import Logistics
 from xltlib.data.batches import CHOICE_QUESTION, SynonymAugmentedPairs, TokenizedPairs, augmented_copies, tokenize_pairs
 from xltlib.data.loading import choice_frame
 from xltlib.data.parallel import generalized_pairs
@@ -19,6 +21,7 @@ from xltlib.methods.base import ModelCall
 from xltlib.methods.freelb import FreeLB
 from xltlib.methods.perturbation import PerturbationSite
 from xltlib.models import load_classifier
+from xltlib.training import Checkpointing
 
 CPU = torch.device("cpu")
 
@@ -98,12 +101,12 @@ def test_freelb_bounds_each_item_over_all_its_choices():
 @pytest.mark.parametrize("name", ["standard", "pgd", "freelb", "rs_rp"])
 def test_each_method_learns_the_choice_task(tiny, items, name, tmp_path):
     from xltlib.config import RunConfig
-    from xltlib.training import fit
+    from xltlib.training import Checkpointing, fit
 
     model, tokenizer = load_classifier(tiny[0], 2, multiple_choice=True)
     config = RunConfig(task="xcopa", model=str(tiny[0]), method=name, learning_rate=3e-3, epochs=4.0, batch_size=16)
     before = (predict(model, tokenizer, items, 64, CPU) == items.label.to_numpy()).mean()
-    losses = fit(model, tokenizer, items, config, tmp_path / "ckpt.pt", CPU)
+    losses = fit(model, tokenizer, items, config, Checkpointing(tmp_path / "ckpt.pt"), CPU)
     after = (predict(model, tokenizer, items, 64, CPU) == items.label.to_numpy()).mean()
     assert all(math.isfinite(loss) for loss in losses)
     assert after >= 0.8 and after > before
@@ -155,7 +158,7 @@ def test_an_xcopa_run_stores_accuracy_and_alignment_on_both_corpora(tiny, shared
         max_align_sentences=30,
     )
     assert config.train_file.endswith("copa-en/train-en.jsonl")
-    results = ensure_run(config, tmp_path / "runs", "cpu")
+    results = ensure_run(config, tmp_path / "runs", Logistics("cpu"))
     accuracy = results[results.metric == "accuracy"]
     assert set(accuracy.tgt_lang) == {"ht", "zh", "ht|zh", "zh|ht"}  # English test labels are hidden: left out
     assert accuracy.corpus.isna().all()
@@ -176,7 +179,7 @@ def test_socialiqa_items_have_three_choices_and_letter_or_digit_labels(shared_da
 
 def test_a_first_stage_on_socialiqa_changes_the_model_the_task_stage_starts_from(tiny, shared_data, tmp_path):
     from xltlib.config import RunConfig
-    from xltlib.pipeline import fine_tune
+    from xltlib.pipeline import FIRST_STAGES, fine_tune
     from xltlib.run_data import load_run_data
 
     siqa = shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"
@@ -197,9 +200,49 @@ def test_a_first_stage_on_socialiqa_changes_the_model_the_task_stage_starts_from
         config = RunConfig(**settings, first_stage_file=first_stage)
         data = load_run_data(config)
         assert (data.first_stage is None) == (first_stage is None)
-        run_dir = tmp_path / f"{first_stage is None}"
-        run_dir.mkdir()
-        model, _ = fine_tune(config, data, run_dir / "checkpoint.pt", CPU)
+        run_dir = tmp_path / "runs" / f"{first_stage is None}"
+        run_dir.mkdir(parents=True)
+        model, _ = fine_tune(config, data, Checkpointing(run_dir / "checkpoint.pt"), CPU, tmp_path / "runs")
         weights.append(model.classifier.weight.detach().clone())
     assert not torch.equal(*weights)
-    assert (tmp_path / "False" / "first-stage.pt").exists()  # a resumed run would skip the finished stage
+    assert len(list((tmp_path / "runs" / FIRST_STAGES).glob("*/stage.pt"))) == 1
+
+
+def test_the_first_stage_is_computed_once_per_model_and_seed_and_shared_exactly(tiny, shared_data, tmp_path):
+    """Every method of one (model, seed) starts its task stage from one SocialIQa stage, and a run that reads the
+    stage ends with the same weights as one that computed it."""
+    from xltlib import pipeline
+    from xltlib.config import RunConfig
+    from xltlib.run_data import load_run_data
+
+    config = RunConfig(
+        task="xcopa",
+        model=str(tiny[0]),
+        data_dir=str(shared_data / "xcopa"),
+        tgt_langs=("zh",),
+        max_train_examples=16,
+        max_eval_examples=8,
+        batch_size=8,
+        max_align_sentences=8,
+        first_stage_file=str(shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"),
+    )
+    data = load_run_data(config)
+    stages_fitted = []
+    real_fit = pipeline.fit
+
+    def counting_fit(model, tokenizer, train, run_config, *args, **kwargs):
+        stages_fitted.append(run_config.method if train is data.first_stage else None)
+        return real_fit(model, tokenizer, train, run_config, *args, **kwargs)
+
+    finished = {}
+    for runs, method in (("fresh", "standard"), ("shared", "rs_rp"), ("shared", "standard")):
+        run_config = dataclasses.replace(config, method=method)
+        checkpoint = Checkpointing(tmp_path / runs / method / "checkpoint.pt")
+        checkpoint.path.parent.mkdir(parents=True)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pipeline, "fit", counting_fit)
+            model, _ = pipeline.fine_tune(run_config, data, checkpoint, CPU, tmp_path / runs)
+        finished[runs, method] = {k: v.clone() for k, v in model.state_dict().items()}
+    assert stages_fitted.count("standard") == 2  # once per runs folder; the second method of "shared" read it
+    for name, value in finished["fresh", "standard"].items():
+        assert torch.equal(value, finished["shared", "standard"][name]), name

@@ -16,7 +16,7 @@ from xltlib.methods.base import ModelCall
 from xltlib.methods.perturbation import PerturbationSite
 from xltlib.methods.pgd import PGD
 from xltlib.models import load_classifier
-from xltlib.training import fit
+from xltlib.training import Checkpointing, fit
 
 CPU = torch.device("cpu")
 
@@ -254,7 +254,7 @@ def test_each_method_trains_a_tiny_model(tiny, pairs, name, tmp_path):
     )
     torch.manual_seed(0)
     model, tokenizer = load_classifier(tiny[0], num_labels=2)
-    losses = fit(model, tokenizer, pairs.iloc[:64], config, tmp_path / "ck.pt", CPU)
+    losses = fit(model, tokenizer, pairs.iloc[:64], config, Checkpointing(tmp_path / "ck.pt"), CPU)
     assert len(losses) == 24 and all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4])
 

@@ -13,6 +13,7 @@ import torch
 import xltlib.training
 from xltlib import pipeline, store
 from xltlib.config import RunConfig
+from xltlib.config.logistics import Logistics
 from xltlib.data import loading
 from xltlib.data.loading import load_train_file
 from xltlib.data.tasks import TASKS
@@ -55,7 +56,7 @@ def config(pawsx, tiny_model):
 
 
 def test_run_trains_evaluates_every_language_and_writes_tidy_results(config, tmp_path):
-    results = pipeline.ensure_run(config, tmp_path, device="cpu", checkpoint_every=4)
+    results = pipeline.ensure_run(config, tmp_path, Logistics("cpu", checkpoint_every=4))
     run_dir = tmp_path / config.run_id()
     assert list(results.columns) == store.RESULT_COLUMNS
     accuracy = results[results["metric"] == "accuracy"]
@@ -85,7 +86,7 @@ def assert_alignment_rows(rows, config, layers):
 
 
 def test_run_measures_alignment_after_fine_tuning_and_before_once(config, tmp_path, monkeypatch):
-    results = pipeline.ensure_run(config, tmp_path, device="cpu")
+    results = pipeline.ensure_run(config, tmp_path, Logistics("cpu"))
     layers = TinyXlmrSpec().num_layers + 1
     assert_alignment_rows(results[results["metric"] != "accuracy"], config, layers)
     surgery = results[results["metric"].isin(SURGERY_METRICS)]  # a standard run on parallel test sets: the causal arm
@@ -102,28 +103,28 @@ def test_run_measures_alignment_after_fine_tuning_and_before_once(config, tmp_pa
         raise AssertionError("the pre-trained encoder's alignment was measured twice")
 
     monkeypatch.setattr(pipeline, "_pretrained_alignment", refuse)
-    pipeline.ensure_run(dataclasses.replace(config, seed=2), tmp_path, device="cpu")
+    pipeline.ensure_run(dataclasses.replace(config, seed=2), tmp_path, Logistics("cpu"))
     assert set(store.load_results(tmp_path)["method"]) == {"standard", "pretrained"}
 
 
 def test_complete_run_is_never_recomputed(config, tmp_path, monkeypatch):
-    first = pipeline.ensure_run(config, tmp_path, device="cpu")
+    first = pipeline.ensure_run(config, tmp_path, Logistics("cpu"))
 
     def refuse(*args, **kwargs):
         raise AssertionError("a complete run was recomputed")
 
     monkeypatch.setattr(pipeline, "_train_and_evaluate", refuse)
-    pd.testing.assert_frame_equal(pipeline.ensure_run(config, tmp_path, device="cpu"), first)
+    pd.testing.assert_frame_equal(pipeline.ensure_run(config, tmp_path, Logistics("cpu")), first)
 
 
 def test_same_seed_same_numbers(config, tmp_path):
-    first = pipeline.ensure_run(config, tmp_path / "a", device="cpu")
-    second = pipeline.ensure_run(config, tmp_path / "b", device="cpu")
+    first = pipeline.ensure_run(config, tmp_path / "a", Logistics("cpu"))
+    second = pipeline.ensure_run(config, tmp_path / "b", Logistics("cpu"))
     pd.testing.assert_frame_equal(first, second)
 
 
 def test_interrupted_run_resumes_to_the_same_metrics(config, tmp_path, monkeypatch, caplog):
-    uninterrupted = pipeline.ensure_run(config, tmp_path / "whole", device="cpu", checkpoint_every=4)
+    uninterrupted = pipeline.ensure_run(config, tmp_path / "whole", Logistics("cpu", checkpoint_every=4))
 
     real_step = xltlib.training.accumulate_gradients
 
@@ -137,19 +138,19 @@ def test_interrupted_run_resumes_to_the_same_metrics(config, tmp_path, monkeypat
 
     monkeypatch.setattr(xltlib.training, "accumulate_gradients", crash_at_step_7)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
+        pipeline.ensure_run(config, tmp_path / "split", Logistics("cpu", checkpoint_every=4))
     run_dir = tmp_path / "split" / config.run_id()
     assert (run_dir / "checkpoint.pt").exists() and not store.is_complete(run_dir)
 
     monkeypatch.setattr(xltlib.training, "accumulate_gradients", real_step)
     with caplog.at_level(logging.INFO, logger="xltlib"):
-        resumed = pipeline.ensure_run(config, tmp_path / "split", device="cpu", checkpoint_every=4)
+        resumed = pipeline.ensure_run(config, tmp_path / "split", Logistics("cpu", checkpoint_every=4))
     assert "resuming from checkpoint" in caplog.text and "at step 4/" in caplog.text
     pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
 def test_run_failing_after_training_resumes_without_retraining(config, tmp_path, monkeypatch):
-    uninterrupted = pipeline.ensure_run(config, tmp_path / "whole", device="cpu")
+    uninterrupted = pipeline.ensure_run(config, tmp_path / "whole", Logistics("cpu"))
     real_alignment = pipeline._alignment
 
     def crash_after_training(run_config, *args):
@@ -159,7 +160,7 @@ def test_run_failing_after_training_resumes_without_retraining(config, tmp_path,
 
     monkeypatch.setattr(pipeline, "_alignment", crash_after_training)
     with pytest.raises(RuntimeError, match="alignment crashed"):
-        pipeline.ensure_run(config, tmp_path / "crashed", device="cpu")
+        pipeline.ensure_run(config, tmp_path / "crashed", Logistics("cpu"))
     assert (tmp_path / "crashed" / config.run_id() / "checkpoint.pt").exists()
 
     def refuse(*args, **kwargs):
@@ -167,12 +168,12 @@ def test_run_failing_after_training_resumes_without_retraining(config, tmp_path,
 
     monkeypatch.setattr(pipeline, "_alignment", real_alignment)
     monkeypatch.setattr(xltlib.training, "accumulate_gradients", refuse)
-    resumed = pipeline.ensure_run(config, tmp_path / "crashed", device="cpu")
+    resumed = pipeline.ensure_run(config, tmp_path / "crashed", Logistics("cpu"))
     pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
 def test_a_second_writer_waits_for_the_first_and_reads_its_run(config, tmp_path, monkeypatch, caplog):
-    whole = pipeline.ensure_run(config, tmp_path / "whole", device="cpu")
+    whole = pipeline.ensure_run(config, tmp_path / "whole", Logistics("cpu"))
     shutil.copytree(tmp_path / "whole", tmp_path / "shared")
     run_dir = tmp_path / "shared" / config.run_id()
     (run_dir / store.METRICS_FILE).rename(tmp_path / "finished.parquet")
@@ -189,7 +190,7 @@ def test_a_second_writer_waits_for_the_first_and_reads_its_run(config, tmp_path,
     holding.wait()
     monkeypatch.setattr(pipeline, "_train_and_evaluate", lambda *a: pytest.fail("the second writer computed the run"))
     with caplog.at_level(logging.INFO, logger="xltlib"):
-        second = pipeline.ensure_run(config, tmp_path / "shared", device="cpu")
+        second = pipeline.ensure_run(config, tmp_path / "shared", Logistics("cpu"))
     writer.join()
     assert "waiting for it" in caplog.text
     pd.testing.assert_frame_equal(second, whole)
@@ -200,7 +201,7 @@ def test_a_lock_wait_has_a_timeout_that_names_the_holder(config, tmp_path):
     with store.run_lock(tmp_path / pretrained.run_id()):
         started = time.monotonic()
         with pytest.raises(XltError, match=r"waited 0.5 s for .* pid \d+"):
-            pipeline.ensure_run(pretrained, tmp_path, device="cpu", lock_timeout=0.5)
+            pipeline.ensure_run(pretrained, tmp_path, Logistics("cpu"), lock_timeout=0.5)
     assert time.monotonic() - started < 5
 
 
@@ -215,7 +216,7 @@ def test_nan_loss_stops_with_the_step_named(config, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Standard, "backward", nan_on_third_batch)
     with pytest.raises(xltlib.training.NonFiniteLossError, match="at optimizer step 3"):
-        pipeline.ensure_run(config, tmp_path, device="cpu")
+        pipeline.ensure_run(config, tmp_path, Logistics("cpu"))
     assert not store.is_complete(tmp_path / config.run_id())
 
 
@@ -223,7 +224,7 @@ def test_unlabeled_test_split_is_refused_before_training(config, tmp_path, monke
     monkeypatch.setattr(pipeline, "_train_and_evaluate", lambda *a: pytest.fail("trained on an unlabeled split"))
     unlabeled = RunConfig.from_dict({**config.to_dict(), "eval_split": "test"})
     with pytest.raises(XltError, match="no label"):
-        pipeline.ensure_run(unlabeled, tmp_path, device="cpu")
+        pipeline.ensure_run(unlabeled, tmp_path, Logistics("cpu"))
 
 
 DEVICES = [
@@ -266,7 +267,7 @@ def test_training_learns_a_learnable_task(tmp_path, device):
         train_file=str(data / "train.tsv"),
         tgt_langs=("en", "de"),
     )
-    results = pipeline.ensure_run(config, tmp_path / "runs", device=device)
+    results = pipeline.ensure_run(config, tmp_path / "runs", Logistics(device))
     accuracy = results[results["metric"] == "accuracy"]
     assert (accuracy["value"] > 0.9).all(), accuracy
 
@@ -287,7 +288,7 @@ def test_xnli_trains_on_english_dev_and_evaluates_labeled_test(shared_data, tiny
         max_eval_examples=30,
         max_align_sentences=40,
     )
-    results = pipeline.ensure_run(config, tmp_path, device="cpu")
+    results = pipeline.ensure_run(config, tmp_path, Logistics("cpu"))
     accuracy = results[results["metric"] == "accuracy"]
     assert sorted(accuracy["tgt_lang"]) == sorted(TASKS["xnli"].languages)
     assert accuracy["value"].between(0, 1).all()
@@ -307,7 +308,7 @@ def test_generalized_setting_scores_every_ordered_language_pair(config, tmp_path
 
     monkeypatch.setattr(xltlib.evaluation.accuracy, "accuracy", spy)
     mixed = dataclasses.replace(config, tgt_langs=("de", "fr"), generalized_examples=10)
-    results = pipeline.ensure_run(mixed, tmp_path, device="cpu")
+    results = pipeline.ensure_run(mixed, tmp_path, Logistics("cpu"))
     accuracy = results[results.metric == "accuracy"].set_index("tgt_lang").value
     assert sorted(accuracy.index) == ["de", "de|en", "de|fr", "en|de", "en|fr", "fr", "fr|de", "fr|en"]
     mixed_sources = [source.split(" | ") for source in scored if " | " in source]
@@ -321,7 +322,7 @@ def test_generalized_setting_scores_every_ordered_language_pair(config, tmp_path
 def test_a_run_computed_by_other_code_is_flagged_and_recomputed_on_request(config, tmp_path, monkeypatch):
     """Edit one line of a copy of the training code: the cached run is stale. Report code is not compute code, and a
     comment or docstring in compute code changes nothing it computes."""
-    first = pipeline.ensure_run(config, tmp_path, device="cpu")
+    first = pipeline.ensure_run(config, tmp_path, Logistics("cpu"))
     assert store.stale_runs(first).empty
     package = tmp_path / "xltlib"
     shutil.copytree(store.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -342,9 +343,9 @@ def test_a_run_computed_by_other_code_is_flagged_and_recomputed_on_request(confi
     assert set(stale.run_id) == {config.run_id(), config.pretrained().run_id()}
     assert config.run_id() in experiment.stale_warning(first)
 
-    again = pipeline.ensure_run(config, tmp_path, device="cpu")  # without asking: read, not recomputed
+    again = pipeline.ensure_run(config, tmp_path, Logistics("cpu"))  # without asking: read, not recomputed
     pd.testing.assert_frame_equal(again, first)
-    recomputed = pipeline.ensure_run(config, tmp_path, device="cpu", recompute_stale=True)
+    recomputed = pipeline.ensure_run(config, tmp_path, Logistics("cpu"), recompute_stale=True)
     assert store.stale_runs(store.load_results(tmp_path)).empty
     kept = tmp_path / config.run_id() / f"metrics.{first.code_version.iloc[0]}.parquet"
     pd.testing.assert_frame_equal(pd.read_parquet(kept), first)  # the old numbers are kept aside
@@ -353,9 +354,9 @@ def test_a_run_computed_by_other_code_is_flagged_and_recomputed_on_request(confi
 
 
 def test_load_results_reads_exactly_the_runs_asked_for(config, tmp_path):
-    pipeline.ensure_run(config, tmp_path, device="cpu")
+    pipeline.ensure_run(config, tmp_path, Logistics("cpu"))
     other = dataclasses.replace(config, seed=2)
-    pipeline.ensure_run(other, tmp_path, device="cpu")
+    pipeline.ensure_run(other, tmp_path, Logistics("cpu"))
     asked = store.load_results(tmp_path, [config.run_id(), config.pretrained().run_id(), "never-computed"])
     assert set(asked.run_id) == {config.run_id(), config.pretrained().run_id()}
     assert set(store.load_results(tmp_path).run_id) == {config.run_id(), other.run_id(), config.pretrained().run_id()}

@@ -7,55 +7,19 @@ import logging
 import sys
 from pathlib import Path
 
-from xltlib.config.cli import DURATIONS, STUDY_PROFILES, add_run_flags, run_flags
+from xltlib.config.cli import (
+    DURATIONS,
+    STUDY_PROFILES,
+    add_cache_flag,
+    add_engine_flags,
+    add_run_flags,
+    add_runtime_flags,
+    logistics_from,
+    run_flags,
+)
 from xltlib.errors import XltError
 
 log = logging.getLogger("xltlib")
-
-
-def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs", help="runs directory (default: runs)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default)")
-    parser.add_argument("--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints")
-    parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
-    _add_recompute_flag(parser)
-    _add_cache_flag(parser)
-
-
-def _add_recompute_flag(parser: argparse.ArgumentParser) -> None:
-    stale = "recompute runs computed by other code (training, method, data or metric code changed; the book flags them)"
-    parser.add_argument("--recompute-stale", action="store_true", help=stale)
-
-
-def _add_cache_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache", default="cache", help="folder of generated data and pre-trained encoders (default: cache)"
-    )
-    parser.add_argument("--quick", action="store_true", help="synthetic tasks: the tiny profile (smoke tests; seconds)")
-
-
-def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--engine",
-        default="ray",
-        choices=["local", "ray"],
-        help="where the runs are computed: as Ray tasks, one per core or GPU (ray), or one at a time "
-        "in this process (local); default: ray, 1.6x faster on a 2-core CPU (book, speed chapter)",
-    )
-    parser.add_argument("--address", help="--engine ray: join this Ray cluster (default: start Ray on this machine)")
-    _add_recompute_flag(parser)
-    parser.add_argument(
-        "--gpus-per-run",
-        type=float,
-        default=1.0,
-        help="--engine ray: GPUs per run where there are GPUs; fractions share one among small models (default: 1)",
-    )
-    parser.add_argument(
-        "--threads-per-run",
-        type=int,
-        help="--engine ray: CPU threads per run (default: 1 without "
-        "GPUs; with GPUs, the cores shared among the runs they hold)",
-    )
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -113,18 +77,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     from xltlib.run_data import load_run_data
 
     config = _config_from_args(args)  # a bad flag or file fails here, before torch is imported
+    logistics_from(args)
     data = load_run_data(config)
     from xltlib.pipeline import ensure_run
 
-    results = ensure_run(
-        config,
-        args.out,
-        args.device,
-        args.checkpoint_every,
-        args.eval_batch_size,
-        data=data,
-        recompute_stale=args.recompute_stale,
-    )
+    results = ensure_run(config, args.out, logistics_from(args), data=data, recompute_stale=args.recompute_stale)
     print(f"run {config.run_id()} → {Path(args.out) / config.run_id()}")
     _print_accuracy(results)
 
@@ -178,7 +135,7 @@ def _rebuild(profile, args: argparse.Namespace) -> None:
 def _engine(args: argparse.Namespace):
     from xltlib.grid import Engine
 
-    return Engine(args.engine, args.address, args.gpus_per_run, args.threads_per_run)
+    return Engine.from_flags(args)
 
 
 def cmd_batch(args: argparse.Namespace) -> None:
@@ -191,6 +148,7 @@ def cmd_batch(args: argparse.Namespace) -> None:
         only=args.only or None,
         engine=_engine(args),
         recompute_stale=args.recompute_stale,
+        logistics=logistics_from(args),
     )
     _print_manifest(manifest)
 
@@ -204,10 +162,16 @@ def cmd_book(args: argparse.Namespace) -> None:
 
 def cmd_study(args: argparse.Namespace) -> None:
     from xltlib.report.batch import REPO, run_batch
+
+    experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
+    if args.dry_run:
+        from xltlib.report.cost import plan_summary, study_plan
+
+        print(plan_summary(study_plan(experiments, args.quick, logistics_from(args))))
+        return
     from xltlib.report.book import build_book, ensure_mathjax, write_reproducibility
 
     ensure_mathjax()  # before hours of compute, so a missing MathJax fails first
-    experiments = REPO / "notebooks" / "experiments" / f"{args.profile}.yaml"
     shipped = ("e5",) if args.profile == "synthetic" else ()  # read, not computed: a minute, also with --quick
     manifest = run_batch(
         experiments,
@@ -216,6 +180,7 @@ def cmd_study(args: argparse.Namespace) -> None:
         engine=_engine(args),
         recompute_stale=args.recompute_stale,
         with_shipped=shipped,
+        logistics=logistics_from(args),
     )
     _print_manifest(manifest)
     write_reproducibility(runs_dir="runs-quick" if args.quick else "runs")
@@ -322,7 +287,12 @@ def _add_model_results_and_study_commands(commands) -> None:
         "seed (the e5 chapters still read their shipped records)",
     )
     study.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
-    _add_engine_flags(study)
+    study.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compute nothing: list the runs and estimate their GPU-hours (--profile xtreme; offline, seconds)",
+    )
+    add_engine_flags(study)
     study.set_defaults(handler=cmd_study)
 
 
@@ -343,7 +313,7 @@ def _add_pretrain_command(commands) -> None:
         "data/synthetic-encoders replaces the shipped set",
     )
     pretrain.add_argument("--runs", default="runs", help="--rebuild: runs folder of the calibration (default: runs)")
-    _add_cache_flag(pretrain)
+    add_cache_flag(pretrain)
     pretrain.set_defaults(handler=cmd_pretrain)
 
 
@@ -361,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "perturb_layer=none|K; rs_rp: sigma=0.1 eval_copies=0; rs_da: rate=0.3 synonyms_file=PATH "
         "(see xltlib.config.methods)",
     )
-    _add_runtime_flags(run)
+    add_runtime_flags(run)
     run.set_defaults(handler=cmd_run)
 
     _add_pretrain_command(commands)
@@ -371,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--only", nargs="+", metavar="NAME", help="execute only these experiments")
     batch.add_argument("--force", action="store_true", help="re-execute chapters that finished before")
     batch.add_argument("--quick", action="store_true", help="tiny synthetic profile, one seed (runs in runs-quick/)")
-    _add_engine_flags(batch)
+    add_engine_flags(batch)
     batch.set_defaults(handler=cmd_batch)
 
     book = commands.add_parser("book", help="build the Jupyter Book from the executed chapters (offline)")
@@ -387,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=cmd_data)
 
     _add_model_results_and_study_commands(commands)
+    from xltlib.sweep import add_sweep_command
+
+    add_sweep_command(commands, REAL_DATA)
     return parser
 
 

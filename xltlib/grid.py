@@ -69,6 +69,11 @@ class Engine:
     threads_per_run: int | None = None
     retries: int = 2
 
+    @classmethod
+    def from_flags(cls, args) -> Engine:
+        """The engine of the command-line flags (:func:`xltlib.config.cli.add_engine_flags`)."""
+        return cls(args.engine, args.address, args.gpus_per_run, args.threads_per_run)
+
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
             raise unknown("engine", self.kind, ENGINES)
@@ -94,7 +99,7 @@ def run_grid(
     configs: Sequence[RunConfig],
     runs_dir: str,
     engine: Engine = Engine(),
-    device: str | None = None,
+    logistics: Logistics = Logistics(),
     recompute_stale: bool = False,
 ) -> list[Outcome]:
     """Compute every run of ``configs`` not yet in ``runs_dir`` (and their pre-trained runs); report each run's outcome.
@@ -107,9 +112,9 @@ def run_grid(
     fine_tuned = [c for c in unique.values() if c.method != PRETRAINED]
     progress = GridProgress(len(pretrained) + len(fine_tuned))
     run = (
-        _ray_runner(engine, runs_dir, device, recompute_stale)
+        _ray_runner(engine, runs_dir, logistics, recompute_stale)
         if engine.kind == "ray"
-        else _local_runner(runs_dir, device, recompute_stale)
+        else _local_runner(runs_dir, logistics, recompute_stale)
     )
     outcomes = run(list(pretrained.values()), progress)
     failed = {outcome.run_id: outcome.error for outcome in outcomes if outcome.status != "ok"}
@@ -128,11 +133,11 @@ def _skipped(config: RunConfig, failed: dict[str, str | None]) -> Outcome:
     return Outcome(config.run_id(), "failed", f"skipped: its pre-trained run {pretrained} failed: {failed[pretrained]}")
 
 
-def _local_runner(runs_dir: str, device: str | None, recompute_stale: bool):
+def _local_runner(runs_dir: str, logistics: Logistics, recompute_stale: bool):
     def run(configs: list[RunConfig], progress: GridProgress) -> list[Outcome]:
         outcomes = []
         for config in configs:
-            outcomes.append(compute(config.to_dict(), runs_dir, device, recompute_stale=recompute_stale))
+            outcomes.append(compute(config.to_dict(), runs_dir, logistics, recompute_stale=recompute_stale))
             progress.done(outcomes[-1])
         return outcomes
 
@@ -140,7 +145,11 @@ def _local_runner(runs_dir: str, device: str | None, recompute_stale: bool):
 
 
 def compute(
-    config: dict[str, Any], runs_dir: str, device: str | None, threads: int | None = None, recompute_stale: bool = False
+    config: dict[str, Any],
+    runs_dir: str,
+    logistics: Logistics,
+    threads: int | None = None,
+    recompute_stale: bool = False,
 ) -> Outcome:
     """One run, from its config's dict (what a Ray task receives); a failure is an Outcome, not an exception."""
     from xltlib.pipeline import ensure_run  # torch: here, so that a bad experiments file fails before it loads
@@ -151,7 +160,7 @@ def compute(
         torch.set_num_threads(threads)
     run_config = RunConfig.from_dict(config)
     try:
-        ensure_run(run_config, runs_dir, Logistics(device), recompute_stale=recompute_stale)
+        ensure_run(run_config, runs_dir, logistics, recompute_stale=recompute_stale)
     except XltError as error:  # bad data, a NaN loss: the message says it all
         return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {error}")
     except Exception as error:  # a bug, a CUDA error: deterministic too, so a failed run, not a retry (module doc)
@@ -172,7 +181,7 @@ def _log_traceback(run_dir: Path) -> Path:
     return run_dir / "log.txt"
 
 
-def _ray_runner(engine: Engine, runs_dir: str, device: str | None, recompute_stale: bool):
+def _ray_runner(engine: Engine, runs_dir: str, logistics: Logistics, recompute_stale: bool):
     ray = _connect(engine)
     resources = _resources(ray, engine)
     # max_retries: a dead worker's run is retried; retry_exceptions off: an exception is deterministic (module doc)
@@ -182,7 +191,7 @@ def _ray_runner(engine: Engine, runs_dir: str, device: str | None, recompute_sta
 
     def run(configs: list[RunConfig], progress: GridProgress) -> list[Outcome]:
         pending = {
-            remote.remote(config.to_dict(), os.path.abspath(runs_dir), device, threads, recompute_stale): config
+            remote.remote(config.to_dict(), os.path.abspath(runs_dir), logistics, threads, recompute_stale): config
             for config in configs
         }
         outcomes = []

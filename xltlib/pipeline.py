@@ -18,13 +18,14 @@ from tqdm.auto import tqdm
 from transformers import set_seed
 
 from xltlib.config import PRETRAINED, RunConfig
+from xltlib.config.logistics import Logistics
 from xltlib.data import tasks
 from xltlib.data.tatoeba import ENGLISH
 from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
 from xltlib.evaluation.alignment import measure_alignment
 from xltlib.evaluation.selection import BestOnSourceDev
 from xltlib.evaluation.surgery import surgery_rows
-from xltlib.files import LOCK_TIMEOUT, atomic_write_json
+from xltlib.files import LOCK_TIMEOUT, atomic_write, atomic_write_json, canonical_sha256
 from xltlib.methods import make_method
 from xltlib.models import load_classifier, load_encoder, resolve_device
 from xltlib.run_data import RunData, load_run_data
@@ -38,16 +39,15 @@ from xltlib.store import (
     run_lock,
     set_aside,
 )
-from xltlib.training import fit
+from xltlib.training import Checkpointing, fit, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
 BEST_FILE = "best.pt"
-"""The best end-of-epoch weights of a run that selects its checkpoint on source dev (removed once the run is
-complete)."""
+"""The best weights so far of a run that selects its checkpoint on source dev (removed once the run is complete)."""
 
-FIRST_STAGE_FILE = "first-stage.pt"
-"""The first stage's checkpoint; its last one is the stage's result, so a resumed run skips a finished stage."""
+STAGE_FILE = "stage.pt"
+"""A finished first stage: its weights and the random state after it."""
 
 
 @contextmanager
@@ -70,9 +70,7 @@ def _log_to(path: Path) -> Iterator[None]:
 def ensure_run(
     config: RunConfig,
     runs_dir: str | Path = "runs",
-    device: str | None = None,
-    checkpoint_every: int = 200,
-    eval_batch_size: int = 64,
+    logistics: Logistics = Logistics(),
     lock_timeout: float = LOCK_TIMEOUT,
     data: RunData | None = None,
     recompute_stale: bool = False,
@@ -92,16 +90,8 @@ def ensure_run(
         return pd.read_parquet(run_dir / METRICS_FILE)
     data = data or load_run_data(config)  # bad data fails here, before the pre-trained run computes anything
     if config.method != PRETRAINED:
-        ensure_run(
-            config.pretrained(),
-            runs_dir,
-            device,
-            checkpoint_every,
-            eval_batch_size,
-            lock_timeout,
-            recompute_stale=recompute_stale,
-        )
-    torch_device = resolve_device(device)
+        ensure_run(config.pretrained(), runs_dir, logistics, lock_timeout, recompute_stale=recompute_stale)
+    device = resolve_device(logistics.device)
     with run_lock(run_dir, lock_timeout), _log_to(run_dir / "log.txt"):
         if _done(run_dir, recompute_stale):  # finished by another process while we waited to start
             return pd.read_parquet(run_dir / METRICS_FILE)
@@ -111,24 +101,22 @@ def ensure_run(
                 run_dir.name,
                 set_aside(run_dir).name,
             )
-        return _compute_run(config, data, run_dir, torch_device, checkpoint_every, eval_batch_size)
+        return _compute_run(config, data, run_dir, device, logistics)
 
 
-def _compute_run(
-    config: RunConfig, data: RunData, run_dir: Path, device: torch.device, checkpoint_every: int, eval_batch_size: int
-) -> pd.DataFrame:
+def _compute_run(config: RunConfig, data: RunData, run_dir: Path, device: torch.device, logistics: Logistics):
     """Compute a run under its lock: its records first, ``metrics.parquet`` last (what "complete" means)."""
     atomic_write_json(run_dir / "config.json", config.to_dict())
     atomic_write_json(run_dir / "env.json", env_info(device, config.profile))
     if config.method == PRETRAINED:
         log.info("run %s on %s: alignment of the pre-trained encoder", run_dir.name, device)
-        metrics = _pretrained_alignment(config, data, device, eval_batch_size)
+        metrics = _pretrained_alignment(config, data, device, logistics.eval_batch_size)
     else:
         log.info("run %s on %s: %d training examples", run_dir.name, device, len(data.train))
-        metrics = _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size)
+        metrics = _train_and_evaluate(config, data, run_dir, device, logistics)
     frame = result_rows(config, metrics)
     atomic_write_parquet(run_dir / METRICS_FILE, frame)
-    for leftover in ("checkpoint.pt", BEST_FILE, FIRST_STAGE_FILE):
+    for leftover in ("checkpoint.pt", BEST_FILE):
         (run_dir / leftover).unlink(missing_ok=True)
     log.info("run %s complete", run_dir.name)
     return frame
@@ -141,20 +129,54 @@ def _done(run_dir: Path, recompute_stale: bool) -> bool:
 def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: str | None = None) -> pd.DataFrame:
     """Every run's tidy rows (computed only where missing), plus the pre-trained encoder's."""
     frames = []
+    logistics = Logistics(device)
     for config in tqdm(configs, desc="runs", unit="run"):
-        frames.append(ensure_run(config, runs_dir, device))
+        frames.append(ensure_run(config, runs_dir, logistics))
     pretrained = {config.pretrained().run_id(): config.pretrained() for config in configs}
-    frames += [ensure_run(config, runs_dir, device) for config in pretrained.values()]
+    frames += [ensure_run(config, runs_dir, logistics) for config in pretrained.values()]
     return pd.concat(frames, ignore_index=True)
 
 
-def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, checkpoint_every: int = 200):
+FIRST_STAGES = "first-stages"
+"""Folder of the runs directory holding the shared first stages (one per encoder, seed and training settings)."""
+
+FIRST_STAGE_FIELDS = (
+    "task",
+    "model",
+    "model_revision",
+    "first_stage_file",
+    "seed",
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "grad_accum_steps",
+    "max_seq_length",
+    "group_by_length",
+    "freeze_word_embeddings",
+    "warmup_ratio",
+    "weight_decay",
+    "max_grad_norm",
+    "max_train_examples",
+)
+"""What the first stage's result depends on; every method of one (model, seed) shares it, as they share their
+pre-trained run."""
+
+
+def fine_tune(
+    config: RunConfig,
+    data: RunData,
+    checkpoint: Checkpointing,
+    device,
+    runs_dir: Path | None = None,
+    eval_batch_size: int = 64,
+):
     """``config.model`` with a fresh task head, fine-tuned on ``data.train`` (seeded by ``config.seed``); model and
     tokenizer.
 
-    With ``select_checkpoint="source_dev"`` the model returned is the end-of-epoch one best on
-    the source language's dev split (kept in ``best.pt`` beside the checkpoint). With a
-    ``first_stage_file`` the model is first fine-tuned on it (``standard``, the run's settings).
+    With ``select_checkpoint="source_dev"`` the model returned is the one best on the source
+    language's dev split among those scored (kept in ``best.pt`` beside the checkpoint). With a
+    ``first_stage_file`` the model is first fine-tuned on it (``standard``, the run's settings), once per
+    (model, seed, settings) under ``runs_dir`` and shared by every method (:func:`first_stage`).
     """
     set_seed(config.seed)
     task = tasks.get_task(config.task)
@@ -166,27 +188,53 @@ def fine_tune(config: RunConfig, data: RunData, checkpoint_path: Path, device, c
     selector = None
     if config.select_checkpoint == "source_dev":
         selector = BestOnSourceDev(
-            model, tokenizer, data.source_dev, config.max_seq_length, device, checkpoint_path.with_name(BEST_FILE)
-        )
-    if data.first_stage is not None:  # standard fine-tuning on SocialIQa first; its last checkpoint is its result
-        first = dataclasses.replace(config, method="standard", method_params={}, select_checkpoint="last")
-        fit(
             model,
             tokenizer,
-            data.first_stage,
-            first,
-            checkpoint_path.with_name(FIRST_STAGE_FILE),
+            data.source_dev,
+            config.max_seq_length,
             device,
-            checkpoint_every,
+            checkpoint.path.with_name(BEST_FILE),
+            eval_batch_size,
         )
-    fit(model, tokenizer, data.train, config, checkpoint_path, device, checkpoint_every, on_epoch_end=selector)
+    if data.first_stage is not None:
+        stages = Path(runs_dir) / FIRST_STAGES if runs_dir is not None else checkpoint.path.parent
+        first_stage(model, tokenizer, data.first_stage, config, stages, device, checkpoint)
+    fit(model, tokenizer, data.train, config, checkpoint, device, on_select=selector)
     if selector is not None:
         selector.restore()
     return model, tokenizer
 
 
-def _train_and_evaluate(config, data, run_dir, device, checkpoint_every, eval_batch_size) -> list[dict]:
-    model, tokenizer = fine_tune(config, data, run_dir / "checkpoint.pt", device, checkpoint_every)
+def first_stage(model, tokenizer, frame, config: RunConfig, stages: Path, device, checkpoint: Checkpointing) -> None:
+    """Fine-tune ``model`` on the first stage (``standard``, its last model), or load the stage another run computed.
+
+    The stage's weights and the random state after it are kept in ``stages/<key>/stage.pt``, so that a run that
+    loads them continues exactly as one that computed them.
+    """
+    key = {name: value for name, value in config.identity().items() if name in FIRST_STAGE_FIELDS}
+    folder = stages / f"{Path(config.model).name}-s{config.seed}-{canonical_sha256(key)[:12]}"
+    with run_lock(folder):
+        if (folder / STAGE_FILE).is_file():
+            state = torch.load(folder / STAGE_FILE, map_location=device, weights_only=False)
+            model.load_state_dict(state["model"])
+            set_rng_state(state["rng"])
+            log.info("first stage read from %s", folder)
+            return
+        atomic_write_json(folder / "stage.json", key)
+        stage = dataclasses.replace(
+            config, method="standard", method_params={}, select_checkpoint="last", select_every_steps=None
+        )
+        fit(model, tokenizer, frame, stage, dataclasses.replace(checkpoint, path=folder / "checkpoint.pt"), device)
+        state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "rng": rng_state()}
+        atomic_write(folder / STAGE_FILE, lambda tmp: torch.save(state, tmp))
+        (folder / "checkpoint.pt").unlink(missing_ok=True)
+        log.info("first stage computed into %s", folder)
+
+
+def _train_and_evaluate(config, data, run_dir: Path, device, logistics: Logistics) -> list[dict]:
+    checkpoint = Checkpointing(run_dir / "checkpoint.pt", logistics.checkpoint_every, logistics.checkpoint_weights_only)
+    model, tokenizer = fine_tune(config, data, checkpoint, device, run_dir.parent, logistics.eval_batch_size)
+    eval_batch_size = logistics.eval_batch_size
     predictor = make_method(config.method, config.method_params).predictor()
     eval_sets = {lang: data.eval_sets[lang] for lang in config.tgt_langs}
     if config.generalized_examples:

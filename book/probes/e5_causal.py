@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from xltlib.config.logistics import Logistics
 from xltlib.pipeline import ensure_run
 from xltlib.report import batch, causal, preregistered
 from xltlib.report.experiment import experiment_grid
@@ -48,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(2)
     configs = standard_configs(args.runs, args.cache)
     for config in tqdm(configs, desc="e5 standard runs", unit="run"):
-        ensure_run(config, args.runs, device="cpu", recompute_stale=True)  # runs without the causal arm are stale
+        ensure_run(config, args.runs, Logistics("cpu"), recompute_stale=True)  # runs without the causal arm are stale
     results = load_results(args.runs, [config.run_id() for config in configs])
     pd.set_option("display.width", 160)
     print(causal.readable(causal.causal_effects(results)).to_string(index=False))

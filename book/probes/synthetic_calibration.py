@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from xltlib.config.logistics import Logistics
 from xltlib.pipeline import ensure_run
 from xltlib.store import load_results
 from xltlib.synthetic import generated, recipe, run_config, shipped
@@ -58,7 +59,7 @@ def run_all(
                 )
                 started = time.perf_counter()
                 fresh = not (runs / config.run_id() / "metrics.parquet").exists()
-                ensure_run(config, runs, device)
+                ensure_run(config, runs, Logistics(device))
                 if fresh:
                     seconds[f"draw {draw} {task} s{seed}"] = time.perf_counter() - started
                 run_ids |= {config.run_id(), config.pretrained().run_id()}

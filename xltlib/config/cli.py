@@ -110,3 +110,77 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field but ``method_params``; unset flags stay ``None`` (RunConfig's default applies)."""
     for flag, field, keywords in run_flags():
         parser.add_argument(flag, dest=field, default=None, required=field == "task", **keywords)
+
+
+# The flags of how runs are computed (not what), shared by run, batch and study.
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs", help="runs directory (default: runs)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default)")
+    add_logistics_flags(parser)
+    add_recompute_flag(parser)
+    add_cache_flag(parser)
+
+
+def add_logistics_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=1000,
+        help="optimizer steps between checkpoints (default: 1000: about a minute of XLM-R training on one H200)",
+    )
+    parser.add_argument(
+        "--checkpoint-weights-only",
+        action="store_true",
+        help="checkpoints without AdamW's moments (a third of the bytes; a run resumed from one is not exact)",
+    )
+    parser.add_argument(
+        "--eval-batch-size", type=int, default=64, help="examples per forward pass in evaluation (default: 64)"
+    )
+
+
+def logistics_from(args: argparse.Namespace):
+    """The run logistics of the flags (:class:`xltlib.config.logistics.Logistics`); bad values fail here."""
+    from xltlib.config.logistics import Logistics
+
+    return Logistics(
+        getattr(args, "device", None), args.checkpoint_every, args.checkpoint_weights_only, args.eval_batch_size
+    )
+
+
+def add_recompute_flag(parser: argparse.ArgumentParser) -> None:
+    stale = "recompute runs computed by other code (training, method, data or metric code changed; the book flags them)"
+    parser.add_argument("--recompute-stale", action="store_true", help=stale)
+
+
+def add_cache_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache", default="cache", help="folder of generated data and pre-trained encoders (default: cache)"
+    )
+    parser.add_argument("--quick", action="store_true", help="synthetic tasks: the tiny profile (smoke tests; seconds)")
+
+
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        default="ray",
+        choices=["local", "ray"],
+        help="where the runs are computed: as Ray tasks, one per core or GPU (ray), or one at a time "
+        "in this process (local); default: ray, 1.6x faster on a 2-core CPU (book, speed chapter)",
+    )
+    parser.add_argument("--address", help="--engine ray: join this Ray cluster (default: start Ray on this machine)")
+    add_recompute_flag(parser)
+    add_logistics_flags(parser)
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=1.0,
+        help="--engine ray: GPUs per run where there are GPUs; fractions share one among small models (default: 1)",
+    )
+    parser.add_argument(
+        "--threads-per-run",
+        type=int,
+        help="--engine ray: CPU threads per run (default: 1 without "
+        "GPUs; with GPUs, the cores shared among the runs they hold)",
+    )

@@ -107,7 +107,8 @@ def measure_alignment(
     measured on the first :data:`WORD_SENTENCES` usable rows.
     """
     settings = (batch_size, max_length, device)
-    source, source_cls = encode(encoder, tokenizer, corpus[src_lang].tolist(), "all", pooling, *settings, last_cls=True)
+    on_device = {"last_cls": True, "keep_on_device": True}  # the kernels run where the embeddings are: the GPU
+    source, source_cls = encode(encoder, tokenizer, corpus[src_lang].tolist(), "all", pooling, *settings, **on_device)
     last = source.shape[0] - 1
     rows = []
     targets = [lang for lang in tgt_langs if lang != src_lang]
@@ -115,10 +116,11 @@ def measure_alignment(
     for lang in tqdm(targets, desc="alignment", unit="language", disable=len(targets) < 2):
         keep = parallel_rows(corpus[src_lang], corpus[lang])
         sentences = corpus[lang].iloc[keep].tolist()
-        target, target_cls = encode(encoder, tokenizer, sentences, "all", pooling, *settings, last_cls=True)
-        measured = alignment_metrics(source[:, torch.as_tensor(keep)], target, metrics, pooling=pooling)
+        target, target_cls = encode(encoder, tokenizer, sentences, "all", pooling, *settings, **on_device)
+        kept = torch.as_tensor(keep, device=source.device)
+        measured = alignment_metrics(source[:, kept], target, metrics, pooling=pooling)
         if pooling != "cls":  # and the last layer's <s>, the state the task head reads
-            pair = source_cls[None, torch.as_tensor(keep)], target_cls[None]
+            pair = source_cls[None, kept], target_cls[None]
             measured += alignment_metrics(*pair, metrics, layers=[last], pooling="cls")
         if word_alignments and lang in word_alignments:
             measured += words.measure(lang, keep[:WORD_SENTENCES])
@@ -244,13 +246,14 @@ def encode(
     max_length: int = 128,
     device: torch.device | None = None,
     last_cls: bool = False,
+    keep_on_device: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Pooled sentence embeddings of the requested hidden layers (0 = embeddings … L), ``[layers, N, d]``;
     with ``last_cls`` also the last layer's ``<s>`` states, ``[N, d]`` (from the same forward passes).
 
     One forward pass per batch gives every layer. Sentences are sorted by length so padding
     stays small and put back in input order; mean pooling ignores padding. Returned as
-    float32 on CPU.
+    float32 on CPU, or with ``keep_on_device`` on the model's device (where the alignment kernels then run).
     """
     if pooling not in POOLINGS:
         raise unknown("pooling", pooling, POOLINGS)
@@ -268,15 +271,17 @@ def encode(
             hidden = model(**batch, output_hidden_states=True).hidden_states
         if chosen is None:
             chosen = list(range(len(hidden))) if layers == "all" else list(layers)
-            out = torch.empty(len(chosen), len(sentences), hidden[0].shape[-1])
-            cls_out = torch.empty(len(sentences), hidden[0].shape[-1])
-        cls_out[torch.as_tensor(rows)] = hidden[-1][:, 0].float().cpu()
+            home = hidden[0].device if keep_on_device else torch.device("cpu")
+            out = torch.empty(len(chosen), len(sentences), hidden[0].shape[-1], device=home)
+            cls_out = torch.empty(len(sentences), hidden[0].shape[-1], device=home)
+        index = torch.as_tensor(rows, device=home)
+        cls_out[index] = hidden[-1][:, 0].float().to(home)
         stacked = torch.stack([hidden[i] for i in chosen]).float()  # [layers, B, T, d]
         if pooling == "cls":
             pooled = stacked[:, :, 0]
         else:
             mask = batch["attention_mask"].to(stacked.dtype)[None, :, :, None]
             pooled = (stacked * mask).sum(dim=2) / mask.sum(dim=2)
-        out[:, torch.as_tensor(rows)] = pooled.cpu()
+        out[:, index] = pooled.to(home)
     model.train(was_training)
     return (out, cls_out) if last_cls else out

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from xltlib.config.experiments import RESERVED_NAMES, read_experiments_file
+from xltlib.config.logistics import Logistics
 from xltlib.errors import XltError, did_you_mean
 from xltlib.files import atomic_write, atomic_write_json, atomic_write_text
 from xltlib.grid import Engine, connect, run_grid
@@ -194,11 +195,13 @@ def run_batch(
     engine: Engine = Engine(),
     recompute_stale: bool = False,
     with_shipped: tuple[str, ...] = (),
+    logistics: Logistics = Logistics(),
 ) -> dict[str, Any]:
     """Compute every run the chapters need on ``engine``, then execute the experiments (and the synthesis) into
     chapters, which read those runs; write ``_toc.yml``; return the manifest. ``recompute_stale``: recompute
     the runs computed by other code (:func:`xltlib.store.is_stale`) too. ``with_shipped``: profiles whose
-    shipped results (:mod:`xltlib.report.shipped`) become chapters too, after this batch's, computing nothing."""
+    shipped results (:mod:`xltlib.report.shipped`) become chapters too, after this batch's, computing nothing.
+    ``logistics``: how the runs are computed (checkpoints, evaluation batches, device)."""
     root = Path(root).resolve()
     profile, experiments = load_experiments(experiments_file)
     experiments = [experiment for experiment in experiments if experiment.quick or not quick]  # --quick: those marked
@@ -208,9 +211,8 @@ def run_batch(
     runs_dir = runs_dir or ("runs-quick" if quick else "runs")
     chosen = [e for e in experiments if not only or e.name in only]
     calibration = calibration_parameters(experiments, quick) if profile == "synthetic" else None
-    analysed = _compute_runs(
-        root, chosen, experiments, calibration, quick, runs_dir, cache_dir, engine, recompute_stale
-    )
+    grid = functools.partial(run_grid, engine=engine, logistics=logistics, recompute_stale=recompute_stale)
+    analysed = _compute_runs(root, chosen, experiments, calibration, quick, runs_dir, cache_dir, grid)
     manifest = read_manifest(root)
     chapter = functools.partial(_run_one, root, manifest, kernel=kernel)
     for experiment in chosen:
@@ -226,13 +228,14 @@ def run_batch(
     return manifest
 
 
-def _compute_runs(root, chosen, experiments, calibration, quick, runs_dir, cache_dir, engine, recompute_stale) -> list:
+def _compute_runs(root, chosen, experiments, calibration, quick, runs_dir, cache_dir, grid) -> list:
     """Compute the chosen experiments' runs and the calibration's on ``engine``; record the study's run ids and
-    those that failed (with their errors), and return the run ids the synthesis reads (every experiment's)."""
+    those that failed (with their errors), and return the run ids the synthesis reads (every experiment's). ``grid``:
+    :func:`xltlib.grid.run_grid` with the engine and logistics bound."""
     # the notebooks run in root: the grid resolves the same folders, so it computes the runs they will ask for
     calibrating = calibration_grid(calibration, str(root / cache_dir))
     chosen_runs = grid_configs(chosen, quick, runs_dir, str(root / cache_dir))
-    outcomes = run_grid(chosen_runs + calibrating, str(root / runs_dir), engine, recompute_stale=recompute_stale)
+    outcomes = grid(chosen_runs + calibrating, str(root / runs_dir))
     analysed = run_ids(grid_configs(experiments, quick, runs_dir, str(root / cache_dir)))
     failed = {outcome.run_id: outcome.error for outcome in outcomes if outcome.status != "ok"}
     (root / STUDY_RUNS).parent.mkdir(parents=True, exist_ok=True)
