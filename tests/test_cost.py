@@ -122,3 +122,12 @@ def test_the_plan_needs_no_data_no_torch_and_seconds(tmp_path):
 def test_a_synthetic_experiments_file_is_refused():
     with pytest.raises(XltError, match="real profile"):
         study_plan(REPO / "notebooks" / "experiments" / "synthetic.yaml")
+
+
+def test_study_dry_run_prints_the_plan_and_computes_nothing(tmp_path, capsys):
+    from xltlib.__main__ import main
+
+    assert main(["study", "--profile", "xtreme", "--dry-run", "--checkpoint-weights-only"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(study_plan(XTREME))} runs" in printed and "GPU-hours on one H200" in printed
+    assert "weights only" in printed and "Left out:" in printed

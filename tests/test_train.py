@@ -142,3 +142,23 @@ def test_the_step_matched_standard_arm_takes_epochs_factor_times_the_steps(tiny)
         config = RunConfig(task="pawsx", model=str(path), method=method, method_params=params, batch_size=8)
         steps[method] = len(fit(model, tokenizer, pairs, config, Checkpointing(Path(tempfile.mkdtemp()) / "c.pt"), CPU))
     assert steps == {"standard": 8, "standard_matched": 24}  # 32 rows in batches of 8, 2 epochs; then 3 × that
+
+
+def test_a_weights_only_checkpoint_leaves_out_adams_moments_and_still_resumes(tmp_path, caplog):
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(32, 5), torch.randn(32)
+    module = torch.nn.Linear(5, 1)
+
+    def backward(rows, step, weight):
+        loss = torch.nn.functional.mse_loss(module(inputs[rows]).squeeze(-1), targets[rows])
+        (loss * weight).backward()
+        return loss.detach()
+
+    settings = OptimizerSettings(learning_rate=0.05, weight_decay=0.0, warmup_ratio=0.0)
+    checkpoint = Checkpointing(tmp_path / "weights.pt", every=2, weights_only=True)
+    train_loop(module, StepPlan(32, 8, seed=1, steps=3), settings, backward, CPU, "first", checkpoint, progress=False)
+    state = torch.load(checkpoint.path, weights_only=False)
+    assert state["step"] == 3 and "optimizer" not in state and "model" in state
+    resumed = train_loop(module, StepPlan(32, 8, seed=1, steps=5), settings, backward, CPU, "more", checkpoint, False)
+    assert len(resumed) == 2  # steps 4 and 5: it resumed at step 3
+    assert "AdamW's moments restart at zero" in caplog.text

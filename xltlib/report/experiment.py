@@ -329,14 +329,21 @@ def encoder_description(configs: Sequence[RunConfig]) -> str:
 
 def protocol_description(protocol: str, configs: Sequence[RunConfig]) -> str:
     """One sentence naming the chapter's protocol, its source and the settings its runs used."""
-    source, config = PROTOCOLS[protocol].source, configs[0]
-    checkpoint = "best on source dev" if config.select_checkpoint == "source_dev" else "last"
-    copies = next((c.method_params.get("copies") for c in configs if c.method == "rs_da"), None)
+    config = configs[0]
+    source = PROTOCOLS[protocol].sources.get(config.task, PROTOCOLS[protocol].source)
+    checkpoint = "last"
+    if config.select_checkpoint == "source_dev":
+        every = f"every {config.select_every_steps} steps" if config.select_every_steps else "at epoch ends"
+        checkpoint = f"best on source dev, scored {every}"
+    rs_da = next((c.method_params for c in configs if c.method == "rs_da"), {})
+    copies = f", rs_da {rs_da['copies']} offline copies ({rs_da['copies_style']})" if rs_da.get("copies") else ""
+    matched = next((c.method_params["epochs_factor"] for c in configs if c.method == "standard_matched"), None)
     return (
         f"protocol **{protocol}** ({source}): {config.epochs:g} epochs, lr {config.learning_rate:g}, batch "
-        f"{config.batch_size} in {config.grad_accum_steps} micro-batches, max length {config.max_seq_length}, "
+        f"{config.batch_size} in {config.grad_accum_steps} micro-batch(es), max length {config.max_seq_length}, "
         f"checkpoint {checkpoint}"
-        + (f", rs_da {copies} offline copies" if copies else "")
+        + copies
+        + (f"; `standard_matched` trains {matched:g}× as long, as many steps as rs_da" if matched else "")
         + (", after a first stage on SocialIQa" if config.first_stage_file else "")
         + "."
     )
