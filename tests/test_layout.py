@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "xltlib"
 LAYERS = [
-    {"errors", "files"},
+    {"errors", "files", "integrity"},
     {"data"},
     {"config"},
     {"models", "run_data"},
