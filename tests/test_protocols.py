@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -166,3 +167,11 @@ def test_the_books_protocol_tables_are_the_codes():
     page = (Path(__file__).resolve().parents[1] / "book" / "real-profile.md").read_text(encoding="utf-8")
     for name in ("huang2021", "xtreme-r"):
         assert protocol_markdown(name) in page, f"book/real-profile.md: rerun protocol_markdown({name!r})"
+
+
+def test_the_protocol_sentence_reads_records_stored_before_the_newer_fields():
+    stored = dict(task="xnli", epochs=1.0, learning_rate=1e-4, batch_size=16, grad_accum_steps=2, max_seq_length=128)
+    old = SimpleNamespace(**stored, select_checkpoint="source_dev", first_stage_file=None, method="rs_da")
+    old.method_params = {"copies": 1}  # no copies_style: stored before it existed
+    text = protocol_description("huang2021-cpu", [old])
+    assert "scored at epoch ends" in text and "rs_da 1 offline copies (with-originals)" in text

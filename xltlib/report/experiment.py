@@ -333,10 +333,12 @@ def protocol_description(protocol: str, configs: Sequence[RunConfig]) -> str:
     source = PROTOCOLS[protocol].sources.get(config.task, PROTOCOLS[protocol].source)
     checkpoint = "last"
     if config.select_checkpoint == "source_dev":
-        every = f"every {config.select_every_steps} steps" if config.select_every_steps else "at epoch ends"
+        every_steps = getattr(config, "select_every_steps", None)  # records stored before the field have none
+        every = f"every {every_steps} steps" if every_steps else "at epoch ends"
         checkpoint = f"best on source dev, scored {every}"
     rs_da = next((c.method_params for c in configs if c.method == "rs_da"), {})
-    copies = f", rs_da {rs_da['copies']} offline copies ({rs_da['copies_style']})" if rs_da.get("copies") else ""
+    style = rs_da.get("copies_style", "with-originals")  # the default, left out of records stored before it
+    copies = f", rs_da {rs_da['copies']} offline copies ({style})" if rs_da.get("copies") else ""
     matched = next((c.method_params["epochs_factor"] for c in configs if c.method == "standard_matched"), None)
     return (
         f"protocol **{protocol}** ({source}): {config.epochs:g} epochs, lr {config.learning_rate:g}, batch "
