@@ -14,19 +14,26 @@ restores it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xltlib.files import atomic_write_json, file_sha256
+from xltlib.files import atomic_write_json, build_once, file_lock, file_sha256
+
+log = logging.getLogger(__name__)
 
 SIDECAR = "checksums.json"
 """Per folder: file name → ``{"bytes": size, "sha256": hex}``, written after the files it lists."""
+HIDDEN_SIDECAR = ".checksums.json"
+"""The sidecar of a folder that runs name by its content (a model, generated data): hidden, because
+:func:`xltlib.files.content_sha256` leaves hidden files out, so recording such a folder keeps every run's id."""
 
 TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.\d+\.tmp(?P<suffix>\.[^.]*)?$")
 """:func:`xltlib.files.atomic_write`'s temporary name, ``.{stem}.{pid}.tmp{suffix}``: left behind only by a killed
@@ -49,25 +56,29 @@ def describe(path: Path) -> dict[str, int | str]:
     return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
-def record(folder: Path, names: Iterable[str] = (), known: dict[str, dict] | None = None) -> None:
+def record(
+    folder: Path, names: Iterable[str] = (), known: dict[str, dict] | None = None, *, sidecar: str = SIDECAR
+) -> None:
     """Add ``names`` (files of ``folder``, just written) to the folder's sidecar, keeping the other entries;
     ``known``: records already computed while writing (:class:`HashingWriter`)."""
     folder = Path(folder)
-    entries = read_sidecar(folder) or {}
+    entries = read_sidecar(folder, sidecar=sidecar) or {}
     entries |= {name: describe(folder / name) for name in names} | (known or {})
-    atomic_write_json(folder / SIDECAR, entries)
+    atomic_write_json(folder / sidecar, entries)
 
 
-def read_sidecar(folder: Path) -> dict[str, dict] | None:
+def read_sidecar(folder: Path, *, sidecar: str = SIDECAR) -> dict[str, dict] | None:
     """The folder's records, or ``None`` when it has no sidecar (or one that is itself damaged)."""
     try:
-        entries = json.loads((Path(folder) / SIDECAR).read_text(encoding="utf-8"))
+        entries = json.loads((Path(folder) / sidecar).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return entries if isinstance(entries, dict) else None
 
 
-def damage(folder: Path, names: Iterable[str] | None = None, full: bool = True) -> list[Damage]:
+def damage(
+    folder: Path, names: Iterable[str] | None = None, full: bool = True, *, sidecar: str = SIDECAR
+) -> list[Damage]:
     """The damaged files among ``names`` of ``folder`` (default: every file its sidecar lists).
 
     A listed file must exist, be non-empty where it was recorded non-empty, have its recorded size and (with
@@ -75,16 +86,16 @@ def damage(folder: Path, names: Iterable[str] | None = None, full: bool = True) 
     A file asked for that the sidecar does not list, or a folder without a sidecar, is damage too ("no record").
     """
     folder = Path(folder)
-    entries = read_sidecar(folder)
+    entries = read_sidecar(folder, sidecar=sidecar)
     if entries is None:
         unrecorded = list(names) if names is not None else []
-        cause = "no record of its content (checksums.json is missing or unreadable)"
-        return [Damage(folder / name, cause) for name in unrecorded] or [Damage(folder / SIDECAR, cause)]
+        cause = f"no record of its content ({sidecar} is missing or unreadable)"
+        return [Damage(folder / name, cause) for name in unrecorded] or [Damage(folder / sidecar, cause)]
     found = []
     for name in names if names is not None else entries:
         entry = entries.get(name)
         if entry is None:
-            found.append(Damage(folder / name, "no record of its content in checksums.json"))
+            found.append(Damage(folder / name, f"no record of its content in {sidecar}"))
         elif (cause := _mismatch(folder / name, entry, full)) is not None:
             found.append(Damage(folder / name, cause))
     return found
@@ -142,3 +153,59 @@ class HashingWriter:
     def entry(self) -> dict[str, int | str]:
         """The record of what was written (:func:`describe`'s, without reading the file again)."""
         return {"bytes": self.size, "sha256": self.digest.hexdigest()}
+
+
+def content_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` by its relative path, in order; hidden ones (sidecars, temporaries) are not
+    content."""
+    files = (path.relative_to(folder) for path in sorted(Path(folder).rglob("*")) if path.is_file())
+    return [file.as_posix() for file in files if not any(part.startswith(".") for part in file.parts)]
+
+
+def record_tree(folder: Path, *, sidecar: str = SIDECAR) -> None:
+    """Record every file of :func:`content_files`."""
+    record(folder, content_files(folder), sidecar=sidecar)
+
+
+def tree_damage(folder: Path, *, sidecar: str = SIDECAR) -> list[Damage]:
+    """:func:`damage` of every file the folder's sidecar lists, hashed once per process while the files keep their
+    sizes and modification times: a cache entry of hundreds of MB is asked for by every run of a grid."""
+    folder = Path(folder)
+    entries = read_sidecar(folder, sidecar=sidecar) or {}
+    stamps = tuple((name, _stamp(folder / name)) for name in [sidecar, *sorted(entries)])
+    return list(_tree_damage(folder, sidecar, stamps))
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _tree_damage(folder: Path, sidecar: str, stamps: tuple) -> tuple[Damage, ...]:
+    return tuple(damage(folder, sidecar=sidecar))
+
+
+def ensure_whole(
+    path: Path,
+    build: Callable[[Path], object],
+    what: str,
+    check: Callable[[Path], list[Damage]] = tree_damage,
+    redo: str = "built again",
+) -> Path:
+    """``path``, a folder that ``build`` writes whole and records (:func:`xltlib.files.build_once`): built on first
+    use, and, when ``check`` finds damage, set aside (kept) with one log line naming it and the damage, and built
+    again. The repair holds the build's lock, so of several processes that find the damage one repairs it."""
+    path = Path(path)
+    if path.exists() and check(path):
+        with file_lock(path.with_name(f".{path.name}.lock"), f"the repair of {path}"):  # build_once's lock
+            if path.exists() and (found := check(path)):
+                kept = set_aside(path)
+                more = f", and {len(found) - 1} more" if len(found) > 1 else ""
+                log.warning(
+                    "%s %s is damaged (%s%s): set aside as %s, and %s", what, path, found[0], more, kept.name, redo
+                )
+    return build_once(path, build)
