@@ -10,6 +10,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from xltlib import integrity
 from xltlib.errors import XltError
 from xltlib.synthetic import build, generated, recipe, run_config, shipped
 
@@ -105,7 +106,10 @@ def test_generated_data_that_differ_from_the_shipped_sets_are_refused(tmp_path):
     shipped.check_data(data_dir, root)
     with open(data_dir / "syn-nli" / "test-a0svo.tsv", "a", encoding="utf-8") as handle:
         handle.write("one\tmore\tentailment\n")
-    with pytest.raises(XltError, match="the data generator changed"):
+    with pytest.raises(XltError, match="the folder is damaged"):  # not as it was generated
+        shipped.check_data(data_dir, root)
+    integrity.record_tree(data_dir, sidecar=integrity.HIDDEN_SIDECAR)  # as another generator would have written it
+    with pytest.raises(XltError, match="the data generator .* changed"):
         shipped.check_data(data_dir, root)
 
 

@@ -3,13 +3,15 @@
 :class:`DataSpec` fixes everything that is generated; :func:`ensure_data` writes it once
 into ``{cache}/synthetic/data-{hash}/`` (the languages themselves are
 :mod:`xltlib.synthetic.languages`). Every file draws from its own random stream, so the files
-are the same on every machine.
+are the same on every machine, and a cache entry found damaged is generated again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -17,7 +19,8 @@ import numpy as np
 
 from xltlib.data.word_alignment import CONCEPTS_FILE
 from xltlib.errors import XltError
-from xltlib.files import atomic_directory, atomic_write_text, build_once, canonical_sha256
+from xltlib.files import atomic_directory, atomic_write_text, canonical_sha256
+from xltlib.integrity import HIDDEN_SIDECAR, Damage, content_files, ensure_whole, read_sidecar, record_tree, tree_damage
 from xltlib.synthetic.examples import EXAMPLE_MAKERS, Example, render_examples
 from xltlib.synthetic.grammar import Frame, GrammarSpec, generalized, sample_frame, swapped_roles
 from xltlib.synthetic.languages import (
@@ -30,6 +33,8 @@ from xltlib.synthetic.languages import (
     render,
     render_words,
 )
+
+log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 7
 """Bump when the same :class:`DataSpec` would generate different files, to retire old caches."""
@@ -332,6 +337,7 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
         {task}/train-base.tsv          text_a, text_b, label
         {task}/dev-{lang}.tsv          line-aligned across languages, labeled
         {task}/test-{lang}.tsv         line-aligned across languages, labeled
+        .checksums.json                every file's size and sha256 (:data:`xltlib.integrity.HIDDEN_SIDECAR`)
     """
     from tqdm.auto import tqdm
 
@@ -349,13 +355,26 @@ def write_data(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Pa
             _write_lines(tmp / f"parallel-{recipe.code}.txt", [render(f, lexicon, recipe, synonyms) for f in parallel])
         for task in EXAMPLE_MAKERS:
             _write_task(tmp / task, spec, lexicon, task)
+        record_tree(tmp, sidecar=HIDDEN_SIDECAR)
     return Path(out_dir)
 
 
-def ensure_data(spec: DataSpec = DataSpec(), cache_dir: str | Path = "cache", progress: bool = True) -> Path:
-    """The generated data folder for ``spec`` under ``cache_dir``, generated on first use."""
+def ensure_data(
+    spec: DataSpec = DataSpec(), cache_dir: str | Path = "cache", progress: bool = True, known: str | None = None
+) -> Path:
+    """The generated data folder for ``spec`` under ``cache_dir``, generated on first use, and again when damaged;
+    one from before files were recorded is kept if it holds the ``known`` data (:func:`data_sha256`)."""
     path = Path(cache_dir).resolve() / "synthetic" / f"data-{spec.config_hash()[:12]}"
-    return build_once(path, lambda out: write_data(spec, out, progress))
+    again = "generated again (the generator is unchanged, so the files are the same)"
+    check = functools.partial(_entry_damage, known=known)
+    return ensure_whole(path, lambda out: write_data(spec, out, progress), "the cache entry", check, again)
+
+
+def _entry_damage(entry: Path, known: str | None) -> list[Damage]:
+    if read_sidecar(entry, sidecar=HIDDEN_SIDECAR) is None and known is not None and data_sha256(entry) == known:
+        record_tree(entry, sidecar=HIDDEN_SIDECAR)  # adopted: no mass regeneration of the entries of older versions
+        log.info("the cache entry %s holds the data the shipped encoders were built on: recorded", entry)
+    return tree_damage(entry, sidecar=HIDDEN_SIDECAR)
 
 
 def data_sha256(data_dir: str | Path) -> str:
@@ -363,12 +382,13 @@ def data_sha256(data_dir: str | Path) -> str:
 
     The shipped encoders record it: their tokenizers and calibration belong to these exact
     files, so generated data that differ (a changed generator) are caught before a run.
+    Hidden files (the folder's record, a killed write's temporary) are not data.
     """
     root = Path(data_dir)
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name in content_files(root):
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256((root / name).read_bytes()).digest())
     return digest.hexdigest()
 
 

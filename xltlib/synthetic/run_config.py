@@ -46,7 +46,7 @@ def synthetic_run_config(
     own_model, own_data = overrides.get("model"), overrides.pop("data_dir", None)
     if own_model is not None and overrides.get("draw") is not None:
         raise XltError("draw picks one of the profile's own encoders; it cannot be combined with model")
-    data_dir = own_data or str(ensure_data(profile.data, cache_dir, progress))
+    data_dir = own_data or str(ensure_data(profile.data, cache_dir, progress, shipped_data(profile)))
     if own_model is None:
         draw = default_draw(profile) if overrides.get("draw") is None else overrides["draw"]
         check_number("draw", draw, int, low=0)
@@ -61,6 +61,12 @@ def synthetic_run_config(
     if own_model is None and profile.check is None:
         ensure_encoder(profile, cache_dir, config.draw, device, progress)
     return config
+
+
+def shipped_data(profile: SyntheticProfile) -> str | None:
+    """The sha256 of the data a checked profile's shipped encoders were built on (None for an unchecked profile): a
+    cache entry generated before the project recorded its files is kept when it holds these."""
+    return shipped.read_manifest()["data_sha256"] if profile.check is not None else None
 
 
 @functools.lru_cache(maxsize=4)  # hashing the data takes a fraction of a second; a grid asks once per run

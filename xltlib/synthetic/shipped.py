@@ -24,12 +24,15 @@ from typing import Any
 
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, atomic_write_text, file_sha256
+from xltlib.integrity import HIDDEN_SIDECAR, read_sidecar, tree_damage
 from xltlib.synthetic.generated import data_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_ENCODERS = REPO / "data" / "synthetic-encoders"
 """Where the default profile's encoders live (committed to the repository)."""
 MANIFEST = "manifest.json"
+SET_FIELDS = ("recipe_hash", "data_sha256", "draws")
+"""What a set's manifest must hold to be read."""
 
 
 def draw_folder(root: str | Path, draw: int) -> Path:
@@ -44,13 +47,36 @@ def _restore_hint(root: Path) -> str:
     )
 
 
-def read_manifest(root: str | Path = SHIPPED_ENCODERS) -> dict[str, Any]:
-    """The set's manifest; a clear error, saying how to restore it, when it is missing."""
+def read_manifest(root: str | Path = SHIPPED_ENCODERS, fields: tuple[str, ...] = SET_FIELDS) -> dict[str, Any]:
+    """The set's manifest, with ``fields``; a clear error, saying how to restore it, when it is missing or damaged."""
     root = Path(root)
     path = root / MANIFEST
     if not path.is_file():
         raise XltError(f"{path} is missing, so the synthetic encoders cannot be checked; {_restore_hint(root)}")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        cause = _manifest_fault(manifest, fields)
+    except ValueError as error:  # undecodable bytes too
+        cause = f"not JSON: {error}"
+    if cause:
+        raise XltError(
+            f"{path} is damaged ({cause}), so the synthetic encoders cannot be checked; {_restore_hint(root)}"
+        )
+    return manifest
+
+
+def _manifest_fault(manifest: Any, fields: tuple[str, ...]) -> str | None:
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    if missing := [field for field in fields if field not in manifest]:
+        return f"no {', '.join(missing)}"
+    draws = manifest.get("draws", {})
+    if not isinstance(draws, dict) or not all(
+        draw.isdigit() and isinstance(entry, dict) and isinstance(entry.get("files"), dict)
+        for draw, entry in draws.items()
+    ):
+        return "its draws are not masked-LM seeds with their files' sha256"
+    return None
 
 
 def shipped_draws(root: str | Path = SHIPPED_ENCODERS) -> list[int]:
@@ -70,7 +96,8 @@ def verified_encoder(draw: int, recipe_hash: str, root: str | Path = SHIPPED_ENC
         raise XltError(
             f"the encoders in {root} were built from recipe {manifest['recipe_hash'][:12]}…, but the code's recipe "
             f"hashes to {recipe_hash[:12]}…: a recipe change needs rebuilt encoders (`python -m xltlib pretrain "
-            f"--rebuild`, README 'Shipped encoders'), or restore the code"
+            f"--rebuild`, README 'Shipped encoders'), or restore the code; if {root / MANIFEST} was edited, "
+            f"{_restore_hint(root)}"
         )
     draws = manifest["draws"]
     if str(draw) not in draws:
@@ -78,28 +105,43 @@ def verified_encoder(draw: int, recipe_hash: str, root: str | Path = SHIPPED_ENC
             f"draw {draw} is not in {root}; its draws (masked-LM seeds): {', '.join(map(str, shipped_draws(root)))}"
         )
     folder = draw_folder(root, draw)
-    for name, expected in draws[str(draw)]["files"].items():
+    for name, expected in draws[str(draw)]["files"].items():  # only these: a killed write's temporary is not read
         path = folder / name
         if not path.is_file():
             raise XltError(f"{path} is missing; {_restore_hint(root)}")
         if (actual := file_sha256(path)) != expected:
+            size = path.stat().st_size
+            found = "empty: 0 bytes" if size == 0 else f"{size:,} bytes, sha256 {actual[:12]}…"
             raise XltError(
-                f"{path} is not the shipped file (sha256 {actual[:12]}…, shipped {expected[:12]}…); "
+                f"{path} is not the shipped file ({found}; {root / MANIFEST} records sha256 {str(expected)[:12]}…); "
                 f"{_restore_hint(root)}"
             )
     return folder
 
 
+GENERATOR_CODE = "xltlib/synthetic/{generated,languages,grammar,examples}.py"
+"""The code that generates the data (:mod:`xltlib.synthetic.generated` and what it draws from)."""
+
+
 def check_data(data_dir: str | Path, root: str | Path = SHIPPED_ENCODERS) -> None:
-    """Fail unless ``data_dir`` holds exactly the generated data the set was built and calibrated on."""
-    expected = read_manifest(root)["data_sha256"]
-    if (actual := data_sha256(data_dir)) != expected:
-        raise XltError(
-            f"the generated data in {data_dir} (sha256 {actual[:12]}…) are not those the shipped encoders were "
-            f"built on "
-            f"({expected[:12]}…): the data generator changed without a rebuild of the encoders; restore "
-            f"xltlib/synthetic.py, or rebuild them (`python -m xltlib pretrain --rebuild`, README 'Shipped encoders')"
-        )
+    """Fail unless ``data_dir`` holds exactly the generated data the set was built and calibrated on.
+
+    Data that match the record written with them but not the set's hash were generated by other code than the
+    set's; data that no longer match their record are a damaged cache entry (:func:`ensure_data` regenerates it).
+    """
+    expected = read_manifest(root, ("data_sha256",))["data_sha256"]
+    if (actual := data_sha256(data_dir)) == expected:
+        return
+    head = f"the generated data in {data_dir} (sha256 {actual[:12]}…) are not those the shipped encoders were built on"
+    recorded = read_sidecar(Path(data_dir), sidecar=HIDDEN_SIDECAR) is not None
+    if recorded and (found := tree_damage(Path(data_dir), sidecar=HIDDEN_SIDECAR)):
+        raise XltError(f"{head}: the folder is damaged ({found[0]}); the next run sets it aside and generates it again")
+    raise XltError(
+        f"{head} ({expected[:12]}…): the data generator ({GENERATOR_CODE}) changed since the encoders were built; "
+        "restore its code (`git diff -- xltlib/synthetic` shows the change), or rebuild the encoders "
+        f"(`python -m xltlib pretrain --rebuild`, README 'Shipped encoders'); if {Path(root) / MANIFEST} was edited, "
+        f"{_restore_hint(Path(root))}"
+    )
 
 
 def write_encoder_set(
@@ -114,7 +156,7 @@ def write_encoder_set(
         files = {}
         for draw, source in draws.items():
             folder = draw_folder(tmp, draw)
-            shutil.copytree(source, folder)
+            shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".*"))  # records, temporaries: not shipped
             report_path = folder / "pretraining.json"
             report = json.loads(report_path.read_text()) | draw_records[draw]
             atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
