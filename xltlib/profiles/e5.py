@@ -34,6 +34,7 @@ What differs from the hub's model, and why:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import struct
@@ -44,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from xltlib.errors import XltError
-from xltlib.files import atomic_directory, atomic_write_text, build_once, file_sha256
+from xltlib.files import atomic_directory, atomic_write_text, file_sha256
+from xltlib.integrity import HIDDEN_SIDECAR, ensure_whole, record_tree, tree_damage
 
 log = logging.getLogger(__name__)
 
@@ -314,15 +316,22 @@ def convert(out_dir: str | Path) -> Path:
             "vocabulary": {"pieces": len(parsed.pieces), "embedding_rows": shape["rows"]},
         }
         atomic_write_text(Path(tmp) / "conversion.json", json.dumps(provenance, indent=1) + "\n")
+        record_tree(tmp, sidecar=HIDDEN_SIDECAR)  # hidden: the folder's content names the runs (config.run)
     return Path(out_dir)
 
 
 def e5_model(cache_dir: str | Path) -> Path:
-    """The converted model's folder under ``cache_dir``, converted (under a lock) on first use."""
-    path = Path(cache_dir) / FOLDER_NAME
-    if not path.exists():
-        log.info("converting %s's %s into %s (once; about a minute)", PACKAGE, PACKAGE_FILE, path)
-    return build_once(path, convert)
+    """The converted model's folder under ``cache_dir``, converted (under a lock) on first use; one whose files no
+    longer match the record written with them is set aside (kept) and converted again."""
+    check = functools.partial(tree_damage, sidecar=HIDDEN_SIDECAR)
+    return ensure_whole(
+        Path(cache_dir) / FOLDER_NAME, _convert_once, "the converted e5 encoder", check, "converted again"
+    )
+
+
+def _convert_once(out: Path) -> Path:
+    log.info("converting %s's %s into %s (once; about a minute)", PACKAGE, PACKAGE_FILE, out)
+    return convert(out)
 
 
 TRAIN_FILES = {"xnli": "xnli/test-labeled/test-en.tsv", "pawsx": "pawsx/paws-wiki-en/train-source.tsv"}

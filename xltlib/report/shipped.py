@@ -30,22 +30,34 @@ RECOMPUTE = {"e5": "python -m xltlib study --profile e5 && python -m xltlib resu
 
 
 def shipped_folder(profile: str, root: Path = REPO) -> Path:
-    """The profile's shipped results, every file checked against the manifest's sha256 first."""
+    """The profile's shipped results, every file its manifest lists checked against its sha256 first (the others, a
+    killed write's temporary say, are never read)."""
     if profile not in SHIPPED:
         raise unknown("profile with shipped results", profile, SHIPPED)
     folder = root / SHIPPED[profile]
     restore = f"restore it with `git checkout -- {SHIPPED[profile]}`, or recompute it: {RECOMPUTE[profile]}"
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise XltError(f"{manifest_path} is missing: the {profile} profile's shipped results are incomplete; {restore}")
-    manifest = json.loads(manifest_path.read_text())
-    for name, digest in manifest["files"].items():
+    for name, digest in recorded_files(folder, restore).items():
         path = folder / name
         if not path.is_file():
             raise XltError(f"{path} is missing from the shipped {profile} results; {restore}")
         if file_sha256(path) != digest:
-            raise XltError(f"{path} is damaged (its sha256 is not the one {manifest_path} records); {restore}")
+            cause = "empty: 0 bytes" if path.stat().st_size == 0 else f"its sha256 is not the one {MANIFEST} records"
+            raise XltError(f"{path} is damaged ({cause}); {restore}")
     return folder
+
+
+def recorded_files(folder: Path, restore: str) -> dict[str, str]:
+    """The shipped files of ``folder`` (relative name → sha256), from its manifest; ``restore``: how to restore it."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise XltError(f"{path} is missing: the shipped results in {folder} are incomplete; {restore}")
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as error:  # not JSON, or not the manifest's shape
+        raise XltError(f"{path} is damaged ({type(error).__name__}: {error}); {restore}") from None
+    if not isinstance(files, dict) or not all(isinstance(digest, str) for digest in files.values()):
+        raise XltError(f"{path} is damaged (its files are not names with their sha256); {restore}")
+    return files
 
 
 def ship(profile: str, runs_dir: str | Path, run_ids: list[str], root: Path = REPO) -> Path:
@@ -78,9 +90,10 @@ def ship(profile: str, runs_dir: str | Path, run_ids: list[str], root: Path = RE
 
 def stored_runs(folder: Path, task: str) -> tuple[list[SimpleNamespace], list[str]]:
     """The stored configurations (as attribute bundles: their files need not exist here) and run ids of ``task``'s
-    runs."""
+    runs: those the manifest lists, never another folder beside them."""
     configs, fine_tuned, pretrained = [], [], []
-    for path in sorted(folder.glob("*/config.json")):
+    listed = recorded_files(folder, f"restore it (`git checkout -- {folder}`)")
+    for path in sorted({folder / name.split("/")[0] / "config.json" for name in listed}):
         config = json.loads(path.read_text())
         if config["task"] != task:
             continue
