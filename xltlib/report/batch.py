@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import json
 import logging
 import sys
 import time
@@ -33,6 +32,7 @@ from xltlib.config.logistics import Logistics
 from xltlib.errors import XltError, did_you_mean
 from xltlib.files import atomic_write, atomic_write_json, atomic_write_text
 from xltlib.grid import Engine, connect, run_grid
+from xltlib.report.chapters import read_chapter_manifest, record_chapter, whole_chapter, write_chapter_manifest
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,11 @@ def require_kernel(name: str) -> None:
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_chapter_manifest(root / MANIFEST)
 
 
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    (root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(root / MANIFEST, manifest)
+    write_chapter_manifest(root / MANIFEST, manifest)
 
 
 def _finish_chapter(output: Path, name: str, title: str, entry: dict[str, Any]) -> None:
@@ -156,6 +154,7 @@ def execute(
         _finish_chapter(partial, name, title, entry)
 
     atomic_write(output, write)
+    record_chapter(output)
     return entry
 
 
@@ -345,7 +344,7 @@ def _run_one(root, manifest, name, title, notebook, parameters, force, *, kernel
         and previous
         and previous["status"] == "ok"
         and previous["parameters"] == parameters
-        and chapter.exists()
+        and whole_chapter(chapter)  # a damaged one is set aside and executed again
     ):
         log.info("%s: finished earlier with the same parameters; skipped (use --force to rerun)", name)
         return

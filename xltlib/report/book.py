@@ -23,10 +23,12 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, atomic_write_text
 from xltlib.report.batch import CHAPTERS, REPO, STUDY_RUNS, read_manifest
+from xltlib.report.chapters import chapter_damage
 from xltlib.store import code_version, git_commit, load_results
 
 log = logging.getLogger(__name__)
@@ -155,8 +157,7 @@ def _chapter_rows(manifest: dict) -> list[str]:
 
 def _run_rows(root: Path, runs_dir: str) -> tuple[list[str], str]:
     """The study's runs (the batch's ``runs.json``), or every run of the folder when no batch recorded them."""
-    study = root / STUDY_RUNS
-    recorded = json.loads(study.read_text()) if study.exists() else {}
+    recorded = _study_runs(root / STUDY_RUNS)
     if recorded.get("runs_dir") == runs_dir:
         table = load_results(root / runs_dir, recorded["study"])
         line = f"Every number in the book comes from these {table.run_id.nunique()} runs of the study."
@@ -170,6 +171,22 @@ def _run_rows(root: Path, runs_dir: str) -> tuple[list[str], str]:
         for row in runs.sort_values("run_id").itertuples()
     ]
     return rows, line
+
+
+def _study_runs(path: Path) -> dict:
+    """The batch's record of the study's runs; empty when there is none, or when it is damaged (then the page lists
+    every complete run, saying so, until the next batch writes it again)."""
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except ValueError as error:
+        log.warning(
+            "%s is damaged (not JSON: %s): listing every complete run instead; a batch writes it again", path, error
+        )
+        return {}
+    if isinstance(recorded, dict) and (not recorded or isinstance(recorded.get("study"), list)):
+        return recorded
+    log.warning("%s is damaged (not the study's runs): listing every complete run instead", path)
+    return {}
 
 
 def _encoders_line() -> str:
@@ -187,10 +204,28 @@ def _encoders_line() -> str:
     )
 
 
+def check_chapters(root: Path = REPO) -> None:
+    """Refuse to build from a damaged chapter or table of contents (the book never executes chapters): name it, and
+    the command that executes it again."""
+    rerun = (
+        "run the batch that wrote it again (`python -m xltlib study`, or `python -m xltlib batch <experiments file>`)"
+    )
+    try:
+        toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+        files = [chapter["file"] for chapter in toc["chapters"]]
+    except (ValueError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise XltError(f"{root / '_toc.yml'} is damaged ({type(error).__name__}: {error}); {rerun}") from None
+    for file in files:
+        chapter = root / f"{file}.ipynb"
+        if Path(file).parent == CHAPTERS and (cause := chapter_damage(chapter)) is not None:
+            raise XltError(f"the chapter {chapter} is damaged ({cause}); {rerun}: it executes the chapter again")
+
+
 def build_book(root: Path = REPO) -> Path:
     """``jupyter-book build`` of the executed chapters (never executes them); returns index.html."""
     if not (root / "_toc.yml").exists() or not (root / CHAPTERS).is_dir():
         raise XltError("no chapters yet: run `python -m xltlib batch notebooks/experiments/synthetic.yaml` first")
+    check_chapters(root)
     ensure_mathjax(root)
     if not (root / "book" / "reproducibility.md").exists():
         write_reproducibility(root)
