@@ -86,12 +86,14 @@ WRITERS = {"write_text", "write_bytes", "to_parquet", "to_csv", "torch.save", "j
 
 
 def _direct_writes(path: Path) -> list[str]:
-    """Writes in ``path`` that are not the ``write`` callable of an ``atomic_write(path, write)`` (nor in files.py)."""
+    """Writes in ``path`` that are not the ``write`` callable of an ``atomic_write(path, write)`` or of
+    ``integrity.write_recorded(path, write)``, which is atomic_write's (nor in files.py)."""
     tree = ast.parse(path.read_text())
     inside_atomic = {
         id(node)
         for call in ast.walk(tree)
-        if isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", "")) == "atomic_write"
+        if isinstance(call, ast.Call)
+        and getattr(call.func, "id", getattr(call.func, "attr", "")) in ("atomic_write", "write_recorded")
         for argument in call.args[1:]
         for node in ast.walk(argument)
     }

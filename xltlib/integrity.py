@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from xltlib.files import atomic_write_json, build_once, file_lock, file_sha256
+from xltlib.files import atomic_write, atomic_write_json, build_once, file_lock, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,14 @@ def record(
     entries = read_sidecar(folder, sidecar=sidecar) or {}
     entries |= {name: describe(folder / name) for name in names} | (known or {})
     atomic_write_json(folder / sidecar, entries)
+
+
+def forget(folder: Path, names: Iterable[str]) -> None:
+    """Drop ``names`` from the folder's sidecar (files deleted or set aside), keeping the other entries."""
+    folder, names = Path(folder), set(names)
+    entries = read_sidecar(folder)
+    if entries is not None and names & entries.keys():
+        atomic_write_json(folder / SIDECAR, {name: entry for name, entry in entries.items() if name not in names})
 
 
 def read_sidecar(folder: Path, *, sidecar: str = SIDECAR) -> dict[str, dict] | None:
@@ -131,11 +140,12 @@ def set_aside(path: Path, reason: str = "damaged") -> Path:
 
 
 class HashingWriter:
-    """A binary file that hashes what is written to it, so a large file (a checkpoint) is recorded without a
-    second pass over it: ``torch.save(state, writer)``, then :meth:`entry`."""
+    """A binary file (``handle``, open for writing) that hashes what is written to it, so a large file (a checkpoint)
+    is recorded without a second pass over it: ``torch.save(state, writer)``, then :meth:`entry`
+    (:func:`write_recorded` does both)."""
 
-    def __init__(self, path: Path):
-        self.handle = open(path, "wb")  # closed by close(), as a file object is
+    def __init__(self, handle: BinaryIO):
+        self.handle = handle  # closed by close(), as a file object is
         self.digest = hashlib.sha256()
         self.size = 0
 
@@ -153,6 +163,23 @@ class HashingWriter:
     def entry(self) -> dict[str, int | str]:
         """The record of what was written (:func:`describe`'s, without reading the file again)."""
         return {"bytes": self.size, "sha256": self.digest.hexdigest()}
+
+
+def write_recorded(path: Path, write: Callable[[HashingWriter], object]) -> None:
+    """``write(handle)`` into ``path`` atomically (:func:`~xltlib.files.atomic_write`), then record it: the file is
+    hashed while it is written (:class:`HashingWriter`), never read back, as a multi-GB checkpoint should be."""
+    path = Path(path)
+    writers: list[HashingWriter] = []
+    atomic_write(path, lambda tmp: writers.append(_filled(HashingWriter(open(tmp, "wb")), write)))
+    record(path.parent, known={path.name: writers[0].entry()})
+
+
+def _filled(writer: HashingWriter, write: Callable[[HashingWriter], object]) -> HashingWriter:
+    try:
+        write(writer)
+    finally:
+        writer.close()
+    return writer
 
 
 def content_files(folder: Path) -> list[str]:
