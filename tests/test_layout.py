@@ -16,11 +16,11 @@ LAYERS = [
     {"models", "run_data"},
     {"methods"},
     {"training", "evaluation"},
-    {"store"},
+    {"store", "records"},
     {"pipeline"},
     {"grid"},
     {"synthetic", "profiles"},
-    {"report", "sweep"},
+    {"report", "sweep", "runs"},
     {"__main__"},
 ]
 """Top-level modules and packages, lowest first: a module imports only from its own layer or below."""

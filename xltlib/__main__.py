@@ -250,6 +250,10 @@ def _print_manifest(manifest: dict) -> None:
     failed = [name for name, entry in manifest.items() if entry["status"] != "ok"]
     if failed:
         print(f"failed: {', '.join(failed)} — their chapters say why; the others are built")
+    from xltlib.report.batch import REPO, STUDY_RUNS
+    from xltlib.runs import print_repairs
+
+    print_repairs(REPO / STUDY_RUNS)
 
 
 def _add_model_results_and_study_commands(commands) -> None:
@@ -357,9 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=cmd_data)
 
     _add_model_results_and_study_commands(commands)
+    from xltlib.runs import add_runs_command
     from xltlib.sweep import add_sweep_command
 
     add_sweep_command(commands, REAL_DATA)
+    add_runs_command(commands)
     return parser
 
 

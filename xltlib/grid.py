@@ -22,6 +22,9 @@ exceptions are Outcomes anyway) and it resumes from its checkpoint. ``KeyboardIn
 ``SystemExit`` are not run failures: they stop the grid. Under ``local``, a CUDA error that
 leaves the device unusable fails this process's later runs too, each one recorded (Ray starts
 a fresh worker for each GPU task).
+
+A run whose stored files were damaged is set aside and recomputed (:mod:`xltlib.records`); its
+:class:`Outcome` lists those repairs, for the batch's summary.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from tqdm.auto import tqdm
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.config.logistics import Logistics
 from xltlib.errors import XltError, unknown
+from xltlib.records import collecting_repairs
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +92,13 @@ class Engine:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One run's fate: ``ok`` or ``failed`` (with the error, one line)."""
+    """One run's fate: ``ok`` or ``failed`` (with the error, one line), and the repairs of its damaged files (one
+    line each)."""
 
     run_id: str
     status: str
     error: str | None = None
+    repaired: tuple[str, ...] = ()
 
 
 def run_grid(
@@ -159,15 +165,18 @@ def compute(
 
         torch.set_num_threads(threads)
     run_config = RunConfig.from_dict(config)
+    repairs: list[str] = []
     try:
-        ensure_run(run_config, runs_dir, logistics, recompute_stale=recompute_stale)
+        with collecting_repairs(repairs):
+            ensure_run(run_config, runs_dir, logistics, recompute_stale=recompute_stale)
     except XltError as error:  # bad data, a NaN loss: the message says it all
-        return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {error}")
+        return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {error}", tuple(repairs))
     except Exception as error:  # a bug, a CUDA error: deterministic too, so a failed run, not a retry (module doc)
         where = _log_traceback(Path(runs_dir) / run_config.run_id())
         first_line = next(iter(str(error).splitlines()), "")
-        return Outcome(run_config.run_id(), "failed", f"{type(error).__name__}: {first_line} (traceback in {where})")
-    return Outcome(run_config.run_id(), "ok")
+        error_line = f"{type(error).__name__}: {first_line} (traceback in {where})"
+        return Outcome(run_config.run_id(), "failed", error_line, tuple(repairs))
+    return Outcome(run_config.run_id(), "ok", repaired=tuple(repairs))
 
 
 def _log_traceback(run_dir: Path) -> Path:

@@ -25,9 +25,20 @@ from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
 from xltlib.evaluation.alignment import measure_alignment
 from xltlib.evaluation.selection import BestOnSourceDev
 from xltlib.evaluation.surgery import surgery_rows
-from xltlib.files import LOCK_TIMEOUT, atomic_write, atomic_write_json, canonical_sha256
+from xltlib.files import LOCK_TIMEOUT, atomic_write_json, canonical_sha256
+from xltlib.integrity import forget, record, write_recorded
 from xltlib.methods import make_method
 from xltlib.models import load_classifier, load_encoder, resolve_device
+from xltlib.records import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    FIRST_STAGES,
+    STAGE_FILE,
+    check_training_state,
+    needs_repair,
+    repair_records,
+    tidy,
+)
 from xltlib.run_data import RunData, load_run_data
 from xltlib.store import (
     METRICS_FILE,
@@ -42,12 +53,6 @@ from xltlib.store import (
 from xltlib.training import Checkpointing, fit, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
-
-BEST_FILE = "best.pt"
-"""The best weights so far of a run that selects its checkpoint on source dev (removed once the run is complete)."""
-
-STAGE_FILE = "stage.pt"
-"""A finished first stage: its weights and the random state after it."""
 
 
 @contextmanager
@@ -83,8 +88,13 @@ def ensure_run(
     read; one whose process died is taken over and resumes from its checkpoint. ``data``: the run's data, if
     already loaded (:func:`~xltlib.run_data.load_run_data`). ``recompute_stale``: a complete run
     computed by other code (:func:`~xltlib.store.is_stale`) is computed again, its old results kept aside.
+    A run whose records are damaged is computed again, its records kept aside (:mod:`xltlib.records`).
     """
     run_dir = Path(runs_dir) / config.run_id()
+    recompute = f"recomputing run {run_dir.name}"
+    if is_complete(run_dir) and needs_repair(run_dir):  # before any data loads: an adopted run is then read
+        with run_lock(run_dir, lock_timeout), _log_to(run_dir / "log.txt"):
+            repair_records(run_dir, recompute)
     if _done(run_dir, recompute_stale):
         log.info("run %s is complete: reading cached results", run_dir.name)
         return pd.read_parquet(run_dir / METRICS_FILE)
@@ -93,6 +103,7 @@ def ensure_run(
         ensure_run(config.pretrained(), runs_dir, logistics, lock_timeout, recompute_stale=recompute_stale)
     device = resolve_device(logistics.device)
     with run_lock(run_dir, lock_timeout), _log_to(run_dir / "log.txt"):
+        repair_records(run_dir, recompute)  # a killed write's leftovers; damage done while we waited
         if _done(run_dir, recompute_stale):  # finished by another process while we waited to start
             return pd.read_parquet(run_dir / METRICS_FILE)
         if is_complete(run_dir):
@@ -105,9 +116,11 @@ def ensure_run(
 
 
 def _compute_run(config: RunConfig, data: RunData, run_dir: Path, device: torch.device, logistics: Logistics):
-    """Compute a run under its lock: its records first, ``metrics.parquet`` last (what "complete" means)."""
+    """Compute a run under its lock: its records first, ``metrics.parquet`` last (what "complete" means), each
+    recorded in ``checksums.json`` once written."""
     atomic_write_json(run_dir / "config.json", config.to_dict())
     atomic_write_json(run_dir / "env.json", env_info(device, config.profile))
+    record(run_dir, ["config.json", "env.json"])
     if config.method == PRETRAINED:
         log.info("run %s on %s: alignment of the pre-trained encoder", run_dir.name, device)
         metrics = _pretrained_alignment(config, data, device, logistics.eval_batch_size)
@@ -116,8 +129,10 @@ def _compute_run(config: RunConfig, data: RunData, run_dir: Path, device: torch.
         metrics = _train_and_evaluate(config, data, run_dir, device, logistics)
     frame = result_rows(config, metrics)
     atomic_write_parquet(run_dir / METRICS_FILE, frame)
-    for leftover in ("checkpoint.pt", BEST_FILE):
+    for leftover in (CHECKPOINT_FILE, BEST_FILE):
         (run_dir / leftover).unlink(missing_ok=True)
+    forget(run_dir, [CHECKPOINT_FILE, BEST_FILE])
+    record(run_dir, [METRICS_FILE])
     log.info("run %s complete", run_dir.name)
     return frame
 
@@ -136,9 +151,6 @@ def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: st
     frames += [ensure_run(config, runs_dir, logistics) for config in pretrained.values()]
     return pd.concat(frames, ignore_index=True)
 
-
-FIRST_STAGES = "first-stages"
-"""Folder of the runs directory holding the shared first stages (one per encoder, seed and training settings)."""
 
 FIRST_STAGE_FIELDS = (
     "task",
@@ -179,6 +191,8 @@ def fine_tune(
     (model, seed, settings) under ``runs_dir`` and shared by every method (:func:`first_stage`).
     """
     set_seed(config.seed)
+    # one trajectory: a damaged checkpoint or best.pt sets both aside
+    check_training_state(checkpoint.path.parent, (checkpoint.path.name, BEST_FILE), "training restarts from scratch")
     task = tasks.get_task(config.task)
     model, tokenizer = load_classifier(
         config.model, len(task.labels), device, config.model_revision, multiple_choice=task.kind == "multiple_choice"
@@ -209,11 +223,13 @@ def first_stage(model, tokenizer, frame, config: RunConfig, stages: Path, device
     """Fine-tune ``model`` on the first stage (``standard``, its last model), or load the stage another run computed.
 
     The stage's weights and the random state after it are kept in ``stages/<key>/stage.pt``, so that a run that
-    loads them continues exactly as one that computed them.
+    loads them continues exactly as one that computed them. A damaged ``stage.pt`` is set aside and computed again.
     """
     key = {name: value for name, value in config.identity().items() if name in FIRST_STAGE_FIELDS}
     folder = stages / f"{Path(config.model).name}-s{config.seed}-{canonical_sha256(key)[:12]}"
     with run_lock(folder):
+        tidy(folder, f"first stage {folder.name}")
+        check_training_state(folder, (STAGE_FILE,), "the first stage is computed again")
         if (folder / STAGE_FILE).is_file():
             state = torch.load(folder / STAGE_FILE, map_location=device, weights_only=False)
             model.load_state_dict(state["model"])
@@ -221,18 +237,21 @@ def first_stage(model, tokenizer, frame, config: RunConfig, stages: Path, device
             log.info("first stage read from %s", folder)
             return
         atomic_write_json(folder / "stage.json", key)
+        record(folder, ["stage.json"])
         stage = dataclasses.replace(
             config, method="standard", method_params={}, select_checkpoint="last", select_every_steps=None
         )
-        fit(model, tokenizer, frame, stage, dataclasses.replace(checkpoint, path=folder / "checkpoint.pt"), device)
+        check_training_state(folder, (CHECKPOINT_FILE,), "the first stage restarts from scratch")
+        fit(model, tokenizer, frame, stage, dataclasses.replace(checkpoint, path=folder / CHECKPOINT_FILE), device)
         state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "rng": rng_state()}
-        atomic_write(folder / STAGE_FILE, lambda tmp: torch.save(state, tmp))
-        (folder / "checkpoint.pt").unlink(missing_ok=True)
+        write_recorded(folder / STAGE_FILE, lambda handle: torch.save(state, handle))
+        (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+        forget(folder, [CHECKPOINT_FILE])
         log.info("first stage computed into %s", folder)
 
 
 def _train_and_evaluate(config, data, run_dir: Path, device, logistics: Logistics) -> list[dict]:
-    checkpoint = Checkpointing(run_dir / "checkpoint.pt", logistics.checkpoint_every, logistics.checkpoint_weights_only)
+    checkpoint = Checkpointing(run_dir / CHECKPOINT_FILE, logistics.checkpoint_every, logistics.checkpoint_weights_only)
     model, tokenizer = fine_tune(config, data, checkpoint, device, run_dir.parent, logistics.eval_batch_size)
     eval_batch_size = logistics.eval_batch_size
     predictor = make_method(config.method, config.method_params).predictor()

@@ -1,10 +1,12 @@
 """The run store: run identity, locks, atomic result files and the results table.
 
 A run directory ``{runs_dir}/{run_id}/`` holds ``config.json``, ``env.json``,
-``checkpoint.pt`` while training, ``log.txt`` and, last of all, ``metrics.parquet``.
+``checkpoint.pt`` while training, ``log.txt`` and, last of all, ``metrics.parquet``, with
+the sizes and sha256 of all but the log in ``checksums.json``.
 The metrics file is written only when everything else succeeded, so its presence is
 what "complete" means: a complete run is not recomputed (:mod:`xltlib.pipeline`) unless
-it is *stale*, computed by other code (:func:`code_version`) and asked to be recomputed.
+it is *stale*, computed by other code (:func:`code_version`) and asked to be recomputed,
+or damaged: every record is checked when read (:mod:`xltlib.records`).
 
 Every row carries its run's ``config_id`` (the hash of everything the run computes but
 its seed, so the seeds of one configuration share it), ``settings`` (that configuration
@@ -17,6 +19,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import logging
 import os
 import platform
 import socket
@@ -29,8 +32,12 @@ from typing import Any
 
 import pandas as pd
 
+from xltlib import integrity
 from xltlib.config import RunConfig
 from xltlib.files import LOCK_TIMEOUT, atomic_write, canonical_sha256, file_lock
+from xltlib.records import METRICS_FILE, record_damage
+
+log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
     "run_id",
@@ -77,9 +84,6 @@ defaults and word alignments count in the code version of synthetic runs only (e
 
 
 PACKAGE = Path(__file__).resolve().parent
-
-
-METRICS_FILE = "metrics.parquet"
 
 
 PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "numpy", "pandas", "pyarrow")
@@ -239,12 +243,13 @@ def is_stale(run_dir: Path) -> bool:
 
 
 def set_aside(run_dir: Path) -> Path:
-    """Move a stale run's results to ``metrics.<its code version>.parquet`` (kept, never read) before it is
-    recomputed."""
+    """Move a stale run's results to ``metrics.<its code version>.parquet`` (kept, never read, its checksum
+    forgotten) before it is recomputed."""
     stored = pd.read_parquet(run_dir / METRICS_FILE)
     version = stored.code_version.iloc[0] if "code_version" in stored and len(stored) else "unknown"
     target = run_dir / f"metrics.{version}.parquet"
     os.replace(run_dir / METRICS_FILE, target)
+    integrity.forget(run_dir, [METRICS_FILE])
     return target
 
 
@@ -254,7 +259,8 @@ def load_results(runs_dir: str | Path = "runs", run_ids: Iterable[str] | None = 
     ``run_ids``: exactly these runs (a study's; those not complete are absent); None: every
     complete run in the folder. Runs stored before a column existed have it empty, except
     ``config_id``, which is then the hash of their ``config.json`` without the seed, so that
-    they too are never pooled with another configuration.
+    they too are never pooled with another configuration. A run whose records are damaged
+    (:func:`~xltlib.records.record_damage`) is absent too, with a warning that names it.
     """
     runs_dir = Path(runs_dir)
     paths = (
@@ -262,10 +268,25 @@ def load_results(runs_dir: str | Path = "runs", run_ids: Iterable[str] | None = 
         if run_ids is not None
         else sorted(runs_dir.glob(f"*/{METRICS_FILE}"))
     )
-    frames = [_with_config_id(pd.read_parquet(path), path.parent) for path in paths if path.exists()]
+    frames = [_with_config_id(pd.read_parquet(path), path.parent) for path in paths if _sound(path.parent)]
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     return pd.concat(frames, ignore_index=True).reindex(columns=RESULT_COLUMNS)
+
+
+def _sound(run_dir: Path) -> bool:
+    """Whether a run is complete with sound records; a damaged one is named in a warning (batches repair them before
+    their chapters read them)."""
+    if not (run_dir / METRICS_FILE).exists():
+        return False
+    damaged, _ = record_damage(run_dir)
+    if damaged:
+        log.warning(
+            "%s: run skipped; `python -m xltlib runs verify --repair` sets it aside, and the next `study` or `run` "
+            "recomputes it",
+            "; ".join(map(str, damaged)),
+        )
+    return not damaged
 
 
 def _with_config_id(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:

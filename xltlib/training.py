@@ -33,7 +33,7 @@ from transformers import get_linear_schedule_with_warmup
 from xltlib.config import RunConfig
 from xltlib.data.batches import TrainingData
 from xltlib.errors import XltError
-from xltlib.files import atomic_write
+from xltlib.integrity import write_recorded
 from xltlib.methods import ModelCall, make_method
 from xltlib.models import autocast_for
 
@@ -219,8 +219,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, step: int, module, optimizer, scheduler, weights_only: bool = False) -> None:
-    """Write the training state atomically (a crash mid-write keeps the previous one); ``weights_only`` leaves out
-    AdamW's moments, two thirds of the bytes."""
+    """Write the training state atomically (a crash mid-write keeps the previous one), recorded in its folder's
+    checksums.json as it is written; ``weights_only`` leaves out AdamW's moments, two thirds of the bytes."""
     state = {
         "step": step,
         "model": module.state_dict(),
@@ -229,7 +229,7 @@ def save_checkpoint(path: Path, step: int, module, optimizer, scheduler, weights
     }
     if not weights_only:
         state["optimizer"] = optimizer.state_dict()
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    write_recorded(path, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(path: Path, module, optimizer, scheduler, device: torch.device) -> int:

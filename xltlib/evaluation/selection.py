@@ -2,10 +2,10 @@
 
 At the steps :func:`xltlib.training.selection_steps` names (every ``select_every_steps``
 steps, or each epoch's end) the model is scored on the source language's dev split; the best
-weights so far are kept in ``best.pt`` beside the run's checkpoint (written atomically, so a
-resumed run still knows its best), and :meth:`BestOnSourceDev.restore` loads them when
-training ends. Only the source language is looked at: choosing on target-language data would
-no longer be zero-shot.
+weights so far are kept in ``best.pt`` beside the run's checkpoint (written atomically and
+recorded in the folder's checksums.json, so a resumed run still knows its best), and
+:meth:`BestOnSourceDev.restore` checks and loads them when training ends. Only the source
+language is looked at: choosing on target-language data would no longer be zero-shot.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from xltlib.errors import XltError
 from xltlib.evaluation.accuracy import accuracy, predict
-from xltlib.files import atomic_write
+from xltlib.integrity import damage, write_recorded
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,15 @@ class BestOnSourceDev:
                 "accuracy": score,
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             }
-            atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+            write_recorded(self.path, lambda handle: torch.save(state, handle))
 
     def restore(self) -> int:
         """Load the best weights into the model; return the step they were scored at."""
+        if damaged := damage(self.path.parent, [self.path.name]):  # checked in full: read once per run
+            raise XltError(
+                f"{damaged[0]}: the best weights on source dev are lost; run the run again: its training restarts "
+                "from scratch (the damaged file is then set aside)"
+            )
         state = torch.load(self.path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
         log.info("selected the model of step %d (source dev accuracy %.4f)", state["step"], state["accuracy"])

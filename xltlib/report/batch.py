@@ -228,18 +228,19 @@ def run_batch(
 
 
 def _compute_runs(root, chosen, experiments, calibration, quick, runs_dir, cache_dir, grid) -> list:
-    """Compute the chosen experiments' runs and the calibration's on ``engine``; record the study's run ids and
-    those that failed (with their errors), and return the run ids the synthesis reads (every experiment's). ``grid``:
-    :func:`xltlib.grid.run_grid` with the engine and logistics bound."""
+    """Compute the chosen experiments' runs and the calibration's on ``engine``; record the study's run ids, those
+    that failed (their errors) and those repaired (damaged files set aside and recomputed: the repairs), and return
+    the run ids the synthesis reads (every experiment's). ``grid``: :func:`xltlib.grid.run_grid`, engine bound."""
     # the notebooks run in root: the grid resolves the same folders, so it computes the runs they will ask for
     calibrating = calibration_grid(calibration, str(root / cache_dir))
     chosen_runs = grid_configs(chosen, quick, runs_dir, str(root / cache_dir))
     outcomes = grid(chosen_runs + calibrating, str(root / runs_dir))
     analysed = run_ids(grid_configs(experiments, quick, runs_dir, str(root / cache_dir)))
     failed = {outcome.run_id: outcome.error for outcome in outcomes if outcome.status != "ok"}
+    repaired = {outcome.run_id: list(outcome.repaired) for outcome in outcomes if outcome.repaired}
     (root / STUDY_RUNS).parent.mkdir(parents=True, exist_ok=True)
     study = sorted({*analysed, *run_ids(calibrating)})
-    atomic_write_json(root / STUDY_RUNS, {"runs_dir": runs_dir, "study": study, "failed": failed})
+    atomic_write_json(root / STUDY_RUNS, {"runs_dir": runs_dir, "study": study, "failed": failed, "repaired": repaired})
     return analysed
 
 
