@@ -250,8 +250,8 @@ def test_runs_verify_names_a_truncated_and_a_stale_record_and_repair_sets_them_a
 
     assert main(["runs", "verify", str(runs_dir)]) == 1
     out = capsys.readouterr().out
-    assert f"damaged    {runs_dir / config.run_id() / store.METRICS_FILE}: cut short: 300 of the" in out
-    assert f"stale      {pretrained}: computed by other code (code version 0123456789ab)" in out
+    assert f"damaged   {runs_dir / config.run_id() / store.METRICS_FILE}: cut short: 300 of the" in out
+    assert f"stale     {pretrained}: computed by other code than this checkout's (code version 0123456789ab)" in out
     assert "1 damaged, 1 stale" in out and "--repair" in out
 
     assert main(["runs", "verify", str(runs_dir), "--repair"]) == 0

@@ -81,9 +81,7 @@ def _check_run(run_dir: Path, full: bool) -> list[Finding]:
     if not damaged and is_complete(run_dir) and is_stale(run_dir):
         stored = pd.read_parquet(run_dir / METRICS_FILE)
         versions = sorted(set(stored.code_version.dropna())) if "code_version" in stored else []
-        text = (
-            f"{run_dir}: computed by other code (code version {', '.join(versions) or 'unknown'}) than this checkout's"
-        )
+        text = f"{run_dir}: computed by other code than this checkout's (code version {', '.join(versions) or '?'})"
         found.append(Finding("stale", run_dir, text))
     return found
 
@@ -135,10 +133,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     aside."""
     findings = verify(Path(args.dir), args.full)
     for finding in findings:
-        print(f"{finding.kind:<10} {finding.text}")
+        if finding.kind != "unrecorded":  # a store written before checksums has one per run: counted, not listed
+            print(f"{finding.kind:<9} {finding.text}")
     runs, stages = folders(Path(args.dir))
     problems = [finding for finding in findings if finding.kind in PROBLEMS]
     counts = ", ".join(f"{sum(f.kind == kind for f in problems)} {kind}" for kind in PROBLEMS)
+    if unrecorded := sum(finding.kind == "unrecorded" for finding in findings):
+        print(
+            f"{unrecorded} folders hold files without checksums (written before they were kept) that read cleanly: "
+            "adopted when next read, or now by --repair"
+        )
     print(f"{args.dir}: {len(runs)} runs and {len(stages)} first stages checked; {counts}")
     if not args.repair:
         if problems:
