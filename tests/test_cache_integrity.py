@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from xltlib.config.run import BUILD_REPORTS
 from xltlib.errors import XltError
 from xltlib.files import atomic_directory, content_sha256
 from xltlib.integrity import HIDDEN_SIDECAR, SIDECAR, record_tree
@@ -23,7 +24,7 @@ from xltlib.profiles import e5
 from xltlib.report import batch, book
 from xltlib.report import shipped as shipped_results
 from xltlib.store import METRICS_FILE
-from xltlib.synthetic import generated, recipe, shipped
+from xltlib.synthetic import build, generated, recipe, shipped
 
 
 def cut_short(path: Path) -> None:
@@ -455,3 +456,47 @@ def test_a_damaged_record_of_the_study_runs_lists_every_run_instead(tmp_path, fa
         recorded = book._study_runs(path)
     assert recorded.get("study", ["a", "b"]) == ["a", "b"]
     assert recorded or f"{path} is damaged" in caplog.text
+
+
+# --- a built synthetic encoder (the quick profile's): a computed cache entry ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_encoder(tmp_path_factory) -> Path:
+    return build.ensure_encoder(recipe.quick_synthetic_profile(), tmp_path_factory.mktemp("cache"), progress=False)
+
+
+@pytest.fixture
+def encoder_cache(quick_encoder, tmp_path) -> Path:
+    """A copy of the quick profile's cache (its data and its built encoder) in ``tmp_path``."""
+    shutil.copytree(quick_encoder.parent, tmp_path / "synthetic")
+    return tmp_path
+
+
+def quick_encoder_name(cache: Path) -> str:
+    return recipe.encoder_path(recipe.quick_synthetic_profile(), cache).name
+
+
+def test_a_damaged_built_encoder_is_set_aside_and_pre_trained_again_to_the_same_weights(encoder_cache, caplog):
+    folder = encoder_cache / "synthetic" / quick_encoder_name(encoder_cache)
+    built = content_sha256(folder, BUILD_REPORTS)  # what a run's identity hashes (not the build's timings)
+    flipped(folder / "model.safetensors")
+    with caplog.at_level(logging.WARNING, logger="xltlib"):
+        again = build.ensure_encoder(recipe.quick_synthetic_profile(), encoder_cache, progress=False)
+    assert again == folder and content_sha256(folder, BUILD_REPORTS) == built  # deterministic: the same encoder
+    [kept] = set_aside_copies(folder)
+    [line] = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert line.startswith(f"the cached encoder {folder} is damaged") and "model.safetensors" in line
+    assert kept.name in line and "pre-trained again" in line
+
+
+def test_a_built_encoder_from_before_records_is_adopted_and_a_killed_writes_leftover_ignored(encoder_cache):
+    folder = encoder_cache / "synthetic" / quick_encoder_name(encoder_cache)
+    (folder / HIDDEN_SIDECAR).unlink()  # built before records existed
+    (folder / ".model.4242.tmp.safetensors").write_bytes(b"half")
+    leftover = folder.with_name(f".{folder.name}.k1ll.tmp")
+    leftover.mkdir()
+    assert build.ensure_encoder(recipe.quick_synthetic_profile(), encoder_cache, progress=False) == folder
+    assert (folder / HIDDEN_SIDECAR).is_file() and not set_aside_copies(folder)  # adopted, recorded, not rebuilt
+    (folder / HIDDEN_SIDECAR).write_text("{")  # a record that is itself damaged is not adopted
+    assert build._encoder_damage(folder)

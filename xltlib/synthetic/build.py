@@ -17,6 +17,7 @@ from xltlib.config import SYNTHETIC_FINETUNING, RunConfig
 from xltlib.errors import XltError
 from xltlib.evaluation.accuracy import zero_shot_accuracy
 from xltlib.files import atomic_directory, atomic_write_text, build_once
+from xltlib.integrity import HIDDEN_SIDECAR, Damage, ensure_whole, record_tree, tree_damage
 from xltlib.models import TinyXlmrSpec, init_model, quiet_transformers, resolve_device, train_tokenizer
 from xltlib.pipeline import fine_tune, load_run_data
 from xltlib.store import env_info
@@ -36,6 +37,7 @@ from xltlib.synthetic.recipe import (
     encoder_path,
     with_draw,
 )
+from xltlib.training import Checkpointing
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ def _save(model, tokenizer, report: dict, folder: Path) -> None:
         model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     atomic_write_text(folder / "pretraining.json", json.dumps(report, indent=2) + "\n")
+    record_tree(folder, sidecar=HIDDEN_SIDECAR)  # hidden: runs name the folder by its content
 
 
 def ensure_encoder(
@@ -129,16 +132,25 @@ def ensure_encoder(
         return shipped.verified_encoder(draw, profile.recipe_hash())
     profile = with_draw(profile, draw)
     path = encoder_path(profile, cache_dir)
-    if path.exists():
+    if path.exists() and not _encoder_damage(path):
         return path
-    corpus, pairs = _pretraining_text(profile, ensure_data(profile.data, cache_dir, progress))
-    log.info("pre-training the synthetic encoder on %d documents → %s", len(corpus), path)
-    return build_once(
-        path,
-        lambda out: pretrain_encoder(
+
+    def build(out: Path) -> None:
+        corpus, pairs = _pretraining_text(profile, ensure_data(profile.data, cache_dir, progress))
+        log.info("pre-training the synthetic encoder on %d documents → %s", len(corpus), out)
+        pretrain_encoder(
             out, corpus, profile.encoder, profile.pretraining, device, progress, pairs, profile.stages, profile.weights
-        ),
-    )
+        )
+
+    return ensure_whole(path, build, "the cached encoder", _encoder_damage, "pre-trained again")
+
+
+def _encoder_damage(folder: Path) -> list[Damage]:
+    """A built encoder's damage; one built before records (no record file at all) is adopted, recorded now, as it was
+    trusted then; an unreadable record is damage."""
+    if not (folder / HIDDEN_SIDECAR).exists() and (folder / "config.json").is_file():
+        record_tree(folder, sidecar=HIDDEN_SIDECAR)
+    return tree_damage(folder, sidecar=HIDDEN_SIDECAR)
 
 
 def _pretraining_text(profile: SyntheticProfile, data_dir: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -290,7 +302,7 @@ def source_dev_accuracy(
         )
         data = load_run_data(config)
         with tempfile.TemporaryDirectory() as scratch:
-            model, tokenizer = fine_tune(config, data, Path(scratch) / "checkpoint.pt", torch_device)
+            model, tokenizer = fine_tune(config, data, Checkpointing(Path(scratch) / "checkpoint.pt"), torch_device)
         scores = zero_shot_accuracy(model, tokenizer, data.eval_sets, config.max_seq_length, torch_device, 64, None)
         accuracy[task] = round(scores[BASE.code], 4)
     return accuracy
