@@ -143,7 +143,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"{unrecorded} folders hold files without checksums (written before they were kept) that read cleanly: "
             "adopted when next read, or now by --repair"
         )
-    print(f"{args.dir}: {len(runs)} runs and {len(stages)} first stages checked; {counts}")
+    print(f"{args.dir}: {len(runs)} run(s) and {len(stages)} first stage(s) checked; {counts}")
     if not args.repair:
         if problems:
             print(f"`python -m xltlib runs verify {args.dir} --repair` sets them aside for the next `study` or `run`")
