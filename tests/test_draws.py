@@ -128,12 +128,11 @@ def test_the_synthesis_chapter_states_which_conclusions_hold_across_draws(tmp_pa
     import papermill
 
     from xltlib.report.batch import KERNEL, SYNTHESIS_NOTEBOOK
-    from xltlib.store import METRICS_FILE, code_version
+    from xltlib.report.simulation import write_store
+    from xltlib.store import code_version
 
     results = study(np.random.default_rng(2), [0.03, 0.04, 0.035]).assign(code_version=code_version())
-    for run_id, rows in results.groupby("run_id"):
-        (tmp_path / "runs" / run_id).mkdir(parents=True)
-        rows.to_parquet(tmp_path / "runs" / run_id / METRICS_FILE)
+    write_store(results, tmp_path / "runs")
     out = tmp_path / "synthesis.ipynb"
     papermill.execute_notebook(
         str(SYNTHESIS_NOTEBOOK),

@@ -7,7 +7,7 @@ import pandas as pd
 
 from xltlib.report import analysis, comparison, findings, prose
 from xltlib.report.intervals import describe
-from xltlib.report.simulation import simulate, simulate_draws
+from xltlib.report.simulation import simulate, simulate_draws, write_store
 from xltlib.report.study import load_study
 
 
@@ -70,10 +70,7 @@ def test_the_comparison_prose_checks_the_pick_on_left_out_draws():
 
 def test_run_summary_units_and_gaps_say_what_was_read(tmp_path):
     store = simulate_draws(np.random.default_rng(35), {"standard": [0.0] * 3, "pgd": [0.01, 0.02, 0.0]})
-    runs = tmp_path / "runs"
-    for run_id, rows in store.groupby("run_id"):
-        (runs / run_id).mkdir(parents=True)
-        rows.to_parquet(runs / run_id / "metrics.parquet")
+    runs = write_store(store, tmp_path / "runs")
     study = load_study(str(runs), None, "", "task", "standard")
     assert study.several_draws == ["sim-nli"] and prose.units(study) == "3 draws × 1 seed"
     assert "Read **6 fine-tuned runs**" in prose.run_summary(study, "runs", "cosine_gap")

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from xltlib import integrity
 from xltlib.config.methods import dosed_params, normalize_params
-from xltlib.store import RESULT_COLUMNS
+from xltlib.files import atomic_write_json
+from xltlib.records import METRICS_FILE, RECORDS
+from xltlib.store import RESULT_COLUMNS, atomic_write_parquet
 
 SOURCE = "src"
 HIDDEN_LAYERS = (1, 2)
@@ -237,3 +241,17 @@ def _test_items(rng: np.random.Generator, design: StudyDesign) -> dict:
         "difficulty": rng.normal(0, design.item_sd, shape),
         "method": {method: rng.normal(0, design.item_method_sd, shape) for method in design.method_accuracy},
     }
+
+
+def write_store(results: pd.DataFrame, runs_dir: Path) -> Path:
+    """Write simulated ``results`` as a run store the report reads like a real one: per run, its metrics and a
+    stand-in config and environment (``{"simulated": true}``), recorded as :func:`xltlib.pipeline.ensure_run` records
+    a run's files (:mod:`xltlib.records`), so the store's checks accept them."""
+    for run_id, rows in results.groupby("run_id"):
+        folder = Path(runs_dir) / str(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "env.json"):
+            atomic_write_json(folder / name, {"simulated": True, "run_id": str(run_id)})
+        atomic_write_parquet(folder / METRICS_FILE, rows.reset_index(drop=True))
+        integrity.record(folder, RECORDS)
+    return Path(runs_dir)
