@@ -31,18 +31,10 @@ from xltlib.config import RunConfig
 from xltlib.methods import make_method
 from xltlib.methods.base import ModelCall
 from xltlib.models import autocast_for, build_tiny_xlmr, load_classifier
+from xltlib.report.cost import pass_ratio
 from xltlib.synthetic import generated, grammar, languages
 from xltlib.synthetic.recipe import default_synthetic_profile
 from xltlib.training import OptimizerSettings, accumulate_gradients, make_optimizer
-
-
-def predicted_ratio(method: str, params: dict) -> float:
-    if method == "pgd":
-        k = params["steps"]
-        return (2 * k + 3) / 3 if params["adversarial_only"] else (2 * k + 6) / 3
-    if method == "freelb":
-        return float(params["steps"])
-    return 1.0
 
 
 def pairs_frame(n: int, words: int) -> pd.DataFrame:
@@ -132,7 +124,7 @@ def main() -> None:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        steppers[label] = (step, predicted_ratio(name, config.method_params))
+        steppers[label] = (step, pass_ratio(name, config.method_params))
 
     times: dict[str, list[float]] = {label: [] for label in steppers}
     for step, _ in steppers.values():

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 import transformers
 from common import best_time, matmul_rate, wall_times
-from robust_step import pairs_frame, predicted_ratio
+from robust_step import pairs_frame
 from train_step import SHAPES, build
 from transformers import AutoTokenizer
 
@@ -40,6 +40,7 @@ from xltlib.evaluation.kernels import retrieval_accuracy
 from xltlib.methods import make_method
 from xltlib.methods.base import ModelCall
 from xltlib.models import autocast_for, build_tiny_xlmr
+from xltlib.report.cost import pass_ratio
 from xltlib.synthetic import generated, languages
 from xltlib.synthetic.recipe import default_synthetic_profile
 from xltlib.training import OptimizerSettings, accumulate_gradients, make_optimizer
@@ -85,7 +86,7 @@ def method_step(model, tokenizer, frame, method: str, synonyms: Path, folder: Pa
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return step, predicted_ratio(method, config.method_params)
+    return step, pass_ratio(method, config.method_params)
 
 
 def reference_step(model, tokenizer, frame, batch_size: int, device):

@@ -177,13 +177,9 @@ def test_socialiqa_items_have_three_choices_and_letter_or_digit_labels(shared_da
     assert from_siqa(hub_row)["label"] == 2 and from_siqa({**hub_row, "correct": "A"})["label"] == 0
 
 
-def test_a_first_stage_on_socialiqa_changes_the_model_the_task_stage_starts_from(tiny, shared_data, tmp_path):
-    from xltlib.config import RunConfig
-    from xltlib.pipeline import FIRST_STAGES, fine_tune
-    from xltlib.run_data import load_run_data
-
-    siqa = shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"
-    settings = dict(
+def tiny_xcopa(tiny, shared_data) -> dict:
+    """RunConfig fields of a tiny XCOPA run on the shared data (seconds)."""
+    return dict(
         task="xcopa",
         model=str(tiny[0]),
         data_dir=str(shared_data / "xcopa"),
@@ -193,6 +189,15 @@ def test_a_first_stage_on_socialiqa_changes_the_model_the_task_stage_starts_from
         batch_size=8,
         max_align_sentences=8,
     )
+
+
+def test_a_first_stage_on_socialiqa_changes_the_model_the_task_stage_starts_from(tiny, shared_data, tmp_path):
+    from xltlib.config import RunConfig
+    from xltlib.pipeline import FIRST_STAGES, fine_tune
+    from xltlib.run_data import load_run_data
+
+    siqa = shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"
+    settings = tiny_xcopa(tiny, shared_data)
     with pytest.raises(Exception, match="first_stage_file is a SocialIQa stage before a multiple-choice task"):
         RunConfig(**{**settings, "task": "pawsx", "data_dir": None, "tgt_langs": ()}, first_stage_file=str(siqa))
     weights = []
@@ -215,17 +220,8 @@ def test_the_first_stage_is_computed_once_per_model_and_seed_and_shared_exactly(
     from xltlib.config import RunConfig
     from xltlib.run_data import load_run_data
 
-    config = RunConfig(
-        task="xcopa",
-        model=str(tiny[0]),
-        data_dir=str(shared_data / "xcopa"),
-        tgt_langs=("zh",),
-        max_train_examples=16,
-        max_eval_examples=8,
-        batch_size=8,
-        max_align_sentences=8,
-        first_stage_file=str(shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"),
-    )
+    siqa = shared_data / "xcopa" / "siqa" / "socialIQa_v1.4_dev.jsonl"
+    config = RunConfig(**tiny_xcopa(tiny, shared_data), first_stage_file=str(siqa))
     data = load_run_data(config)
     stages_fitted = []
     real_fit = pipeline.fit

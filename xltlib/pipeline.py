@@ -19,6 +19,7 @@ from transformers import set_seed
 
 from xltlib.config import PRETRAINED, RunConfig
 from xltlib.config.logistics import Logistics
+from xltlib.config.run import FIRST_STAGE_FIELDS
 from xltlib.data import tasks
 from xltlib.data.tatoeba import ENGLISH
 from xltlib.evaluation.accuracy import generalized_sets, zero_shot_accuracy
@@ -150,28 +151,6 @@ def ensure_runs(configs: Sequence[RunConfig], runs_dir: str = "runs", device: st
     pretrained = {config.pretrained().run_id(): config.pretrained() for config in configs}
     frames += [ensure_run(config, runs_dir, logistics) for config in pretrained.values()]
     return pd.concat(frames, ignore_index=True)
-
-
-FIRST_STAGE_FIELDS = (
-    "task",
-    "model",
-    "model_revision",
-    "first_stage_file",
-    "seed",
-    "learning_rate",
-    "epochs",
-    "batch_size",
-    "grad_accum_steps",
-    "max_seq_length",
-    "group_by_length",
-    "freeze_word_embeddings",
-    "warmup_ratio",
-    "weight_decay",
-    "max_grad_norm",
-    "max_train_examples",
-)
-"""What the first stage's result depends on; every method of one (model, seed) shares it, as they share their
-pre-trained run."""
 
 
 def fine_tune(

@@ -54,6 +54,13 @@ ALIGNMENT_FIELDS = (
     "tatoeba_dir",
 )
 """The fields that can change a pre-trained encoder's alignment; see :meth:`RunConfig.pretrained`."""
+
+FIRST_STAGE_FIELDS = tuple(
+    "task model model_revision first_stage_file seed learning_rate epochs batch_size grad_accum_steps max_seq_length "
+    "group_by_length freeze_word_embeddings warmup_ratio weight_decay max_grad_norm max_train_examples".split()
+)
+"""What a SocialIQa first stage's result depends on (:func:`xltlib.pipeline.first_stage`): every method of one
+(model, seed) shares it, as they share their pre-trained run."""
 LATER_FIELDS = (
     "tatoeba_dir",
     "first_stage_file",

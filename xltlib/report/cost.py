@@ -59,6 +59,7 @@ from xltlib.config.hub_models import namespaced, pinned_revision
 from xltlib.config.logistics import Logistics
 from xltlib.config.methods import normalize_params
 from xltlib.config.protocols import is_large, protocol_settings, step_matched_params
+from xltlib.config.run import FIRST_STAGE_FIELDS
 from xltlib.data import tasks
 from xltlib.data.tatoeba import ENGLISH, has_tatoeba
 from xltlib.data.verify import ITEMS, FileSpec
@@ -80,11 +81,6 @@ PARAMETERS = {
 WRITE_BYTES_PER_S = 1e9
 """Checkpoint write speed: assumed."""
 TATOEBA_PAIRS, FEWER_TATOEBA_PAIRS = 1000, {"sw": 390, "ta": 307, "th": 548}
-FIRST_STAGE_FIELDS = tuple(
-    "task model model_revision first_stage_file seed learning_rate epochs batch_size grad_accum_steps max_seq_length "
-    "group_by_length freeze_word_embeddings warmup_ratio weight_decay max_grad_norm max_train_examples".split()
-)
-""":data:`xltlib.pipeline.FIRST_STAGE_FIELDS` (a test keeps them equal): importing it would import torch."""
 STAGES = ("training", "first_stage", "selection", "evaluation", "alignment", "checkpoints")
 """The plan's cost columns, in GPU-hours."""
 RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
@@ -170,8 +166,8 @@ def experiment_runs(experiment: Experiment, quick: bool) -> ExperimentRuns:
 
 
 def pass_ratio(method: str, params: dict[str, Any]) -> float:
-    """A step's cost ÷ a standard step's, in passes (``benchmarks/robust_step.py``, ``predicted_ratio``: forward 1,
-    backward 2, backward to δ only 1; measured within 8% on a CPU, speed chapter)."""
+    """A step's cost ÷ a standard step's, in passes: forward 1, backward 2, backward to δ only 1 (``benchmarks/
+    robust_step.py`` measures it within 8% on a CPU, speed chapter)."""
     if method == "pgd":
         steps = params["steps"]
         return (2 * steps + 3) / 3 if params["adversarial_only"] else (2 * steps + 6) / 3
